@@ -9,6 +9,11 @@
  * - A watch delivers every change after a revision, in revision order, none lost, none repeated, across
  *   processes. When the backend no longer has the history asked for (compaction), the watch yields one
  *   `resync` event and ends: the caller must list again and watch from the list's revision.
+ * - A commit names each key at most once and every key part is a non-empty string without `/`;
+ *   otherwise it fails with `InvalidInput` before anything is written.
+ * - An unreachable or unusable store fails with `DatastoreUnavailable`; a closed handle with `DatastoreClosed`.
+ *
+ * docs/datastore.md describes the backends, the key layout and the reviewer's checks.
  */
 
 /** JSON values as stored. */
@@ -41,8 +46,10 @@ export type WriteOp =
   /** Create or replace, unconditionally. */
   | { op: 'put'; key: ResourceKey; value: JsonObject }
   /**
-   * Delete; fails with `Conflict` when `expectedRevision` is given and differs. Deleting a missing key
-   * succeeds (and writes nothing) unless `mustExist` is set, then it fails with `NotFound`.
+   * Delete; fails with `Conflict` when `expectedRevision` is given and differs (an absent key has
+   * revision 0, so a CAS delete of a key someone else already deleted is a `Conflict`). Deleting a
+   * missing key without `expectedRevision` succeeds (and writes nothing) unless `mustExist` is set, then
+   * it fails with `NotFound`.
    */
   | { op: 'delete'; key: ResourceKey; expectedRevision?: number; mustExist?: boolean }
   /** Writes nothing; asserts `modRevision` (0 = must not exist). Fails with `Conflict` otherwise. */
@@ -61,6 +68,11 @@ export interface ListResult {
   revision: number;
 }
 
+/**
+ * One change. A commit that writes several keys yields one event per key, all with the commit's
+ * revision, in op order. `prevValue` of a delete is the value it removed (backends give it whenever
+ * their history still has it); `prevValue` of a put is optional (etcd gives it, SQLite does not).
+ */
 export type WatchEvent =
   | { type: 'put'; key: ResourceKey; value: JsonObject; prevValue?: JsonObject; revision: number; createRevision: number }
   | { type: 'delete'; key: ResourceKey; prevValue?: JsonObject; revision: number }
@@ -80,7 +92,10 @@ export interface Datastore {
   /** A URL-ish description of where the data lives, for messages. */
   readonly location: string;
   get(key: ResourceKey): Promise<StoredResource | undefined>;
-  /** All resources of a kind, optionally in one namespace, in key order, with the revision read at. */
+  /**
+   * All resources of a kind, optionally in one namespace, with the revision read at. Ordered by
+   * namespace (cluster-scoped first), then name, comparing code units.
+   */
   list(kind: string, options?: { namespace?: string }): Promise<ListResult>;
   /** Applies every op or none; see {@link WriteOp} for each op's failure. */
   commit(ops: readonly WriteOp[]): Promise<CommitResult>;
