@@ -26,6 +26,10 @@ export type ErrorCode =
   // processes and the kernel
   | 'CommandFailed'
   | 'Timeout'
+  // linux data plane
+  | 'RouteTablesExhausted'
+  | 'NexthopIdsExhausted'
+  | 'InterfaceNotFound'
   // AWS
   | 'AwsError'
   // anything else
