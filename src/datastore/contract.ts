@@ -9,12 +9,18 @@
  * - A watch delivers every change after a revision, in revision order, none lost, none repeated, across
  *   processes. When the backend no longer has the history asked for (compaction), the watch yields one
  *   `resync` event and ends: the caller must list again and watch from the list's revision.
- * - A commit names each key at most once and every key part is a non-empty string without `/`;
- *   otherwise it fails with `InvalidInput` before anything is written.
+ * - A commit names each key at most once, holds at most {@link MAX_COMMIT_OPS} ops, and every key part is
+ *   a non-empty string without `/`; otherwise it fails with `InvalidInput` before anything is written.
  * - An unreachable or unusable store fails with `DatastoreUnavailable`; a closed handle with `DatastoreClosed`.
  *
  * docs/datastore.md describes the backends, the key layout and the reviewer's checks.
  */
+
+/**
+ * The most ops one commit may hold, on every backend (etcd's default `--max-txn-ops`), so that code
+ * tested on one backend does not fail on another.
+ */
+export const MAX_COMMIT_OPS = 128;
 
 /** JSON values as stored. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };

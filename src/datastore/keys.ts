@@ -1,6 +1,6 @@
 import { EgwError } from '../platform/errors.js';
 import type { ResourceKey, StoredResource, WriteOp } from './contract.js';
-import { formatKey } from './contract.js';
+import { formatKey, MAX_COMMIT_OPS } from './contract.js';
 
 /**
  * Rejects keys that no backend can store faithfully: every part non-empty, without `/` (the etcd key
@@ -39,6 +39,11 @@ function cmp(a: string, b: string): number {
  * Throws `InvalidInput`; returns the ops with normalised keys.
  */
 export function checkOps(ops: readonly WriteOp[]): WriteOp[] {
+  if (ops.length > MAX_COMMIT_OPS) {
+    throw new EgwError('InvalidInput', `a commit holds ${ops.length} ops, more than the ${MAX_COMMIT_OPS} allowed`, {
+      hint: 'split it into several commits',
+    });
+  }
   const seen = new Set<string>();
   return ops.map((op) => {
     const key = checkKey(op.key);

@@ -5,7 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Datastore, JsonObject, ResourceKey, WatchEvent, WriteOp } from '../../src/datastore/contract.js';
-import { formatKey } from '../../src/datastore/contract.js';
+import { formatKey, MAX_COMMIT_OPS } from '../../src/datastore/contract.js';
 import { isEgwError } from '../../src/platform/errors.js';
 import type { ErrorCode } from '../../src/platform/errors.js';
 
@@ -153,6 +153,9 @@ export function describeDatastoreContract(name: string, open: () => Promise<Cont
           await failure(store.commit([{ op: 'update', key: pool('a'), value: { v: 3 }, expectedRevision: c1.revision }])),
         ).toBe('Conflict');
         expect((await store.get(pool('a')))?.value).toEqual({ v: 2 });
+        // Revision 0 means absent: an update expecting it can never hold.
+        expect(await failure(store.commit([{ op: 'update', key: pool('a'), value: {}, expectedRevision: 0 }]))).toBe('Conflict');
+        expect(await failure(store.commit([{ op: 'update', key: pool('b'), value: {}, expectedRevision: 0 }]))).toBe('NotFound');
         // Without an expectation, update only needs the key to exist.
         const c3 = await store.commit([{ op: 'update', key: pool('a'), value: { v: 4 } }]);
         expect(c3.results[0]?.modRevision).toBe(c3.revision);
@@ -222,6 +225,9 @@ export function describeDatastoreContract(name: string, open: () => Promise<Cont
           ),
         ).toBe('InvalidInput');
         expect(await store.get(pool('a'))).toBeUndefined();
+        const tooMany = Array.from({ length: MAX_COMMIT_OPS + 1 }, (_, i) => ({ op: 'put' as const, key: pool(`m${i}`), value: {} }));
+        expect(await failure(store.commit(tooMany))).toBe('InvalidInput');
+        expect((await store.commit(tooMany.slice(1))).results).toHaveLength(MAX_COMMIT_OPS);
       });
 
       it('treats an empty namespace as cluster-scoped', async () => {
@@ -332,9 +338,9 @@ export function describeDatastoreContract(name: string, open: () => Promise<Cont
 
       it('lists many resources completely', async () => {
         const n = 1200;
-        for (let i = 0; i < n; i += 200) {
+        for (let i = 0; i < n; i += 100) {
           await store.commit(
-            Array.from({ length: 200 }, (_, j) => ({
+            Array.from({ length: 100 }, (_, j) => ({
               op: 'put' as const,
               key: pod('big', `p-${String(i + j).padStart(5, '0')}`),
               value: { i: i + j, pad: 'x'.repeat(200) },

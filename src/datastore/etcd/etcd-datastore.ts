@@ -1,0 +1,470 @@
+import { Etcd3, isRecoverableError } from 'etcd3';
+import type { ICompare, IDuplexStream, IKeyValue, IOptions, IRequestOp, IWatchRequest, IWatchResponse } from 'etcd3';
+import type { Clock } from '../../platform/clock.js';
+import { SystemClock } from '../../platform/clock.js';
+import { EgwError, isEgwError } from '../../platform/errors.js';
+import type {
+  CommitResult,
+  Datastore,
+  JsonObject,
+  ListResult,
+  ResourceKey,
+  StoredResource,
+  WatchEvent,
+  WatchOptions,
+  WriteOp,
+} from '../contract.js';
+import { checkKey, checkOps, opFailure, opHolds, sortResources } from '../keys.js';
+
+/** Connection and tuning of {@link EtcdDatastore}. */
+export interface EtcdDatastoreOptions {
+  /** `host:port` of each member (plain HTTP). */
+  endpoints: string[];
+  /** Key prefix, starting and ending with `/` (default `/egw/`). Lets several egw installations share an etcd. */
+  prefix?: string;
+  /** Deadline of one request (default 5,000 ms); past it the call fails with `DatastoreUnavailable`. */
+  requestTimeoutMs?: number;
+  /** Pause before a broken watch stream is re-established, doubling up to `watchRetryMaxMs` (defaults 100 / 2,000 ms). */
+  watchRetryInitialMs?: number;
+  watchRetryMaxMs?: number;
+  /** Clock for the watch retry pauses. */
+  clock?: Clock;
+}
+
+type FaultHandling = NonNullable<IOptions['faultHandling']>;
+type Policy = NonNullable<FaultHandling['global']>;
+
+/** Resources per range request of a list (bounds one gRPC message). */
+const LIST_PAGE = 500;
+/** Watch responses buffered before the stream is paused (bounds memory with a slow consumer). */
+const WATCH_HIGH_WATER = 64;
+
+/**
+ * The etcd backend (etcd v3 API through the `etcd3` client).
+ *
+ * Keys: `<prefix><kind>/<namespace or _>/<name>` (prefix `/egw/` by default), values the resource as
+ * JSON. A commit is one etcd transaction whose compares encode the ops' expectations (create:
+ * `create_revision == 0`; update / delete with `expectedRevision`: `mod_revision == n`; update and
+ * `mustExist`: `create_revision > 0`; check: `mod_revision == n`, 0 for absent); its failure branch reads the
+ * keys back so the error names the op that failed. Revisions are etcd's: global to the etcd cluster, so
+ * other writers to the same etcd make them skip (they only ever grow).
+ *
+ * A watch is one etcd watch on the prefix from `afterRevision + 1` with previous values; a broken stream
+ * (server restart, network) is re-established from the last revision delivered, so nothing is lost or
+ * repeated; when etcd has compacted that history the watch yields `resync` and ends.
+ *
+ * Errors: `DatastoreUnavailable` when etcd cannot be reached within `requestTimeoutMs`.
+ */
+export class EtcdDatastore implements Datastore {
+  readonly location: string;
+  private readonly client: Etcd3;
+  private readonly prefix: string;
+  private readonly clock: Clock;
+  private readonly retryInitialMs: number;
+  private readonly retryMaxMs: number;
+  private readonly closing = new AbortController();
+  private closed = false;
+
+  private constructor(options: EtcdDatastoreOptions) {
+    const prefix = options.prefix ?? '/egw/';
+    if (!prefix.startsWith('/') || !prefix.endsWith('/')) {
+      throw new EgwError('InvalidInput', `etcd key prefix ${JSON.stringify(prefix)} must start and end with "/"`);
+    }
+    if (options.endpoints.length === 0) throw new EgwError('InvalidInput', 'etcd needs at least one endpoint');
+    this.prefix = prefix;
+    this.location = `etcd://${options.endpoints.join(',')}${prefix === '/egw/' ? '' : prefix.replace(/\/$/, '')}`;
+    this.clock = options.clock ?? new SystemClock();
+    this.retryInitialMs = options.watchRetryInitialMs ?? 100;
+    this.retryMaxMs = options.watchRetryMaxMs ?? 2_000;
+    const timeout = options.requestTimeoutMs ?? 5_000;
+    this.client = new Etcd3({
+      hosts: options.endpoints.map((e) => `http://${e}`),
+      dialTimeout: timeout,
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
+      faultHandling: {
+        // etcd3's default host circuit breaker refuses calls for 5 s after three failures, which only
+        // delays recovery after a restart; a retry over the members is all we want.
+        host: () => passthroughPolicy,
+        global: retryPolicy(Math.max(2, options.endpoints.length + 1), this.clock),
+      },
+    });
+  }
+
+  /** Connects and checks that etcd answers; throws `DatastoreUnavailable` naming the endpoints if not. */
+  static async open(options: EtcdDatastoreOptions): Promise<EtcdDatastore> {
+    const store = new EtcdDatastore(options);
+    try {
+      await store.currentRevision();
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+    return store;
+  }
+
+  async get(key: ResourceKey): Promise<StoredResource | undefined> {
+    const k = checkKey(key);
+    const res = await this.call('get', () => this.client.kv.range({ key: Buffer.from(this.encodeKey(k)) }));
+    const kv = res.kvs[0];
+    return kv === undefined ? undefined : this.toStored(kv);
+  }
+
+  async list(kind: string, options: { namespace?: string } = {}): Promise<ListResult> {
+    // Validates kind and namespace the way keys are validated ('' = cluster-scoped = `_`).
+    const k = checkKey({ kind, namespace: options.namespace, name: 'x' });
+    const start =
+      options.namespace === undefined ? `${this.prefix}${k.kind}/` : `${this.prefix}${k.kind}/${k.namespace ?? '_'}/`;
+    const end = prefixEnd(Buffer.from(start));
+    const items: StoredResource[] = [];
+    let from = Buffer.from(start);
+    let revision = 0;
+    // Pages at one revision: the list is a snapshot even when it takes several requests.
+    for (;;) {
+      const res = await this.call('list', () =>
+        this.client.kv.range({ key: from, range_end: end, limit: LIST_PAGE, revision, sort_order: 'Ascend', sort_target: 'Key' }),
+      );
+      if (revision === 0) revision = Number(res.header.revision);
+      for (const kv of res.kvs) items.push(this.toStored(kv));
+      const last = res.kvs.at(-1);
+      if (!res.more || last === undefined) break;
+      from = Buffer.concat([last.key, Buffer.from([0])]);
+    }
+    return { items: sortResources(items), revision };
+  }
+
+  async currentRevision(): Promise<number> {
+    // A range that matches nothing still carries the header with the store's revision.
+    const res = await this.call('read the revision', () =>
+      this.client.kv.range({ key: Buffer.from(`${this.prefix}\0`), count_only: true }),
+    );
+    return Number(res.header.revision);
+  }
+
+  async commit(ops: readonly WriteOp[]): Promise<CommitResult> {
+    const checked = checkOps(ops);
+    if (checked.length === 0) return { revision: await this.currentRevision(), results: [] };
+    const compare: ICompare[] = [];
+    const success: IRequestOp[] = [];
+    const failure: IRequestOp[] = [];
+    for (const op of checked) {
+      const key = Buffer.from(this.encodeKey(op.key));
+      const createIs = (result: 'Equal' | 'Greater'): ICompare => ({ key, target: 'Create', result, create_revision: 0 });
+      const modIs = (n: number): ICompare => ({ key, target: 'Mod', result: 'Equal', mod_revision: n });
+      switch (op.op) {
+        case 'create':
+          compare.push(createIs('Equal'));
+          break;
+        // At most one compare per sensible op (etcd caps compares per transaction like ops):
+        // `mod_revision == n` with n > 0 already implies that the key exists. Revision 0 means absent,
+        // so "update / must-exist delete at revision 0" can never hold, as in every backend.
+        case 'update':
+          if (op.expectedRevision === undefined || op.expectedRevision === 0) compare.push(createIs('Greater'));
+          if (op.expectedRevision !== undefined) compare.push(modIs(op.expectedRevision));
+          break;
+        case 'delete':
+          if (op.mustExist === true && (op.expectedRevision === undefined || op.expectedRevision === 0)) compare.push(createIs('Greater'));
+          if (op.expectedRevision !== undefined) compare.push(modIs(op.expectedRevision));
+          break;
+        case 'check':
+          compare.push(modIs(op.expectedRevision));
+          break;
+        case 'put':
+          break;
+      }
+      if (op.op === 'create' || op.op === 'update' || op.op === 'put') {
+        success.push({ request_put: { key, value: Buffer.from(JSON.stringify(op.value)), prev_kv: true } });
+      } else if (op.op === 'delete') {
+        success.push({ request_delete_range: { key } });
+      }
+      failure.push({ request_range: { key } });
+    }
+    const res = await this.call('commit', () => this.client.kv.txn({ compare, success, failure }));
+    const revision = Number(res.header.revision);
+    if (!res.succeeded) {
+      checked.forEach((op, i) => {
+        const kv = res.responses[i]?.response_range.kvs[0];
+        const cur = kv === undefined ? undefined : this.toStored(kv);
+        if (!opHolds(op, cur)) throw opFailure(op, cur);
+      });
+      throw new EgwError('Conflict', 'the commit\'s expectations did not hold', { hint: 'read again and retry' });
+    }
+    let r = 0;
+    const results = checked.map((op): StoredResource | undefined => {
+      if (op.op === 'check') return undefined;
+      const response = res.responses[r++];
+      if (op.op === 'delete') return undefined;
+      const prev = response?.response_put.prev_kv;
+      const createRevision = prev !== null && prev !== undefined && Number(prev.create_revision) > 0 ? Number(prev.create_revision) : revision;
+      return { key: op.key, value: JSON.parse(JSON.stringify(op.value)) as JsonObject, createRevision, modRevision: revision };
+    });
+    return { revision, results };
+  }
+
+  /**
+   * Compacts etcd's history up to `revision` (cluster-wide: it affects every user of this etcd).
+   * Production clusters should rather run etcd with `--auto-compaction-retention`.
+   */
+  async compact(revision: number): Promise<void> {
+    try {
+      await this.call('compact', () => this.client.kv.compact({ revision, physical: true }));
+    } catch (err) {
+      // Compacting to an already compacted revision is a no-op for us.
+      if (!(isEgwError(err) && /compacted/i.test(err.message))) throw err;
+    }
+  }
+
+  /** Deletes every key under this store's prefix in one request (tests, uninstall). Returns how many. */
+  async deleteAll(): Promise<number> {
+    const key = Buffer.from(this.prefix);
+    const res = await this.call('delete all', () => this.client.kv.deleteRange({ key, range_end: prefixEnd(key) }));
+    return Number(res.deleted);
+  }
+
+  watch(options: WatchOptions): AsyncIterable<WatchEvent> {
+    return { [Symbol.asyncIterator]: () => this.follow(options) };
+  }
+
+  close(): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      this.closing.abort();
+      this.client.close();
+    }
+    return Promise.resolve();
+  }
+
+  private async *follow(options: WatchOptions): AsyncGenerator<WatchEvent> {
+    this.assertOpen();
+    const stop = options.signal === undefined ? this.closing.signal : AbortSignal.any([options.signal, this.closing.signal]);
+    const kinds = options.kinds === undefined ? undefined : new Set(options.kinds);
+    // One kind: watch only its keys; several: the whole prefix, filtered here (one stream keeps the
+    // global order across kinds).
+    const only = kinds?.size === 1 ? [...kinds][0] : undefined;
+    const start = only === undefined ? this.prefix : `${this.prefix}${only}/`;
+    let cursor = options.afterRevision;
+    let delay = this.retryInitialMs;
+    while (!stop.aborted) {
+      const stream = new WatchStream(stop);
+      try {
+        const raw = await this.client.watchClient.watch();
+        stream.attach(raw);
+        raw.write({
+          create_request: {
+            key: Buffer.from(start),
+            range_end: prefixEnd(Buffer.from(start)),
+            start_revision: cursor + 1,
+            prev_kv: true,
+          },
+        });
+        for (;;) {
+          const res = await stream.next();
+          if (res === undefined) return; // stopped
+          if (Number(res.compact_revision) > 0) {
+            yield {
+              type: 'resync',
+              revision: Number(res.header.revision),
+              reason: `history after revision ${cursor} was compacted (etcd kept from ${res.compact_revision})`,
+            };
+            return;
+          }
+          if (res.canceled) throw new EgwError('DatastoreUnavailable', `etcd cancelled the watch: ${res.cancel_reason}`);
+          if (res.created) {
+            delay = this.retryInitialMs;
+            const now = Number(res.header.revision);
+            if (cursor > now) {
+              yield { type: 'resync', revision: now, reason: `revision ${cursor} is ahead of etcd (at ${now}): the store was replaced` };
+              return;
+            }
+            continue;
+          }
+          let last = cursor;
+          for (const ev of res.events) {
+            const revision = Number(ev.kv.mod_revision);
+            // A re-established stream starts after the last revision delivered; never repeat one.
+            if (revision <= cursor) continue;
+            last = Math.max(last, revision);
+            const key = this.decodeKey(ev.kv.key);
+            if (key === undefined || (kinds !== undefined && !kinds.has(key.kind))) continue;
+            if (String(ev.type).toUpperCase() === 'DELETE') {
+              const prev = ev.prev_kv;
+              yield prev === null || prev === undefined
+                ? { type: 'delete', key, revision }
+                : { type: 'delete', key, revision, prevValue: parseValue(prev.value) };
+            } else {
+              const prev = ev.prev_kv;
+              const base = { type: 'put' as const, key, value: parseValue(ev.kv.value), revision, createRevision: Number(ev.kv.create_revision) };
+              yield prev === null || prev === undefined ? base : { ...base, prevValue: parseValue(prev.value) };
+            }
+            if (stop.aborted) return;
+          }
+          cursor = last;
+        }
+      } catch (err) {
+        if (stop.aborted) return;
+        if (isEgwError(err) && err.code !== 'DatastoreUnavailable') throw err;
+        // The stream broke (server restart, network): wait, then resume from the cursor.
+        await sleepUnless(this.clock, delay, stop);
+        delay = Math.min(delay * 2, this.retryMaxMs);
+      } finally {
+        stream.close();
+      }
+    }
+  }
+
+  private encodeKey(k: ResourceKey): string {
+    return `${this.prefix}${k.kind}/${k.namespace ?? '_'}/${k.name}`;
+  }
+
+  private decodeKey(raw: Buffer): ResourceKey | undefined {
+    const s = raw.toString('utf8');
+    if (!s.startsWith(this.prefix)) return undefined;
+    const parts = s.slice(this.prefix.length).split('/');
+    if (parts.length !== 3) return undefined;
+    const [kind, ns, name] = parts as [string, string, string];
+    return ns === '_' ? { kind, name } : { kind, namespace: ns, name };
+  }
+
+  private toStored(kv: IKeyValue): StoredResource {
+    const key = this.decodeKey(kv.key);
+    if (key === undefined) throw new EgwError('Internal', `etcd key ${kv.key.toString()} is not an egw key`);
+    return { key, value: parseValue(kv.value), createRevision: Number(kv.create_revision), modRevision: Number(kv.mod_revision) };
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new EgwError('DatastoreClosed', `${this.location} is closed`);
+  }
+
+  /** Runs one etcd call, turning client errors into `EgwError`s that name the store. */
+  private async call<T>(action: string, fn: () => Promise<T>): Promise<T> {
+    this.assertOpen();
+    try {
+      return await fn();
+    } catch (err) {
+      if (isEgwError(err)) throw err;
+      if (this.closed) throw new EgwError('DatastoreClosed', `${this.location} is closed`);
+      const msg = err instanceof Error ? err.message : String(err);
+      const unreachable = (err instanceof Error && isRecoverableError(err)) || /deadline|unavailable|connect|closed/i.test(msg);
+      throw new EgwError(
+        unreachable ? 'DatastoreUnavailable' : 'Internal',
+        `datastore ${this.location}: ${action} failed: ${msg}`,
+        unreachable
+          ? { hint: 'check that etcd is running and reachable at the endpoints given by --datastore / EGW_DATASTORE', cause: err, retry: 'retry' }
+          : { cause: err },
+      );
+    }
+  }
+}
+
+/** Buffers one gRPC watch stream's responses for an async consumer; pauses the stream when far ahead. */
+class WatchStream {
+  private readonly queue: IWatchResponse[] = [];
+  private failure: Error | undefined;
+  private ended = false;
+  private wake: (() => void) | undefined;
+  private raw: (IDuplexStream<IWatchRequest, IWatchResponse> & { pause?: () => void; resume?: () => void }) | undefined;
+
+  constructor(private readonly stop: AbortSignal) {
+    stop.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  attach(raw: IDuplexStream<IWatchRequest, IWatchResponse>): void {
+    this.raw = raw;
+    raw.on('data', (res: IWatchResponse) => {
+      this.queue.push(res);
+      if (this.queue.length >= WATCH_HIGH_WATER) this.raw?.pause?.();
+      this.notify();
+    });
+    raw.on('error', (err: Error) => {
+      this.failure = err;
+      this.notify();
+    });
+    raw.on('end', () => {
+      this.ended = true;
+      this.notify();
+    });
+  }
+
+  /** The next response; undefined when stopped; throws `DatastoreUnavailable` when the stream broke. */
+  async next(): Promise<IWatchResponse | undefined> {
+    for (;;) {
+      if (this.stop.aborted) return undefined;
+      const res = this.queue.shift();
+      if (res !== undefined) {
+        if (this.queue.length < WATCH_HIGH_WATER / 2) this.raw?.resume?.();
+        return res;
+      }
+      if (this.failure !== undefined || this.ended) {
+        throw new EgwError('DatastoreUnavailable', `etcd watch stream ${this.failure === undefined ? 'ended' : `failed: ${this.failure.message}`}`, {
+          cause: this.failure,
+        });
+      }
+      await new Promise<void>((resolve) => (this.wake = resolve));
+    }
+  }
+
+  close(): void {
+    this.stop.removeEventListener('abort', this.onAbort);
+    try {
+      this.raw?.cancel();
+    } catch {
+      // already gone
+    }
+    this.raw = undefined;
+  }
+
+  private readonly onAbort = (): void => this.notify();
+
+  private notify(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+}
+
+function parseValue(raw: Buffer): JsonObject {
+  return JSON.parse(raw.toString('utf8')) as JsonObject;
+}
+
+/** The smallest key after every key starting with `prefix` (etcd's range_end for a prefix). */
+function prefixEnd(prefix: Buffer): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i]! < 0xff) {
+      end[i]! += 1;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]);
+}
+
+async function sleepUnless(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return;
+  await clock.sleep(ms, signal).catch(() => undefined);
+}
+
+const noEvent = (): { dispose(): void } => ({ dispose: () => undefined });
+
+/** A cockatiel-shaped policy that just runs the call (the host policy). */
+const passthroughPolicy = {
+  onSuccess: noEvent,
+  onFailure: noEvent,
+  execute: async <T>(fn: (ctx: { signal: AbortSignal }) => PromiseLike<T> | T): Promise<T> => fn({ signal: new AbortController().signal }),
+} as unknown as Policy;
+
+/** Retries a call failing with a connection error on the next member, a few times with a short pause. */
+function retryPolicy(attempts: number, clock: Clock): Policy {
+  return {
+    onSuccess: noEvent,
+    onFailure: noEvent,
+    execute: async <T>(fn: (ctx: { signal: AbortSignal }) => PromiseLike<T> | T): Promise<T> => {
+      for (let i = 0; ; i++) {
+        try {
+          return await fn({ signal: new AbortController().signal });
+        } catch (err) {
+          if (i + 1 >= attempts || !(err instanceof Error) || !isRecoverableError(err)) throw err;
+          await clock.sleep(50 * 2 ** i);
+        }
+      }
+    },
+  } as unknown as Policy;
+}

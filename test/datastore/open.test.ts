@@ -1,0 +1,69 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DEFAULT_DATASTORE, openDatastore, parseDatastoreSpec } from '../../src/datastore/open.js';
+import { isEgwError } from '../../src/platform/errors.js';
+import type { EgwError } from '../../src/platform/errors.js';
+
+describe('parseDatastoreSpec', () => {
+  it('reads paths and sqlite: specs as SQLite files', () => {
+    expect(parseDatastoreSpec('./egw-data/egw.db')).toEqual({ backend: 'sqlite', path: './egw-data/egw.db' });
+    expect(parseDatastoreSpec('/var/lib/egw/egw.db')).toEqual({ backend: 'sqlite', path: '/var/lib/egw/egw.db' });
+    expect(parseDatastoreSpec('sqlite:/tmp/x.db')).toEqual({ backend: 'sqlite', path: '/tmp/x.db' });
+    expect(parseDatastoreSpec('sqlite:rel/x.db')).toEqual({ backend: 'sqlite', path: 'rel/x.db' });
+    expect(parseDatastoreSpec('sqlite:///tmp/x.db')).toEqual({ backend: 'sqlite', path: '/tmp/x.db' });
+  });
+
+  it('reads etcd:// specs with one or more endpoints and an optional prefix', () => {
+    expect(parseDatastoreSpec('etcd://127.0.0.1:2379')).toEqual({ backend: 'etcd', endpoints: ['127.0.0.1:2379'], prefix: '/egw/' });
+    expect(parseDatastoreSpec('etcd://a:1,b.example:2,[::1]:3')).toEqual({
+      backend: 'etcd',
+      endpoints: ['a:1', 'b.example:2', '[::1]:3'],
+      prefix: '/egw/',
+    });
+    expect(parseDatastoreSpec('etcd://h:2379/team-a/')).toEqual({ backend: 'etcd', endpoints: ['h:2379'], prefix: '/team-a/' });
+  });
+
+  it('rejects unknown schemes and bad endpoints, saying what is accepted', () => {
+    for (const bad of ['postgres://db/egw', 'etcd://nohost', 'etcd://h:99999', 'etcd://', 'sqlite:', '', 'http://x:1']) {
+      let err: unknown;
+      try {
+        parseDatastoreSpec(bad);
+      } catch (e) {
+        err = e;
+      }
+      expect(isEgwError(err, 'InvalidInput'), bad).toBe(true);
+      expect((err as EgwError).hint).toContain('etcd://HOST:PORT');
+    }
+  });
+});
+
+describe('openDatastore', () => {
+  const dirs: string[] = [];
+  afterEach(() => {
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  });
+  const tmp = (): string => {
+    const d = mkdtempSync(join(tmpdir(), 'egw-ds-open-'));
+    dirs.push(d);
+    return d;
+  };
+
+  it('prefers the argument, then EGW_DATASTORE, then the default path', async () => {
+    const d = tmp();
+    const a = await openDatastore(join(d, 'arg.db'), { env: { EGW_DATASTORE: join(d, 'env.db') } });
+    expect(a.location).toBe(`sqlite:${join(d, 'arg.db')}`);
+    await a.close();
+    const b = await openDatastore(undefined, { env: { EGW_DATASTORE: `sqlite:${join(d, 'env.db')}` } });
+    expect(b.location).toBe(`sqlite:${join(d, 'env.db')}`);
+    await b.close();
+    expect(DEFAULT_DATASTORE).toBe('./egw-data/egw.db');
+  });
+
+  it('reports an unreachable etcd as DatastoreUnavailable naming the endpoint', async () => {
+    const err: unknown = await openDatastore('etcd://127.0.0.1:1', { etcd: { requestTimeoutMs: 1_000 } }).catch((e: unknown) => e);
+    expect(isEgwError(err, 'DatastoreUnavailable')).toBe(true);
+    expect((err as EgwError).message).toContain('127.0.0.1:1');
+  });
+});
