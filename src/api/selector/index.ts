@@ -12,7 +12,7 @@ import { isEgwError } from '../../platform/errors.js';
 import { SelectorSyntaxError, toEgwError } from './syntax-error.js';
 
 export type { Labels } from './labels.js';
-export { namespaceLabels, NAMESPACE_NAME_LABEL } from './labels.js';
+export { namespaceLabels, prepareLabels, NAMESPACE_NAME_LABEL } from './labels.js';
 export type { SelectorNode, LabelSetNode, LabelValueNode } from './ast.js';
 
 /** A parsed selector. Immutable; safe to share and cache. */

@@ -9,6 +9,7 @@ import {
   parseNamespaceSelector,
   parseSelector,
   parseSelectorTree,
+  prepareLabels,
   selectorCacheSize,
   selectorUsesGlobal,
 } from '../../../src/api/selector/index.js';
@@ -194,6 +195,18 @@ describe('selector evaluation (Calico semantics)', () => {
     expect(parseSelector('has(a)').evaluate(labels)).toBe(false);
     expect(parseSelector("a != '1'").evaluate(labels)).toBe(true);
     expect(parseSelector("a contains '1'").evaluate(labels)).toBe(false);
+  });
+
+  it.each(cases)('%j on prepared %j is %s', (selector, labels, matches) => {
+    expect(parseSelector(selector).evaluate(prepareLabels(labels))).toBe(matches);
+  });
+
+  it('prepares labels as a null-prototype copy of the own string labels', () => {
+    const input = { a: 'x', n: 1 } as unknown as Labels;
+    const prepared = prepareLabels(input);
+    expect(Object.getPrototypeOf(prepared)).toBeNull();
+    expect({ ...prepared }).toEqual({ a: 'x' });
+    expect(input).toEqual({ a: 'x', n: 1 });
   });
 
   it('sees an own __proto__ label (from JSON) as present', () => {

@@ -1,0 +1,52 @@
+/**
+ * The benchmark runner: `npm run bench -- NAME` (after a build, `node dist/bench/main.js NAME`).
+ * Prints the benchmark's readable table(s), then, as the very last line, one JSON object of its figures.
+ * With no NAME or an unknown one it lists the benchmarks and exits 2.
+ *
+ * To add a benchmark: write bench/NAME.ts exporting a {@link Benchmark} (see bench/harness.ts and
+ * bench/selectors.ts), then add one line to `benchmarks` below.
+ */
+import type { Benchmark } from './harness.js';
+import { figuresLine } from './harness.js';
+import { selectorsBenchmark } from './selectors.js';
+
+/** Every benchmark, by name. One line each. */
+const benchmarks: readonly Benchmark[] = [
+  selectorsBenchmark,
+];
+
+function usage(): string {
+  const width = Math.max(...benchmarks.map((b) => b.name.length));
+  const lines = benchmarks.map((b) => `  ${b.name.padEnd(width)}  ${b.description}`);
+  return ['usage: npm run bench -- NAME', '', 'benchmarks:', ...lines].join('\n');
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const name = argv[0];
+  if (name === '--help' || name === '-h' || name === '--list') {
+    console.log(usage());
+    return 0;
+  }
+  const bench = benchmarks.find((b) => b.name === name);
+  if (name === undefined || bench === undefined) {
+    if (name !== undefined) console.error(`unknown benchmark: ${name}\n`);
+    console.error(usage());
+    return 2;
+  }
+  console.log(`benchmark ${bench.name}: ${bench.description}`);
+  console.log(`node ${process.version}, ${process.platform}/${process.arch}`);
+  const figures = await bench.run();
+  console.log('');
+  console.log(figuresLine(bench.name, figures));
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
+    process.exitCode = 1;
+  },
+);
