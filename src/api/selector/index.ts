@@ -8,7 +8,7 @@ import { compile } from './compile.js';
 import type { Matcher } from './compile.js';
 import type { Labels } from './labels.js';
 import { parseTree } from './parser.js';
-import { isEgwError } from '../../platform/errors.js';
+import { EgwError, isEgwError } from '../../platform/errors.js';
 import { SelectorSyntaxError, toEgwError } from './syntax-error.js';
 
 export type { Labels } from './labels.js';
@@ -42,6 +42,14 @@ class CompiledSelector implements Selector {
  * The empty selector is `all()`. Throws like {@link parseSelector}.
  */
 export function parseSelectorTree(text: string): SelectorNode {
+  // Selectors arrive from YAML and JSON, where a careless value may be a number or null.
+  const value: unknown = text;
+  if (typeof value !== 'string') {
+    throw new EgwError('InvalidSelector', `invalid selector ${String(value)}: a selector must be a string`, {
+      hint: "quote the selector, e.g. selector: \"app == 'web'\"",
+      details: { selector: value, column: 1, expected: 'a string' },
+    });
+  }
   try {
     return parseTree(text);
   } catch (err) {

@@ -338,6 +338,13 @@ describe('selector parse errors', () => {
     expect(() => parseSelectorTree(selector)).toThrow(err.message);
   });
 
+  it('rejects a value that is not a string (from YAML or JSON)', () => {
+    for (const value of [5, null, undefined, true]) {
+      expect(() => parseSelector(value as unknown as string)).toThrow(/a selector must be a string/);
+      expect(() => getSelector(value as unknown as string)).toThrow(EgwError);
+    }
+  });
+
   it('matches the example of the issue exactly', () => {
     expect(() => parseSelector('a ==')).toThrow('invalid selector "a ==": expected string at column 5');
   });
