@@ -115,10 +115,22 @@ export class EtcdDatastore implements Datastore {
     const start =
       options.namespace === undefined ? `${this.prefix}${k.kind}/` : `${this.prefix}${k.kind}/${k.namespace ?? '_'}/`;
     const end = prefixEnd(Buffer.from(start));
+    // Pages at one revision: the list is a snapshot even when it takes several requests. Should etcd
+    // compact that revision between two pages, start over at a newer one.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.listPages(Buffer.from(start), end);
+      } catch (err) {
+        if (attempt < 3 && isEgwError(err) && /compacted/i.test(err.message)) continue;
+        throw err;
+      }
+    }
+  }
+
+  private async listPages(start: Buffer, end: Buffer): Promise<ListResult> {
     const items: StoredResource[] = [];
-    let from = Buffer.from(start);
+    let from = start;
     let revision = 0;
-    // Pages at one revision: the list is a snapshot even when it takes several requests.
     for (;;) {
       const res = await this.call('list', () =>
         this.client.kv.range({ key: from, range_end: end, limit: LIST_PAGE, revision, sort_order: 'Ascend', sort_target: 'Key' }),

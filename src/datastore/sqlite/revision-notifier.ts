@@ -15,6 +15,7 @@ export class RevisionNotifier {
   private timer: NodeJS.Timeout | undefined;
   private fsWatcher: FSWatcher | undefined;
   private scheduled = false;
+  private stopped = false;
 
   /**
    * @param readRevision returns the store's current revision; a throw wakes every waiter (so that each
@@ -29,7 +30,7 @@ export class RevisionNotifier {
 
   /** Starts the wake-up sources for one more watch. Pair with {@link release}. */
   acquire(): void {
-    if (this.users++ > 0) return;
+    if (this.stopped || this.users++ > 0) return;
     this.timer = setInterval(() => this.poke(), this.pollIntervalMs);
     const dir = dirname(this.dbPath);
     const base = basename(this.dbPath);
@@ -46,7 +47,11 @@ export class RevisionNotifier {
 
   /** Stops the wake-up sources when the last watch is done. */
   release(): void {
-    if (--this.users > 0) return;
+    if (this.stopped || --this.users > 0) return;
+    this.stopSources();
+  }
+
+  private stopSources(): void {
     this.users = 0;
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
@@ -86,9 +91,14 @@ export class RevisionNotifier {
     for (const w of [...this.waiters]) if (revision > w.after) w.wake();
   }
 
-  /** Wakes every waiter regardless of the revision (closing the store). */
-  wakeAll(): void {
+  /**
+   * Wakes every waiter and stops the wake-up sources for good (closing the store), also for watches
+   * whose consumer abandoned them without ending them (their timer would otherwise keep the process up).
+   */
+  shutdown(): void {
     for (const w of [...this.waiters]) w.wake();
+    this.stopped = true;
+    this.stopSources();
   }
 
   private schedule(): void {

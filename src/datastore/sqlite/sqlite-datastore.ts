@@ -235,7 +235,7 @@ export class SqliteDatastore implements Datastore {
     if (this.closed) return Promise.resolve();
     this.closed = true;
     this.closing.abort();
-    this.notifier.wakeAll();
+    this.notifier.shutdown();
     this.db.close();
     return Promise.resolve();
   }
