@@ -9,10 +9,12 @@
 import type { Benchmark } from './harness.js';
 import { figuresLine } from './harness.js';
 import { selectorsBenchmark } from './selectors.js';
+import { datastoreBenchmark } from './datastore.js';
 
 /** Every benchmark, by name. One line each. */
 const benchmarks: readonly Benchmark[] = [
   selectorsBenchmark,
+  datastoreBenchmark,
 ];
 
 function usage(): string {

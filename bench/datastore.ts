@@ -1,0 +1,190 @@
+/**
+ * Benchmark `datastore`: the two backends side by side on the same workload.
+ *
+ * - commits/s: sequential single-op commits (`put`), and CAS increments (get + update with
+ *   expectedRevision);
+ * - watch latency: from just before a commit on one handle to the event on another handle (for SQLite a
+ *   second handle takes the cross-process path: fs.watch on the WAL plus polling);
+ * - list: one list of 10,000 resources.
+ *
+ * etcd: the one of `scripts/with-etcd` (EGW_TEST_ETCD) when set, otherwise one started here on a free
+ * loopback port with a temp data dir (removed afterwards); skipped when `etcd` is not installed.
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Datastore } from '../src/datastore/contract.js';
+import { EtcdDatastore } from '../src/datastore/etcd/etcd-datastore.js';
+import { SqliteDatastore } from '../src/datastore/sqlite/sqlite-datastore.js';
+import type { Benchmark, Figures } from './harness.js';
+import { nowNs, elapsedNs, printTable, round, summarize } from './harness.js';
+
+const COMMITS = 2_000;
+const CAS = 1_000;
+const LATENCY_SAMPLES = 200;
+const LIST_SIZE = 10_000;
+
+interface Result {
+  commitsPerSec: number;
+  casPerSec: number;
+  watchP50Ms: number;
+  watchP99Ms: number;
+  list10kMs: number;
+}
+
+async function measure(open: () => Promise<Datastore>): Promise<Result> {
+  const store = await open();
+  const other = await open();
+  try {
+    let t = nowNs();
+    for (let i = 0; i < COMMITS; i++) await store.commit([{ op: 'put', key: { kind: 'BenchPut', name: `k${i % 100}` }, value: { i } }]);
+    const commitsPerSec = COMMITS / (elapsedNs(t) / 1e9);
+
+    const key = { kind: 'BenchCas', name: 'counter' };
+    await store.commit([{ op: 'put', key, value: { n: 0 } }]);
+    t = nowNs();
+    for (let i = 0; i < CAS; i++) {
+      const cur = await store.get(key);
+      await store.commit([{ op: 'update', key, value: { n: (cur!.value['n'] as number) + 1 }, expectedRevision: cur!.modRevision }]);
+    }
+    const casPerSec = CAS / (elapsedNs(t) / 1e9);
+
+    const latencies: number[] = [];
+    const ac = new AbortController();
+    const iterator = other.watch({ afterRevision: await store.currentRevision(), kinds: ['BenchWatch'], signal: ac.signal })[Symbol.asyncIterator]();
+    for (let i = 0; i < LATENCY_SAMPLES; i++) {
+      const start = nowNs();
+      const next = iterator.next();
+      await store.commit([{ op: 'put', key: { kind: 'BenchWatch', name: 'w' }, value: { i } }]);
+      await next;
+      latencies.push(elapsedNs(start) / 1e6);
+    }
+    ac.abort();
+    await iterator.return?.();
+
+    for (let i = 0; i < LIST_SIZE; i += 100) {
+      await store.commit(
+        Array.from({ length: 100 }, (_, j) => ({
+          op: 'put' as const,
+          key: { kind: 'BenchList', namespace: `ns-${(i + j) % 10}`, name: `r-${i + j}` },
+          value: { i: i + j, labels: { app: 'web', tier: 'frontend' }, spec: { cidr: '10.0.0.0/24' } },
+        })),
+      );
+    }
+    const listTimes: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const s = nowNs();
+      const l = await other.list('BenchList');
+      if (l.items.length !== LIST_SIZE) throw new Error(`listed ${l.items.length}`);
+      listTimes.push(elapsedNs(s) / 1e6);
+    }
+    const w = summarize(latencies);
+    return { commitsPerSec, casPerSec, watchP50Ms: w.p50, watchP99Ms: w.p99, list10kMs: summarize(listTimes).p50 };
+  } finally {
+    await other.close();
+    await store.close();
+  }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const a = srv.address();
+      srv.close(() => resolve(typeof a === 'object' && a !== null ? a.port : 0));
+    });
+  });
+}
+
+/** An etcd of our own; undefined when none can be started. */
+async function startEtcd(dir: string): Promise<{ endpoint: string; proc: ChildProcess } | undefined> {
+  const client = await freePort();
+  const peer = await freePort();
+  const endpoint = `127.0.0.1:${client}`;
+  const proc = spawn(
+    'etcd',
+    [
+      '--name', 'egw-bench', '--data-dir', join(dir, 'etcd'),
+      '--listen-client-urls', `http://${endpoint}`, '--advertise-client-urls', `http://${endpoint}`,
+      '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
+      '--initial-cluster', `egw-bench=http://127.0.0.1:${peer}`,
+    ],
+    { stdio: 'ignore' },
+  );
+  const failed = new Promise<boolean>((resolve) => {
+    proc.once('error', () => resolve(true));
+    proc.once('exit', () => resolve(true));
+  });
+  for (let i = 0; i < 200; i++) {
+    const ok = await Promise.race([
+      fetch(`http://${endpoint}/health`).then((r) => r.ok, () => false),
+      failed,
+    ]);
+    if (ok === true && proc.exitCode === null) return { endpoint, proc };
+    if (proc.exitCode !== null || proc.pid === undefined) return undefined;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  proc.kill('SIGKILL');
+  return undefined;
+}
+
+export const datastoreBenchmark: Benchmark = {
+  name: 'datastore',
+  description: 'SQLite vs etcd backend: commits/s, CAS/s, cross-handle watch latency, list of 10k',
+  async run(): Promise<Figures> {
+    const dir = mkdtempSync(join(tmpdir(), 'egw-bench-datastore-'));
+    let etcd: { endpoint: string; proc: ChildProcess } | undefined;
+    try {
+      const sqlite = await measure(() => SqliteDatastore.open(join(dir, 'bench.db')));
+      const shared = process.env['EGW_TEST_ETCD'];
+      if (shared === undefined) etcd = await startEtcd(dir);
+      const endpoint = shared ?? etcd?.endpoint;
+      const prefix = `/egw-bench-${process.pid}/`;
+      const etcdResult =
+        endpoint === undefined ? undefined : await measure(() => EtcdDatastore.open({ endpoints: [endpoint], prefix }));
+      if (endpoint !== undefined) {
+        const s = await EtcdDatastore.open({ endpoints: [endpoint], prefix });
+        await s.deleteAll();
+        await s.close();
+      }
+      const rows: (string | number)[][] = [
+        ['commits/s (1 put each)', sqlite.commitsPerSec, etcdResult?.commitsPerSec ?? NaN],
+        ['CAS increments/s (get + update)', sqlite.casPerSec, etcdResult?.casPerSec ?? NaN],
+        ['watch latency p50 (ms)', sqlite.watchP50Ms, etcdResult?.watchP50Ms ?? NaN],
+        ['watch latency p99 (ms)', sqlite.watchP99Ms, etcdResult?.watchP99Ms ?? NaN],
+        [`list ${LIST_SIZE} (ms, p50 of 5)`, sqlite.list10kMs, etcdResult?.list10kMs ?? NaN],
+      ];
+      printTable('datastore backends (same workload, same run)', ['measure', 'sqlite', 'etcd'], rows);
+      const figures: Figures = {
+        sqliteCommitsPerSec: round(sqlite.commitsPerSec),
+        sqliteCasPerSec: round(sqlite.casPerSec),
+        sqliteWatchMsP50: round(sqlite.watchP50Ms),
+        sqliteWatchMsP99: round(sqlite.watchP99Ms),
+        sqliteList10kMs: round(sqlite.list10kMs),
+        etcd: etcdResult !== undefined,
+      };
+      if (etcdResult !== undefined) {
+        Object.assign(figures, {
+          etcdCommitsPerSec: round(etcdResult.commitsPerSec),
+          etcdCasPerSec: round(etcdResult.casPerSec),
+          etcdWatchMsP50: round(etcdResult.watchP50Ms),
+          etcdWatchMsP99: round(etcdResult.watchP99Ms),
+          etcdList10kMs: round(etcdResult.list10kMs),
+          commitsRatioSqliteToEtcd: round(sqlite.commitsPerSec / etcdResult.commitsPerSec),
+        });
+      }
+      return figures;
+    } finally {
+      if (etcd !== undefined) {
+        const exited = new Promise((r) => etcd!.proc.once('exit', r));
+        etcd.proc.kill('SIGTERM');
+        await exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+};
