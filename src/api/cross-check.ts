@@ -1,0 +1,250 @@
+/**
+ * Checks that need more than one resource, run at apply time over the documents of one apply together
+ * with what is already stored. Pure; the result does not depend on the order of the documents.
+ */
+import {
+  CNI_IPV4_POOLS,
+  EGRESS_GATEWAY_POLICY,
+  EGRESS_MAX_NEXT_HOPS,
+  EGRESS_NAMESPACE_SELECTOR,
+  EGRESS_SELECTOR,
+  parsePoolList,
+} from './annotations.js';
+import { cidrContains, cidrsOverlap, formatCidr, parseCidr } from './ip.js';
+import { IssueSink, type DocumentLocation, type Issue } from './issues.js';
+import type { AnyResource } from './kinds.js';
+import type { AWSSubnet } from './kinds/aws-subnet.js';
+import { nativeIP, type EgressGateway, type EgressGatewayIPPoolRef } from './kinds/egress-gateway.js';
+import { effectiveFelixSettings, type FelixConfiguration } from './kinds/felix-configuration.js';
+import { defaultBlockSize, isAwsBacked, type IPPool } from './kinds/ip-pool.js';
+import { describeDocument } from './manifests.js';
+
+/** A validated resource of the current apply, with where it came from. */
+export interface IncomingResource {
+  readonly resource: AnyResource;
+  readonly location: DocumentLocation;
+}
+
+/** The store key of a resource: `kind/namespace/name` (namespace empty for cluster-scoped kinds). */
+export function resourceKey(r: { kind: string; metadata: { name: string; namespace?: string } }): string {
+  return `${r.kind}/${r.metadata.namespace ?? ''}/${r.metadata.name}`;
+}
+
+function normal(cidr: string): string {
+  const parsed = parseCidr(cidr);
+  return parsed === undefined ? cidr : formatCidr(parsed.cidr);
+}
+
+function is<K extends AnyResource['kind']>(kind: K) {
+  return (r: AnyResource): r is Extract<AnyResource, { kind: K }> => r.kind === kind;
+}
+
+/** The pool an EgressGateway ipPools entry designates in `pools`, if any. */
+function findPool(ref: EgressGatewayIPPoolRef, pools: ReadonlyMap<string, IPPool>): IPPool | undefined {
+  if (ref.name !== undefined && ref.name !== '') return pools.get(ref.name);
+  if (ref.cidr !== undefined && ref.cidr !== '') {
+    const want = normal(ref.cidr);
+    for (const p of pools.values()) if (normal(p.spec.cidr) === want) return p;
+  }
+  return undefined;
+}
+
+/**
+ * Cross-resource rules over the state the apply would produce (`existing` overlaid with `incoming`,
+ * incoming winning by kind/namespace/name). Issues are reported against incoming documents only:
+ * - errors: a resource defined twice in one apply; a new IPPool overlapping another (Calico's message);
+ *   an IPPool whose cidr or blockSize changes (immutable in Calico); an AWS-backed pool outside its
+ *   AWSSubnet's CIDR; an EgressGateway ipPools entry whose name and cidr disagree
+ *   (`IPPool CIDR does not match with name`); an EgressGateway with aws.nativeIP Enabled using a pool
+ *   without awsSubnetID (`AWS subnet ID must be set when NativeIP is enabled`), reported on whichever of
+ *   the two is incoming;
+ * - warnings: references to things that do not exist (yet): an IPPool named by an EgressGateway or a
+ *   `cni.projectcalico.org/ipv4pools` annotation, an EgressGatewayPolicy named by an annotation, the
+ *   namespace of an EgressGateway or Pod; egress configuration that FelixConfiguration `default` disables.
+ */
+export function crossCheck(incoming: readonly IncomingResource[], existing: readonly AnyResource[]): Issue[] {
+  const sinks: IssueSink[] = [];
+  const existingByKey = new Map(existing.map((r) => [resourceKey(r), r]));
+  const state = new Map(existingByKey);
+  const incomingKeys = new Set<string>();
+  const firstAt = new Map<string, IncomingResource>();
+  const entries = incoming.map((inc) => {
+    const r = inc.resource;
+    const sink = new IssueSink(inc.location, { kind: r.kind, namespace: r.metadata.namespace, name: r.metadata.name });
+    sinks.push(sink);
+    const key = resourceKey(r);
+    const first = firstAt.get(key);
+    if (first !== undefined) {
+      sink.error(['metadata', 'name'], 'apply.duplicate', `${r.kind} "${r.metadata.name}" is defined twice in this apply (first at ${describeDocument(first.location)})`, 'each resource once per apply');
+    } else firstAt.set(key, inc);
+    state.set(key, r);
+    incomingKeys.add(key);
+    return { r, sink, key };
+  });
+
+  const all = [...state.values()];
+  const pools = new Map(all.filter(is('IPPool')).map((p) => [p.metadata.name, p]));
+  const subnets = new Map(all.filter(is('AWSSubnet')).map((s) => [s.metadata.name, s]));
+  const policies = new Set(all.filter(is('EgressGatewayPolicy')).map((p) => p.metadata.name));
+  // Namespaces every Kubernetes cluster has, whether or not they were ever applied to egw.
+  const namespaces = new Set(['default', 'kube-system', 'kube-public', 'kube-node-lease', ...all.filter(is('Namespace')).map((n) => n.metadata.name)]);
+  const felixDefault = all.find((r): r is FelixConfiguration => r.kind === 'FelixConfiguration' && r.metadata.name === 'default');
+  const felix = effectiveFelixSettings(felixDefault);
+  const gateways = all.filter(is('EgressGateway'));
+
+  for (const { r, sink, key } of entries) {
+    switch (r.kind) {
+      case 'IPPool':
+        checkPool(r, sink, existingByKey.get(key), pools, subnets, gateways.filter((g) => !incomingKeys.has(resourceKey(g))));
+        break;
+      case 'AWSSubnet':
+        checkSubnet(r, sink, [...pools.values()].filter((p) => !incomingKeys.has(resourceKey(p))));
+        break;
+      case 'EgressGateway':
+        checkGateway(r, sink, pools, namespaces, felix.awsSecondaryIPSupport);
+        break;
+      case 'Namespace':
+      case 'Pod': {
+        if (r.kind === 'Pod' && !namespaces.has(r.metadata.namespace ?? 'default')) {
+          sink.warn(['metadata', 'namespace'], 'apply.namespace-missing', `Namespace "${r.metadata.namespace ?? 'default'}" does not exist (yet)`, 'the Namespace to be created first, or in the same apply');
+        }
+        checkClientAnnotations(r.kind, r.metadata.annotations, sink, pools, policies, felix.egressIPSupport);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  return sinks.flatMap((s) => s.issues);
+}
+
+function checkPool(
+  pool: IPPool,
+  sink: IssueSink,
+  old: AnyResource | undefined,
+  pools: ReadonlyMap<string, IPPool>,
+  subnets: ReadonlyMap<string, AWSSubnet>,
+  otherGateways: readonly EgressGateway[],
+): void {
+  const parsed = parseCidr(pool.spec.cidr);
+  if (old !== undefined && old.kind === 'IPPool') {
+    if (normal(old.spec.cidr) !== normal(pool.spec.cidr)) {
+      sink.error(['spec', 'cidr'], 'IPPool.cidr-immutable', `IPPool CIDR cannot be modified (stored: ${old.spec.cidr})`, `cidr: ${old.spec.cidr}, or a new IPPool (follow Calico's IP pool migration steps)`);
+    }
+    const oldBlock = old.spec.blockSize ?? defaultBlockSize(old.spec.cidr);
+    const newBlock = pool.spec.blockSize ?? defaultBlockSize(pool.spec.cidr);
+    if (oldBlock !== newBlock) {
+      sink.error(['spec', 'blockSize'], 'IPPool.block-size-immutable', `IPPool BlockSize cannot be modified (stored: ${String(oldBlock)})`, `blockSize: ${String(oldBlock)}, or a new IPPool`);
+    }
+  } else if (parsed !== undefined) {
+    // Calico checks overlap only when a pool is created: a stored pool's CIDR cannot change.
+    for (const other of pools.values()) {
+      if (other.metadata.name === pool.metadata.name) continue;
+      const o = parseCidr(other.spec.cidr);
+      if (o !== undefined && cidrsOverlap(o.cidr, parsed.cidr)) {
+        sink.error(['spec', 'cidr'], 'IPPool.overlap', `IPPool(${pool.metadata.name}) CIDR overlaps with IPPool(${other.metadata.name}) CIDR ${other.spec.cidr}`, 'a CIDR that overlaps no other IPPool');
+      }
+    }
+  }
+  const subnetId = pool.spec.awsSubnetID;
+  if (subnetId !== undefined && subnetId !== '' && parsed !== undefined) {
+    const subnet = subnets.get(subnetId);
+    const s = subnet === undefined ? undefined : parseCidr(subnet.spec.cidr);
+    if (subnet !== undefined && s !== undefined && !cidrContains(s.cidr, parsed.cidr)) {
+      sink.error(['spec', 'cidr'], 'IPPool.outside-subnet', `the CIDR of an AWS-backed pool must lie inside its VPC subnet: ${pool.spec.cidr} is not inside ${subnetId} (${subnet.spec.cidr})`, `a CIDR inside ${subnet.spec.cidr}`);
+    }
+  }
+  if (!isAwsBacked(pool)) {
+    for (const gw of otherGateways) {
+      if (nativeIP(gw) !== 'Enabled') continue;
+      const uses = (gw.spec.ipPools ?? []).some((ref) => findPool(ref, new Map([[pool.metadata.name, pool]])) !== undefined);
+      if (uses) {
+        sink.error(
+          ['spec', 'awsSubnetID'],
+          'IPPool.needed-by-native-ip',
+          `AWS subnet ID must be set when NativeIP is enabled: EgressGateway ${gw.metadata.namespace ?? ''}/${gw.metadata.name} uses this pool with aws.nativeIP Enabled`,
+          'awsSubnetID: subnet-…',
+        );
+      }
+    }
+  }
+}
+
+function checkSubnet(subnet: AWSSubnet, sink: IssueSink, otherPools: readonly IPPool[]): void {
+  const s = parseCidr(subnet.spec.cidr);
+  if (s === undefined) return;
+  for (const pool of otherPools) {
+    if (pool.spec.awsSubnetID !== subnet.metadata.name) continue;
+    const p = parseCidr(pool.spec.cidr);
+    if (p !== undefined && !cidrContains(s.cidr, p.cidr)) {
+      sink.error(['spec', 'cidr'], 'AWSSubnet.pool-outside', `IPPool ${pool.metadata.name} (${pool.spec.cidr}) is backed by this subnet but lies outside ${subnet.spec.cidr}`, `a subnet CIDR that contains ${pool.spec.cidr}`);
+    }
+  }
+}
+
+function checkGateway(
+  gw: EgressGateway,
+  sink: IssueSink,
+  pools: ReadonlyMap<string, IPPool>,
+  namespaces: ReadonlySet<string>,
+  awsSecondaryIPSupport: string,
+): void {
+  const native = nativeIP(gw) === 'Enabled';
+  (gw.spec.ipPools ?? []).forEach((ref, i) => {
+    const path = ['spec', 'ipPools', i];
+    const pool = findPool(ref, pools);
+    if (pool === undefined) {
+      const byName = ref.name !== undefined && ref.name !== '';
+      sink.warn(
+        path,
+        'EgressGateway.ippool-missing',
+        byName ? `IPPool "${ref.name}" does not exist (yet)` : `IPPool matching CIDR = ${ref.cidr ?? ''} not present`,
+        `${byName ? `an IPPool named ${ref.name}` : `an IPPool with cidr ${ref.cidr ?? ''}`}; until it exists the controller reports it on the EgressGateway's status`,
+      );
+      return;
+    }
+    if (ref.name !== undefined && ref.name !== '' && ref.cidr !== undefined && ref.cidr !== '' && normal(ref.cidr) !== normal(pool.spec.cidr)) {
+      sink.error([...path, 'cidr'], 'EgressGateway.ippool-cidr-mismatch', `IPPool CIDR does not match with name (IPPool ${pool.metadata.name} has CIDR ${pool.spec.cidr})`, `cidr: ${pool.spec.cidr}, or no cidr`);
+    }
+    if (native && !isAwsBacked(pool)) {
+      sink.error(path, 'EgressGateway.ippool-not-aws-backed', `AWS subnet ID must be set when NativeIP is enabled (IPPool ${pool.metadata.name} has no awsSubnetID)`, 'AWS-backed IPPools (awsSubnetID set), or aws.nativeIP: Disabled');
+    }
+  });
+  const ns = gw.metadata.namespace ?? 'default';
+  if (!namespaces.has(ns)) {
+    sink.warn(['metadata', 'namespace'], 'apply.namespace-missing', `Namespace "${ns}" does not exist (yet)`, 'the Namespace to be created first, or in the same apply');
+  }
+  if (native && awsSecondaryIPSupport === 'Disabled') {
+    sink.warn(['spec', 'aws', 'nativeIP'], 'EgressGateway.aws-support-disabled', 'aws.nativeIP is Enabled but FelixConfiguration default has awsSecondaryIPSupport Disabled, so no secondary ENIs are provisioned for the gateways', 'awsSecondaryIPSupport: EnabledENIPerWorkload (or Enabled) in FelixConfiguration default');
+  }
+}
+
+function checkClientAnnotations(
+  on: 'Namespace' | 'Pod',
+  annotations: Readonly<Record<string, string>> | undefined,
+  sink: IssueSink,
+  pools: ReadonlyMap<string, IPPool>,
+  policies: ReadonlySet<string>,
+  egressIPSupport: string,
+): void {
+  if (annotations === undefined) return;
+  const at = (key: string) => ['metadata', 'annotations', key];
+  const policy = annotations[EGRESS_GATEWAY_POLICY];
+  if (policy !== undefined && !policies.has(policy)) {
+    sink.warn(at(EGRESS_GATEWAY_POLICY), 'annotations.policy-missing', `EgressGatewayPolicy "${policy}" does not exist (yet); until it does, egress traffic from this ${on} is blocked`, `an EgressGatewayPolicy named ${policy}, created before it is referenced`);
+  }
+  const poolList = annotations[CNI_IPV4_POOLS];
+  for (const entry of poolList === undefined ? [] : (parsePoolList(poolList) ?? [])) {
+    const found = parseCidr(entry) !== undefined ? findPool({ cidr: entry }, pools) : pools.get(entry);
+    if (found === undefined) {
+      sink.warn(at(CNI_IPV4_POOLS), 'annotations.pool-missing', `IPPool "${entry}" does not exist (yet); pods cannot get an address from it`, `an IPPool named (or with CIDR) ${entry}`);
+    }
+  }
+  const usesEgress = [EGRESS_SELECTOR, EGRESS_NAMESPACE_SELECTOR, EGRESS_GATEWAY_POLICY, EGRESS_MAX_NEXT_HOPS].find((k) => annotations[k] !== undefined);
+  if (usesEgress === undefined) return;
+  if (egressIPSupport === 'Disabled') {
+    sink.warn(at(usesEgress), 'egress.support-disabled', `egress annotations have no effect: FelixConfiguration default has egressIPSupport Disabled`, `egressIPSupport: ${on === 'Pod' ? 'EnabledPerNamespaceOrPerPod' : 'EnabledPerNamespace or EnabledPerNamespaceOrPerPod'}`);
+  } else if (on === 'Pod' && egressIPSupport === 'EnabledPerNamespace') {
+    sink.warn(at(usesEgress), 'egress.pod-annotations-ignored', 'egress annotations on Pods are ignored: FelixConfiguration default has egressIPSupport EnabledPerNamespace', 'egressIPSupport: EnabledPerNamespaceOrPerPod, or the annotations on the Namespace');
+  }
+}
