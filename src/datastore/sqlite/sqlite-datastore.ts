@@ -182,7 +182,9 @@ export class SqliteDatastore implements Datastore {
   list(kind: string, options: { namespace?: string } = {}): Promise<ListResult> {
     return this.read(() =>
       this.db.transaction(() => {
-        const ns = options.namespace;
+        // Validates kind and namespace like keys ('' = cluster-scoped).
+        const k = checkKey({ kind, namespace: options.namespace, name: 'x' });
+        const ns = options.namespace === undefined ? undefined : (k.namespace ?? '');
         const rows =
           ns === undefined ? this.stmt.listKind.all(kind) : this.stmt.listNamespace.all(kind, ns);
         const items = rows.map((r) =>
