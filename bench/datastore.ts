@@ -5,7 +5,9 @@
  *   expectedRevision);
  * - watch latency: from just before a commit on one handle to the event on another handle (for SQLite a
  *   second handle takes the cross-process path: fs.watch on the WAL plus polling);
- * - list: one list of 10,000 resources.
+ * - list: one list of 10,000 resources;
+ * - 8 processes at once (bench/datastore-worker.ts): puts to their own keys, and CAS increments of one
+ *   shared key (the worst case of contention), with the conflicts they retried.
  *
  * etcd: the one of `scripts/with-etcd` (EGW_TEST_ETCD) when set, otherwise one started here on a free
  * loopback port with a temp data dir (removed afterwards); skipped when `etcd` is not installed.
@@ -16,6 +18,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import type { Datastore } from '../src/datastore/contract.js';
 import { EtcdDatastore } from '../src/datastore/etcd/etcd-datastore.js';
 import { SqliteDatastore } from '../src/datastore/sqlite/sqlite-datastore.js';
@@ -26,6 +30,42 @@ const COMMITS = 2_000;
 const CAS = 1_000;
 const LATENCY_SAMPLES = 200;
 const LIST_SIZE = 10_000;
+const PROCESSES = 8;
+const PER_PROCESS_PUTS = 250;
+const PER_PROCESS_CAS = 100;
+
+/**
+ * Runs PROCESSES workers against `spec`, started together; returns commits/s over the wall time from
+ * "go" to the last worker done, and the conflicts they retried.
+ */
+async function processes(spec: string, mode: 'put' | 'cas', count: number): Promise<{ perSec: number; conflicts: number }> {
+  const worker = fileURLToPath(new URL('./datastore-worker.js', import.meta.url));
+  const procs = Array.from({ length: PROCESSES }, (_, id) =>
+    spawn(process.execPath, [worker, spec, String(id), String(count), mode], { stdio: ['pipe', 'pipe', 'inherit'] }),
+  );
+  try {
+    const lines = procs.map((p) => {
+      const rl = createInterface({ input: p.stdout });
+      const ready = new Promise<void>((resolve) => rl.once('line', () => resolve()));
+      const result = ready.then(
+        () =>
+          new Promise<{ ms: number; conflicts: number }>((resolve, reject) => {
+            rl.once('line', (l) => resolve(JSON.parse(l) as { ms: number; conflicts: number }));
+            p.once('exit', (code) => reject(new Error(`worker exited ${code}`)));
+          }),
+      );
+      return { ready, result };
+    });
+    await Promise.all(lines.map((l) => l.ready));
+    const start = nowNs();
+    for (const p of procs) p.stdin.write('go\n');
+    const results = await Promise.all(lines.map((l) => l.result));
+    const seconds = elapsedNs(start) / 1e9;
+    return { perSec: (PROCESSES * count) / seconds, conflicts: results.reduce((a, r) => a + r.conflicts, 0) };
+  } finally {
+    for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
+  }
+}
 
 interface Result {
   commitsPerSec: number;
@@ -140,12 +180,16 @@ export const datastoreBenchmark: Benchmark = {
     let etcd: { endpoint: string; proc: ChildProcess } | undefined;
     try {
       const sqlite = await measure(() => SqliteDatastore.open(join(dir, 'bench.db')));
+      const sqlitePut8 = await processes(join(dir, 'procs.db'), 'put', PER_PROCESS_PUTS);
+      const sqliteCas8 = await processes(join(dir, 'procs.db'), 'cas', PER_PROCESS_CAS);
       const shared = process.env['EGW_TEST_ETCD'];
       if (shared === undefined) etcd = await startEtcd(dir);
       const endpoint = shared ?? etcd?.endpoint;
       const prefix = `/egw-bench-${process.pid}/`;
       const etcdResult =
         endpoint === undefined ? undefined : await measure(() => EtcdDatastore.open({ endpoints: [endpoint], prefix }));
+      const etcdPut8 = endpoint === undefined ? undefined : await processes(`etcd://${endpoint}${prefix}`, 'put', PER_PROCESS_PUTS);
+      const etcdCas8 = endpoint === undefined ? undefined : await processes(`etcd://${endpoint}${prefix}`, 'cas', PER_PROCESS_CAS);
       if (endpoint !== undefined) {
         const s = await EtcdDatastore.open({ endpoints: [endpoint], prefix });
         await s.deleteAll();
@@ -157,6 +201,9 @@ export const datastoreBenchmark: Benchmark = {
         ['watch latency p50 (ms)', sqlite.watchP50Ms, etcdResult?.watchP50Ms ?? NaN],
         ['watch latency p99 (ms)', sqlite.watchP99Ms, etcdResult?.watchP99Ms ?? NaN],
         [`list ${LIST_SIZE} (ms, p50 of 5)`, sqlite.list10kMs, etcdResult?.list10kMs ?? NaN],
+        [`${PROCESSES} processes: puts/s`, sqlitePut8.perSec, etcdPut8?.perSec ?? NaN],
+        [`${PROCESSES} processes: CAS on one key/s`, sqliteCas8.perSec, etcdCas8?.perSec ?? NaN],
+        [`${PROCESSES} processes: CAS conflicts retried`, sqliteCas8.conflicts, etcdCas8?.conflicts ?? NaN],
       ];
       printTable('datastore backends (same workload, same run)', ['measure', 'sqlite', 'etcd'], rows);
       const figures: Figures = {
@@ -165,6 +212,9 @@ export const datastoreBenchmark: Benchmark = {
         sqliteWatchMsP50: round(sqlite.watchP50Ms),
         sqliteWatchMsP99: round(sqlite.watchP99Ms),
         sqliteList10kMs: round(sqlite.list10kMs),
+        sqlitePutsPerSec8Procs: round(sqlitePut8.perSec),
+        sqliteCasPerSec8Procs: round(sqliteCas8.perSec),
+        sqliteCasConflicts8Procs: sqliteCas8.conflicts,
         etcd: etcdResult !== undefined,
       };
       if (etcdResult !== undefined) {
@@ -174,6 +224,9 @@ export const datastoreBenchmark: Benchmark = {
           etcdWatchMsP50: round(etcdResult.watchP50Ms),
           etcdWatchMsP99: round(etcdResult.watchP99Ms),
           etcdList10kMs: round(etcdResult.list10kMs),
+          etcdPutsPerSec8Procs: round(etcdPut8?.perSec ?? NaN),
+          etcdCasPerSec8Procs: round(etcdCas8?.perSec ?? NaN),
+          etcdCasConflicts8Procs: etcdCas8?.conflicts ?? -1,
           commitsRatioSqliteToEtcd: round(sqlite.commitsPerSec / etcdResult.commitsPerSec),
         });
       }
