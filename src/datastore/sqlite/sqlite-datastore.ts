@@ -351,6 +351,9 @@ export class SqliteDatastore implements Datastore {
 
   /** Compaction by the retention options; skipped (not failed) when another process holds the lock. */
   private async autoCompact(): Promise<void> {
+    // A read first: most of the time there is nothing to drop, and then no write lock is taken.
+    const state = this.readState();
+    if (state.revision - state.compacted <= this.retainRevisions) return;
     try {
       await this.compact();
     } catch (err) {
@@ -403,7 +406,8 @@ async function initialise(db: Database.Database, where: string, options: SqliteD
       if (mode !== 'wal') throw unavailable(where, `cannot use WAL mode (got ${String(mode)})`, undefined, 'terminal');
       // NORMAL in WAL mode: a crash of the process loses nothing; a power loss may lose the last commits.
       db.pragma('synchronous = NORMAL');
-      db.transaction(() => createOrVerify(db, where)).immediate();
+      // The common case, an existing store, needs only a read; creating the tables takes the write lock.
+      if (!db.transaction(() => verify(db, where))()) db.transaction(() => createOrVerify(db, where)).immediate();
       return db;
     } catch (err) {
       if (isEgwError(err)) throw err;
@@ -416,7 +420,8 @@ async function initialise(db: Database.Database, where: string, options: SqliteD
   }
 }
 
-function createOrVerify(db: Database.Database, where: string): void {
+/** True when the file holds a usable egw store, false when it is empty; throws when it holds something else. */
+function verify(db: Database.Database, where: string): boolean {
   const tables = db.prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table'").all().map((t) => t.name);
   if (tables.includes('egw_meta')) {
     const meta = new Map(
@@ -430,9 +435,15 @@ function createOrVerify(db: Database.Database, where: string): void {
     if (version > SCHEMA_VERSION) {
       throw unavailable(where, `it was written by a newer egw (schema ${version}, this one reads ${SCHEMA_VERSION})`, undefined, 'terminal', 'upgrade egw');
     }
-    return;
+    return true;
   }
   if (tables.length > 0) throw notOurs(where, `it holds other tables (${tables.slice(0, 5).join(', ')})`);
+  return false;
+}
+
+/** Creates the tables unless another process did so first (runs under the write lock). */
+function createOrVerify(db: Database.Database, where: string): void {
+  if (verify(db, where)) return;
   db.exec(`
     CREATE TABLE egw_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
     CREATE TABLE egw_state (id INTEGER PRIMARY KEY CHECK (id = 1), revision INTEGER NOT NULL, compacted INTEGER NOT NULL);
