@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { EgwError, errorMessage } from '../platform/errors.js';
 import { ExitCode } from './exit.js';
+import { registerResourceCommands } from './commands/resources.js';
 import { registerSelectorCommands } from './commands/selector.js';
 
 /** Builds the `egw` command tree. Each command lives in src/cli/commands and stays thin. */
@@ -10,6 +11,7 @@ export function buildProgram(): Command {
     .option('--datastore <url>', 'datastore: a SQLite file path (default ./egw-data/egw.db) or etcd://host:port[,host:port]; also EGW_DATASTORE')
     .showHelpAfterError()
     .exitOverride();
+  registerResourceCommands(program);
   registerSelectorCommands(program);
   return program;
 }
