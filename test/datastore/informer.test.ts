@@ -1,13 +1,57 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ResourceKey } from '../../src/datastore/contract.js';
+import { randomBytes } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { Datastore, ResourceKey } from '../../src/datastore/contract.js';
+import { EtcdDatastore } from '../../src/datastore/etcd/etcd-datastore.js';
 import { formatKey } from '../../src/datastore/contract.js';
 import { Informer } from '../../src/datastore/informer.js';
 import type { InformerEvent } from '../../src/datastore/informer.js';
 import { SqliteDatastore } from '../../src/datastore/sqlite/sqlite-datastore.js';
 import { FlakyDatastore } from './flaky-datastore.js';
+import { startTestEtcd } from './etcd-server.js';
+import type { TestEtcd } from './etcd-server.js';
+
+// The informer against both backends: SQLite in a temp dir, and etcd (scripts/with-etcd's, or our own)
+// under a prefix of its own per test.
+let ownEtcd: TestEtcd | undefined;
+let etcdEndpoint = process.env['EGW_TEST_ETCD'] ?? '';
+beforeAll(async () => {
+  if (etcdEndpoint === '') {
+    ownEtcd = await startTestEtcd();
+    etcdEndpoint = ownEtcd.endpoint;
+  }
+});
+afterAll(async () => {
+  await ownEtcd?.cleanup();
+});
+
+interface Backend {
+  name: string;
+  open(dir: string): Promise<{ store: Datastore; cleanup: () => Promise<void> }>;
+}
+const backends: Backend[] = [
+  {
+    name: 'sqlite',
+    open: async (dir) => ({ store: await SqliteDatastore.open(join(dir, 'egw.db'), { pollIntervalMs: 10 }), cleanup: async () => undefined }),
+  },
+  {
+    name: 'etcd',
+    open: async () => {
+      const prefix = `/egw-informer-${randomBytes(6).toString('hex')}/`;
+      const store = await EtcdDatastore.open({ endpoints: [etcdEndpoint], prefix });
+      return {
+        store,
+        cleanup: async () => {
+          const s = await EtcdDatastore.open({ endpoints: [etcdEndpoint], prefix });
+          await s.deleteAll();
+          await s.close();
+        },
+      };
+    },
+  },
+];
 
 const pool = (name: string): ResourceKey => ({ kind: 'IPPool', name });
 const pod = (ns: string, name: string): ResourceKey => ({ kind: 'Pod', namespace: ns, name });
@@ -26,9 +70,10 @@ const show = (e: InformerEvent): string => {
   return `${e.type} ${formatKey(e.resource.key)} ${e.type === 'deleted' ? '' : v}`.trim();
 };
 
-describe('Informer', () => {
+describe.each(backends)('Informer on $name', (backend) => {
   let dir: string;
-  let store: SqliteDatastore;
+  let store: Datastore;
+  let cleanupStore: () => Promise<void>;
   let flaky: FlakyDatastore;
   let informer: Informer | undefined;
   let events: string[];
@@ -36,7 +81,9 @@ describe('Informer', () => {
 
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), 'egw-ds-informer-'));
-    store = await SqliteDatastore.open(join(dir, 'egw.db'), { pollIntervalMs: 10 });
+    const opened = await backend.open(dir);
+    store = opened.store;
+    cleanupStore = opened.cleanup;
     flaky = new FlakyDatastore(store);
     events = [];
     syncs = [];
@@ -46,6 +93,7 @@ describe('Informer', () => {
     await informer?.stop();
     informer = undefined;
     await store.close();
+    await cleanupStore();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -75,7 +123,7 @@ describe('Informer', () => {
   };
 
   it('lists, reports in-sync, then follows changes in order', async () => {
-    await store.commit([
+    const c0 = await store.commit([
       { op: 'put', key: pool('a'), value: { v: 1 } },
       { op: 'put', key: pod('ns', 'p'), value: { v: 1 } },
       { op: 'put', key: { kind: 'Node', name: 'n' }, value: {} },
@@ -84,7 +132,8 @@ describe('Informer', () => {
     await inf.waitForSync();
     expect(inf.inSync).toBe(true);
     expect(events).toEqual(['added IPPool/a {"v":1}', 'added Pod/ns/p {"v":1}']);
-    expect(syncs).toEqual([1]);
+    expect(syncs).toHaveLength(1);
+    expect(syncs[0]).toBeGreaterThanOrEqual(c0.revision);
     const c = await store.commit([{ op: 'update', key: pool('a'), value: { v: 2 } }]);
     await store.commit([{ op: 'delete', key: pod('ns', 'p') }, { op: 'create', key: pool('b'), value: {} }]);
     await store.commit([{ op: 'put', key: { kind: 'Node', name: 'n' }, value: { ignored: true } }]);
