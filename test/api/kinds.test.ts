@@ -1,7 +1,7 @@
 /** The kind registry: names, scope, JSON Schemas. */
 import { describe, expect, test } from 'vitest';
 import { isEgwError } from '../../src/platform/errors.js';
-import { checkStructure, jsonSchemaFor, KINDS, resolveKind, type SchemaNode } from '../../src/api/index.js';
+import { checkStructure, jsonSchemaFor, KINDS, resolveKind } from '../../src/api/index.js';
 import { referenceIncoming } from './helpers.js';
 
 describe('resolveKind', () => {
