@@ -57,6 +57,8 @@ export class Informer {
   private readonly backoffInitialMs: number;
   private readonly backoffMaxMs: number;
   private readonly cache = new Map<string, StoredResource>();
+  /** The same resources by kind, so that {@link list} does not scan every kind. */
+  private readonly byKind = new Map<string, Map<string, StoredResource>>();
   private synced = false;
   private cacheRevision = 0;
   private error: EgwError | undefined;
@@ -130,8 +132,8 @@ export class Informer {
   /** The cached resources of a kind (optionally one namespace), in key order. */
   list(kind: string, namespace?: string): StoredResource[] {
     const out: StoredResource[] = [];
-    for (const r of this.cache.values()) {
-      if (r.key.kind === kind && (namespace === undefined || (r.key.namespace ?? '') === namespace)) out.push(r);
+    for (const r of this.byKind.get(kind)?.values() ?? []) {
+      if (namespace === undefined || (r.key.namespace ?? '') === namespace) out.push(r);
     }
     return out.sort((a, b) => compareKeys(a.key, b.key));
   }
@@ -204,13 +206,13 @@ export class Informer {
   private async replaceCache(next: Map<string, StoredResource>, revision: number): Promise<void> {
     for (const [id, old] of [...this.cache]) {
       if (next.has(id)) continue;
-      this.cache.delete(id);
+      this.remove(id, old);
       await this.emit({ type: 'deleted', resource: old });
     }
     for (const [id, r] of next) {
       const old = this.cache.get(id);
       if (old !== undefined && old.modRevision === r.modRevision) continue;
-      this.cache.set(id, r);
+      this.keep(id, r);
       await this.emit(old === undefined ? { type: 'added', resource: r } : { type: 'updated', resource: r, previous: old });
     }
     this.cacheRevision = Math.max(this.cacheRevision, revision);
@@ -224,13 +226,25 @@ export class Informer {
     if (old !== undefined && old.modRevision >= ev.revision) return;
     if (ev.type === 'delete') {
       if (old === undefined) return;
-      this.cache.delete(id);
+      this.remove(id, old);
       await this.emit({ type: 'deleted', resource: old });
       return;
     }
     const r: StoredResource = { key: ev.key, value: ev.value, createRevision: ev.createRevision, modRevision: ev.revision };
-    this.cache.set(id, r);
+    this.keep(id, r);
     await this.emit(old === undefined ? { type: 'added', resource: r } : { type: 'updated', resource: r, previous: old });
+  }
+
+  private keep(id: string, r: StoredResource): void {
+    this.cache.set(id, r);
+    let kind = this.byKind.get(r.key.kind);
+    if (kind === undefined) this.byKind.set(r.key.kind, (kind = new Map<string, StoredResource>()));
+    kind.set(id, r);
+  }
+
+  private remove(id: string, r: StoredResource): void {
+    this.cache.delete(id);
+    this.byKind.get(r.key.kind)?.delete(id);
   }
 
   private emit(event: InformerEvent): Promise<void> {
