@@ -170,7 +170,7 @@ describe('applyDefaults', () => {
   });
 
   test('never modifies its input', () => {
-    const raw = deepFreeze({
+    const raw = deepFreeze<EgressGateway>({
       apiVersion: 'operator.tigera.io/v1',
       kind: 'EgressGateway',
       metadata: { name: 'gw', namespace: 'x' },
