@@ -19,7 +19,7 @@ export { crossCheck, resourceKey, type IncomingResource } from './cross-check.js
 export { applyDefaults } from './defaults.js';
 export * from './ip.js';
 export { formatIssue, formatPath, hasErrors, IssueSink, type DocumentLocation, type Issue, type IssueSubject, type PathSegment, type Severity } from './issues.js';
-export { jsonSchemaFor, kindInfo, KINDS, resolveKind, type AnyResource, type KindInfo, type KindName, type ResourceOf } from './kinds.js';
+export { jsonSchemaFor, keyOf, kindInfo, KINDS, resolveKind, type AnyResource, type KindInfo, type KindName, type ResourceIdentity, type ResourceOf } from './kinds.js';
 export * from './kinds/aws-subnet.js';
 export * from './kinds/egress-gateway-policy.js';
 export * from './kinds/egress-gateway.js';

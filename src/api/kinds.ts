@@ -122,3 +122,18 @@ export function kindInfo(kind: string): KindInfo | undefined {
 export function jsonSchemaFor(kind: string): Record<string, unknown> {
   return JSON.parse(JSON.stringify(resolveKind(kind).schema)) as Record<string, unknown>;
 }
+
+/** The identity of a resource as the datastore keys it (namespace only for namespaced kinds). */
+export interface ResourceIdentity {
+  readonly kind: KindName;
+  readonly namespace?: string;
+  readonly name: string;
+}
+
+/** The datastore identity of a (validated) resource: kind, namespace for namespaced kinds, name. */
+export function keyOf(resource: AnyResource): ResourceIdentity {
+  const ns = resource.metadata.namespace;
+  return byKind.get(resource.kind)?.namespaced === true && ns !== undefined
+    ? { kind: resource.kind, namespace: ns, name: resource.metadata.name }
+    : { kind: resource.kind, name: resource.metadata.name };
+}

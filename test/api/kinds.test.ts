@@ -1,7 +1,7 @@
 /** The kind registry: names, scope, JSON Schemas. */
 import { describe, expect, test } from 'vitest';
 import { isEgwError } from '../../src/platform/errors.js';
-import { checkStructure, jsonSchemaFor, KINDS, resolveKind } from '../../src/api/index.js';
+import { checkStructure, jsonSchemaFor, keyOf, KINDS, resolveKind } from '../../src/api/index.js';
 import { referenceIncoming } from './helpers.js';
 
 describe('resolveKind', () => {
@@ -86,5 +86,14 @@ describe('jsonSchemaFor', () => {
       const { problems } = checkStructure(jsonSchemaFor(resource.kind), resource);
       expect(problems).toEqual([]);
     }
+  });
+});
+
+describe('keyOf', () => {
+  test('namespaced kinds carry their namespace, cluster-scoped ones do not', () => {
+    const all = referenceIncoming().map((i) => keyOf(i.resource));
+    expect(all).toContainEqual({ kind: 'EgressGateway', namespace: 'calico-egress', name: 'egress-gateway-red' });
+    expect(all).toContainEqual({ kind: 'Pod', namespace: 'my-namespace', name: 'my-netcat-pod' });
+    expect(all).toContainEqual({ kind: 'IPPool', name: 'egress-red-west-1' });
   });
 });
