@@ -28,6 +28,8 @@ export class FlakyDatastore implements Datastore {
   beforeList: ((kind: string) => Promise<void>) | undefined;
   lists = 0;
   watches = 0;
+  /** Events swallowed by the blackhole so far. */
+  swallowed = 0;
 
   constructor(private readonly inner: Datastore) {
     this.location = `flaky+${inner.location}`;
@@ -73,6 +75,7 @@ export class FlakyDatastore implements Datastore {
     for await (const ev of this.inner.watch(options)) {
       if (this.blackhole) {
         swallowed = true;
+        this.swallowed++;
         continue;
       }
       if (swallowed) {
