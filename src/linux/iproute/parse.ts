@@ -48,6 +48,14 @@ function scalar(v: unknown): string | undefined {
   return typeof v === 'string' || typeof v === 'number' ? String(v) : undefined;
 }
 
+const SCOPES: Record<string, string> = { '0': 'global', '200': 'site', '253': 'link', '254': 'host', '255': 'nowhere' };
+
+/** Scope as a name, whether iproute2 printed it as a name or (with -N) a number. */
+function scopeName(v: unknown): string | undefined {
+  const s = scalar(v);
+  return s === undefined ? undefined : SCOPES[s] ?? s;
+}
+
 function flags(v: unknown): string[] {
   return Array.isArray(v) ? v.filter((f): f is string => typeof f === 'string') : [];
 }
@@ -135,7 +143,7 @@ export function parseAddresses(text: string): ObservedAddress[] {
       out.push({
         ifname: str(l['ifname']) ?? '',
         address: `${str(a['local']) ?? ''}/${scalar(a['prefixlen']) ?? '32'}`,
-        scope: scalar(a['scope']),
+        scope: scopeName(a['scope']),
         noprefixroute: a['noprefixroute'] === true,
       });
     }
@@ -174,7 +182,7 @@ export function parseRoutes(text: string): ObservedRoute[] {
       gateway: str(r['gateway']),
       dev: str(r['dev']),
       onlink: flags(r['flags']).includes('onlink'),
-      scope: scalar(r['scope']),
+      scope: scopeName(r['scope']),
     });
   }
   return out;
