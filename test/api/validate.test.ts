@@ -407,3 +407,11 @@ describe('annotations on Namespaces and Pods', () => {
     );
   });
 });
+
+describe('IPPool selectors', () => {
+  test('global() is found by parsing, not by text search', () => {
+    const p = (sel: string) => issuesOf(`apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: p}\nspec: {cidr: 10.0.0.0/16, nodeSelector: "${sel}"}\n`);
+    expect(p("zone == 'global('")).toEqual([]);
+    expect(p('!global() || all()')).toEqual(['error IPPool.global-selector spec.nodeSelector: global() cannot be used in an IPPool selector']);
+  });
+});

@@ -6,6 +6,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { checkSelector, isAwsSubnetId, AWS_SUBNET_ID_PATTERN } from '../checks.js';
 import { cidrsOverlap, formatCidr, parseCidr } from '../ip.js';
 import type { IssueSink } from '../issues.js';
+import { selectorUsesGlobal } from '../selector/index.js';
 import { LooseStatus, Resource, StringEnum } from '../schema-kit.js';
 
 export const ALLOWED_USES = ['Workload', 'Tunnel', 'LoadBalancer', 'HostSecondaryInterface', 'L2Workload'] as const;
@@ -173,12 +174,12 @@ export function validateIPPool(pool: IPPool, sink: IssueSink): void {
   }
 
   if (spec.nodeSelector !== undefined) {
-    if (checkSelector(sink, at('nodeSelector'), 'IPPool.invalid-node-selector', spec.nodeSelector) && spec.nodeSelector.includes('global(')) {
+    if (checkSelector(sink, at('nodeSelector'), 'IPPool.invalid-node-selector', spec.nodeSelector) && selectorUsesGlobal(spec.nodeSelector)) {
       sink.error(at('nodeSelector'), 'IPPool.global-selector', 'global() cannot be used in an IPPool selector', `a node selector such as "!all()" or "kubernetes.io/os == 'linux'"`);
     }
   }
   if (spec.namespaceSelector !== undefined) {
-    if (checkSelector(sink, at('namespaceSelector'), 'IPPool.invalid-namespace-selector', spec.namespaceSelector) && spec.namespaceSelector.includes('global(')) {
+    if (checkSelector(sink, at('namespaceSelector'), 'IPPool.invalid-namespace-selector', spec.namespaceSelector) && selectorUsesGlobal(spec.namespaceSelector)) {
       sink.error(at('namespaceSelector'), 'IPPool.global-selector', 'global() cannot be used in an IPPool selector', `a namespace selector such as "projectcalico.org/name == 'red'"`);
     }
     if (effectiveUses.includes('Tunnel')) {
