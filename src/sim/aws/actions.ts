@@ -67,7 +67,14 @@ interface PageOptions {
   idsParam: string | undefined;
 }
 
-function paginate<T>(items: readonly T[], p: QueryParams, o: PageOptions): { page: T[]; nextToken: string | undefined } {
+interface Paging {
+  options: PageOptions;
+  max: number | undefined;
+  offset: number;
+}
+
+/** Reads and validates MaxResults/NextToken (before any resource lookup, as request validation comes first). */
+function paging(p: QueryParams, o: PageOptions): Paging {
   const max = p.integer('MaxResults');
   const token = p.string('NextToken');
   if (max !== undefined && o.idsParam !== undefined && p.list(o.idsParam).length > 0) {
@@ -86,11 +93,18 @@ function paginate<T>(items: readonly T[], p: QueryParams, o: PageOptions): { pag
       throw awsErrors.invalidNextToken();
     }
   }
-  const size = max ?? o.defaultPage ?? items.length;
-  const page = items.slice(offset, offset + size);
+  return { options: o, max, offset };
+}
+
+/** One page of `items` and the token of the next page (opaque, as on AWS). */
+function page<T>(items: readonly T[], paging: Paging): { page: T[]; nextToken: string | undefined } {
+  const { max, offset, options } = paging;
+  const size = max ?? options.defaultPage ?? items.length;
   const next = offset + size;
-  const nextToken = next < items.length ? Buffer.from(JSON.stringify({ a: o.action, o: next })).toString('base64url') : undefined;
-  return { page, nextToken };
+  return {
+    page: items.slice(offset, next),
+    nextToken: next < items.length ? Buffer.from(JSON.stringify({ a: options.action, o: next })).toString('base64url') : undefined,
+  };
 }
 
 // ------------------------------------------------------------------ describe
@@ -131,13 +145,13 @@ function eniFilters(engine: Ec2Engine): FilterTable<EniRecord> {
 
 function describeNetworkInterfaces(p: QueryParams, engine: Ec2Engine): Xml {
   const ids = p.list('NetworkInterfaceId');
+  const pg = paging(p, { action: 'DescribeNetworkInterfaces', min: 5, max: 1000, defaultPage: undefined, idsParam: 'NetworkInterfaceId' });
   const match = compileFilters(p.filters(), eniFilters(engine), (e) => engine.tagsOf(e.id));
+  finish(p);
   for (const id of ids) engine.eni(id);
   const wanted = new Set(ids);
-  const items = engine.allEnis().filter((e) => (wanted.size === 0 || wanted.has(e.id)) && match(e));
-  const { page, nextToken } = paginate(items, p, { action: 'DescribeNetworkInterfaces', min: 5, max: 1000, defaultPage: undefined, idsParam: 'NetworkInterfaceId' });
-  finish(p);
-  return concat(list('networkInterfaceSet', page, (e) => render.networkInterface(engine, e)), leaf('nextToken', nextToken));
+  const { page: items, nextToken } = page(engine.allEnis().filter((e) => (wanted.size === 0 || wanted.has(e.id)) && match(e)), pg);
+  return concat(list('networkInterfaceSet', items, (e) => render.networkInterface(engine, e)), leaf('nextToken', nextToken));
 }
 
 function instanceFilters(engine: Ec2Engine): FilterTable<WorldInstance> {
@@ -161,20 +175,22 @@ function instanceFilters(engine: Ec2Engine): FilterTable<WorldInstance> {
 
 function describeInstances(p: QueryParams, engine: Ec2Engine): Xml {
   const ids = p.list('InstanceId');
+  const pg = paging(p, { action: 'DescribeInstances', min: 5, max: 1000, defaultPage: undefined, idsParam: 'InstanceId' });
   const match = compileFilters(p.filters(), instanceFilters(engine), (i) => engine.tagsOf(i.id));
+  finish(p);
   for (const id of ids) engine.instance(id);
   const wanted = new Set(ids);
-  const items = engine.world.instances.filter((i) => (wanted.size === 0 || wanted.has(i.id)) && match(i));
-  const { page, nextToken } = paginate(items, p, { action: 'DescribeInstances', min: 5, max: 1000, defaultPage: undefined, idsParam: 'InstanceId' });
-  finish(p);
+  const { page: items, nextToken } = page(engine.world.instances.filter((i) => (wanted.size === 0 || wanted.has(i.id)) && match(i)), pg);
   return concat(
-    list('reservationSet', page, (i) => render.reservation(engine, i, engine.state.createdAt)),
+    list('reservationSet', items, (i) => render.reservation(engine, i, engine.state.createdAt)),
     leaf('nextToken', nextToken),
   );
 }
 
 function describeInstanceTypes(p: QueryParams, engine: Ec2Engine): Xml {
   const names = p.list('InstanceType');
+  // AWS answers at most 100 types per page here, even without MaxResults.
+  const pg = paging(p, { action: 'DescribeInstanceTypes', min: 5, max: 100, defaultPage: 100, idsParam: undefined });
   const unknown = names.filter((n) => engine.types.get(n) === undefined);
   if (unknown.length > 0) throw awsErrors.invalidInstanceType(unknown);
   const table: FilterTable<InstanceTypeLimits> = {
@@ -186,16 +202,15 @@ function describeInstanceTypes(p: QueryParams, engine: Ec2Engine): Xml {
     'network-info.ipv4-addresses-per-interface': (t) => [String(t.ipv4PerEni)],
   };
   const match = compileFilters(p.filters(), table);
-  const wanted = new Set(names);
-  const items = engine.types.all().filter((t) => (wanted.size === 0 || wanted.has(t.instanceType)) && match(t));
-  // AWS answers at most 100 types per page here, even without MaxResults.
-  const { page, nextToken } = paginate(items, p, { action: 'DescribeInstanceTypes', min: 5, max: 100, defaultPage: 100, idsParam: undefined });
   finish(p);
-  return concat(list('instanceTypeSet', page, (t) => render.instanceType(t)), leaf('nextToken', nextToken));
+  const wanted = new Set(names);
+  const { page: items, nextToken } = page(engine.types.all().filter((t) => (wanted.size === 0 || wanted.has(t.instanceType)) && match(t)), pg);
+  return concat(list('instanceTypeSet', items, (t) => render.instanceType(t)), leaf('nextToken', nextToken));
 }
 
 function describeSubnets(p: QueryParams, engine: Ec2Engine): Xml {
   const ids = p.list('SubnetId');
+  const pg = paging(p, { action: 'DescribeSubnets', min: 5, max: 1000, defaultPage: undefined, idsParam: 'SubnetId' });
   const table: FilterTable<WorldSubnet> = {
     'subnet-id': (s) => [s.id],
     'vpc-id': (s) => [s.vpcId],
@@ -213,12 +228,11 @@ function describeSubnets(p: QueryParams, engine: Ec2Engine): Xml {
     'available-ip-address-count': (s) => [String(engine.availableAddressCount(s))],
   };
   const match = compileFilters(p.filters(), table, (s) => engine.tagsOf(s.id));
+  finish(p);
   for (const id of ids) engine.subnet(id);
   const wanted = new Set(ids);
-  const items = engine.world.subnets.filter((s) => (wanted.size === 0 || wanted.has(s.id)) && match(s));
-  const { page, nextToken } = paginate(items, p, { action: 'DescribeSubnets', min: 5, max: 1000, defaultPage: undefined, idsParam: 'SubnetId' });
-  finish(p);
-  return concat(list('subnetSet', page, (s) => render.subnet(engine, s)), leaf('nextToken', nextToken));
+  const { page: items, nextToken } = page(engine.world.subnets.filter((s) => (wanted.size === 0 || wanted.has(s.id)) && match(s)), pg);
+  return concat(list('subnetSet', items, (s) => render.subnet(engine, s)), leaf('nextToken', nextToken));
 }
 
 interface TagRow {
@@ -229,6 +243,7 @@ interface TagRow {
 }
 
 function describeTags(p: QueryParams, engine: Ec2Engine): Xml {
+  const pg = paging(p, { action: 'DescribeTags', min: 5, max: 1000, defaultPage: undefined, idsParam: undefined });
   const rows: TagRow[] = [];
   for (const [resourceId, tags] of Object.entries(engine.state.tags).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     let resourceType: string;
@@ -248,11 +263,10 @@ function describeTags(p: QueryParams, engine: Ec2Engine): Xml {
     'resource-type': (r) => [r.resourceType],
   };
   const tagFilter = compileFilters(p.filters(), table, (r) => engine.tagsOf(r.resourceId));
-  const items = rows.filter(tagFilter);
-  const { page, nextToken } = paginate(items, p, { action: 'DescribeTags', min: 5, max: 1000, defaultPage: undefined, idsParam: undefined });
   finish(p);
+  const { page: items, nextToken } = page(rows.filter(tagFilter), pg);
   return concat(
-    list('tagSet', page, (r) => [leaf('resourceId', r.resourceId), leaf('resourceType', r.resourceType), leaf('key', r.key), leaf('value', r.value)]),
+    list('tagSet', items, (r) => [leaf('resourceId', r.resourceId), leaf('resourceType', r.resourceType), leaf('key', r.key), leaf('value', r.value)]),
     leaf('nextToken', nextToken),
   );
 }
@@ -274,6 +288,7 @@ function describeAddresses(p: QueryParams, engine: Ec2Engine): Xml {
     'network-border-group': () => [engine.world.region],
   };
   const match = compileFilters(p.filters(), table, (a) => engine.tagsOf(a.allocationId));
+  finish(p);
   for (const id of ids) engine.address(id);
   const all = Object.values(engine.state.addresses);
   for (const ip of ips) if (!all.some((a) => a.publicIp === ip)) throw awsErrors.addressNotFound(ip);
@@ -282,7 +297,6 @@ function describeAddresses(p: QueryParams, engine: Ec2Engine): Xml {
   const items = all.filter(
     (a) => (wantedIds.size === 0 || wantedIds.has(a.allocationId)) && (wantedIps.size === 0 || wantedIps.has(a.publicIp)) && match(a),
   );
-  finish(p);
   return list('addressesSet', items, (a) => render.address(engine, a));
 }
 

@@ -99,6 +99,7 @@ export async function startAwsSim(options: StartAwsSimOptions): Promise<AwsSimHa
       hint: 'restore the world file it was made with, or delete the state file to start afresh',
     });
   }
+  const fresh = state === undefined;
   state ??= initialState(world, world.sim.seed ?? randomInt(2 ** 31), clock.now());
   const seed = world.sim.seed ?? state.seed;
   const latencyRandom = new SeededRandom(deriveSeed(seed, 'latency'));
@@ -108,6 +109,8 @@ export async function startAwsSim(options: StartAwsSimOptions): Promise<AwsSimHa
     detachDelayMs: () => sampleLatency(world.sim.detachLatency, latencyRandom),
   });
   const writer = options.stateFile === undefined ? undefined : new StateWriter(options.stateFile);
+  // The file exists from the start, so that a dump or a restart sees the world's initial state too.
+  if (writer !== undefined && fresh) await writer.write(state);
   const dispatcher = new FabricDispatcher({ driver: options.fabric ?? new NoopFabricDriver(), logger, snapshot: () => engine.snapshot() });
   const throttle = new Throttle(world.sim.throttle.scale, world.sim.throttle.buckets);
   const allow = new AllowList(world.sim.allowActions);

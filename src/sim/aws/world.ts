@@ -529,7 +529,9 @@ class WorldReader {
  */
 export function zoneIdFor(region: string, zone: string): string {
   const parts = region.split('-');
-  const short = `${parts[0] ?? ''}${parts.slice(1, -1).map((w) => w[0] ?? '').join('')}${parts[parts.length - 1] ?? ''}`;
+  // Direction words abbreviate by their compass letters: southeast → se, central → c.
+  const abbreviate = (w: string): string => w.replace(/north|south|east|west|central/g, (d) => d[0] ?? '');
+  const short = `${parts[0] ?? ''}${parts.slice(1, -1).map(abbreviate).join('')}${parts[parts.length - 1] ?? ''}`;
   const letter = zone.slice(region.length);
   const index = letter.length === 1 ? letter.charCodeAt(0) - 96 : 0;
   return index >= 1 && index <= 26 ? `${short}-az${index}` : `${short}-${letter.replace(/^-/, '')}`;
