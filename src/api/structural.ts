@@ -245,7 +245,7 @@ function checkString(schema: SchemaNode, value: string, path: PathSegment[], pro
       fatal: true,
     });
   }
-  if (schema.pattern !== undefined && !new RegExp(schema.pattern, 'u').test(value)) {
+  if (schema.pattern !== undefined && !compiled(schema.pattern).test(value)) {
     problems.push({
       path,
       rule: 'schema.format',
@@ -254,6 +254,17 @@ function checkString(schema: SchemaNode, value: string, path: PathSegment[], pro
       fatal: true,
     });
   }
+}
+
+/** Schema patterns are few and fixed: compile each once. */
+const patterns = new Map<string, RegExp>();
+function compiled(pattern: string): RegExp {
+  let re = patterns.get(pattern);
+  if (re === undefined) {
+    re = new RegExp(pattern, 'u');
+    patterns.set(pattern, re);
+  }
+  return re;
 }
 
 function hint(schema: SchemaNode): string {
