@@ -145,6 +145,7 @@ function eniFilters(engine: Ec2Engine): FilterTable<EniRecord> {
 
 function describeNetworkInterfaces(p: QueryParams, engine: Ec2Engine): Xml {
   const ids = p.list('NetworkInterfaceId');
+  p.boolean('IncludeManagedResources'); // accepted; the emulator has no AWS-managed resources
   const pg = paging(p, { action: 'DescribeNetworkInterfaces', min: 5, max: 1000, defaultPage: undefined, idsParam: 'NetworkInterfaceId' });
   const match = compileFilters(p.filters(), eniFilters(engine), (e) => engine.tagsOf(e.id));
   finish(p);
@@ -175,6 +176,7 @@ function instanceFilters(engine: Ec2Engine): FilterTable<WorldInstance> {
 
 function describeInstances(p: QueryParams, engine: Ec2Engine): Xml {
   const ids = p.list('InstanceId');
+  p.boolean('IncludeManagedResources'); // accepted; the emulator has no AWS-managed resources
   const pg = paging(p, { action: 'DescribeInstances', min: 5, max: 1000, defaultPage: undefined, idsParam: 'InstanceId' });
   const match = compileFilters(p.filters(), instanceFilters(engine), (i) => engine.tagsOf(i.id));
   finish(p);

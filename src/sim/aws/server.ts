@@ -219,7 +219,8 @@ export async function startAwsSim(options: StartAwsSimOptions): Promise<AwsSimHa
     const url = new URL(req.url ?? '/', 'http://sim.invalid');
     const path = url.pathname;
     if (path === '/latest' || path.startsWith('/latest/')) {
-      engine.tick();
+      // IMDS shows only completed attachments, so bring the state machine up to date first.
+      tick();
       imds.handle(req, res, path, boundInstanceId);
       return;
     }
