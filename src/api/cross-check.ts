@@ -10,7 +10,7 @@ import {
   EGRESS_SELECTOR,
   parsePoolList,
 } from './annotations.js';
-import { cidrContains, cidrsOverlap, formatCidr, parseCidr } from './ip.js';
+import { cidrContains, cidrLast, formatCidr, parseCidr } from './ip.js';
 import { IssueSink, type DocumentLocation, type Issue } from './issues.js';
 import type { AnyResource } from './kinds.js';
 import type { AWSSubnet } from './kinds/aws-subnet.js';
@@ -39,13 +39,53 @@ function is<K extends AnyResource['kind']>(kind: K) {
   return (r: AnyResource): r is Extract<AnyResource, { kind: K }> => r.kind === kind;
 }
 
-/** The pool an EgressGateway ipPools entry designates in `pools`, if any. */
-function findPool(ref: EgressGatewayIPPoolRef, pools: ReadonlyMap<string, IPPool>): IPPool | undefined {
-  if (ref.name !== undefined && ref.name !== '') return pools.get(ref.name);
-  if (ref.cidr !== undefined && ref.cidr !== '') {
-    const want = normal(ref.cidr);
-    for (const p of pools.values()) if (normal(p.spec.cidr) === want) return p;
+/** The pools of the post-apply state, indexed for the lookups and the overlap check. */
+interface PoolIndex {
+  readonly byName: ReadonlyMap<string, IPPool>;
+  /** Normalised CIDR → pool (the first by name when several share one). */
+  readonly byCidr: ReadonlyMap<string, IPPool>;
+  /** Pool name → names of the pools whose CIDR overlaps its own. */
+  readonly overlaps: ReadonlyMap<string, readonly string[]>;
+}
+
+function indexPools(pools: readonly IPPool[]): PoolIndex {
+  const byName = new Map(pools.map((p) => [p.metadata.name, p]));
+  const byCidr = new Map<string, IPPool>();
+  const intervals: { version: 4 | 6; start: bigint; end: bigint; prefix: number; name: string }[] = [];
+  for (const p of [...pools].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))) {
+    const parsed = parseCidr(p.spec.cidr);
+    if (parsed === undefined) continue;
+    const key = formatCidr(parsed.cidr);
+    if (!byCidr.has(key)) byCidr.set(key, p);
+    intervals.push({ version: parsed.cidr.version, start: parsed.cidr.network, end: cidrLast(parsed.cidr), prefix: parsed.cidr.prefix, name: p.metadata.name });
   }
+  // CIDRs are either nested or disjoint, so one sweep in (start, prefix) order finds every overlapping
+  // pair: the stack holds the chain of networks containing the current one. O(n log n + pairs).
+  intervals.sort((a, b) => a.version - b.version || (a.start < b.start ? -1 : a.start > b.start ? 1 : a.prefix - b.prefix));
+  const overlaps = new Map<string, string[]>();
+  const pair = (a: string, b: string) => {
+    overlaps.set(a, [...(overlaps.get(a) ?? []), b]);
+    overlaps.set(b, [...(overlaps.get(b) ?? []), a]);
+  };
+  const stack: typeof intervals = [];
+  for (const cur of intervals) {
+    while (stack.length > 0 && (stack[stack.length - 1]!.version !== cur.version || stack[stack.length - 1]!.end < cur.start)) stack.pop();
+    for (const outer of stack) pair(outer.name, cur.name);
+    stack.push(cur);
+  }
+  return { byName, byCidr, overlaps };
+}
+
+/** True when an EgressGateway ipPools entry designates `pool` (by name if it has one, else by CIDR). */
+function designates(ref: EgressGatewayIPPoolRef, pool: IPPool): boolean {
+  if (ref.name !== undefined && ref.name !== '') return ref.name === pool.metadata.name;
+  return ref.cidr !== undefined && ref.cidr !== '' && normal(ref.cidr) === normal(pool.spec.cidr);
+}
+
+/** The pool an EgressGateway ipPools entry designates, if any. */
+function findPool(ref: EgressGatewayIPPoolRef, pools: PoolIndex): IPPool | undefined {
+  if (ref.name !== undefined && ref.name !== '') return pools.byName.get(ref.name);
+  if (ref.cidr !== undefined && ref.cidr !== '') return pools.byCidr.get(normal(ref.cidr));
   return undefined;
 }
 
@@ -83,22 +123,22 @@ export function crossCheck(incoming: readonly IncomingResource[], existing: read
   });
 
   const all = [...state.values()];
-  const pools = new Map(all.filter(is('IPPool')).map((p) => [p.metadata.name, p]));
+  const pools = indexPools(all.filter(is('IPPool')));
   const subnets = new Map(all.filter(is('AWSSubnet')).map((s) => [s.metadata.name, s]));
   const policies = new Set(all.filter(is('EgressGatewayPolicy')).map((p) => p.metadata.name));
   // Namespaces every Kubernetes cluster has, whether or not they were ever applied to egw.
   const namespaces = new Set(['default', 'kube-system', 'kube-public', 'kube-node-lease', ...all.filter(is('Namespace')).map((n) => n.metadata.name)]);
   const felixDefault = all.find((r): r is FelixConfiguration => r.kind === 'FelixConfiguration' && r.metadata.name === 'default');
   const felix = effectiveFelixSettings(felixDefault);
-  const gateways = all.filter(is('EgressGateway'));
+  const storedGateways = all.filter(is('EgressGateway')).filter((g) => !incomingKeys.has(resourceKey(g)));
 
   for (const { r, sink, key } of entries) {
     switch (r.kind) {
       case 'IPPool':
-        checkPool(r, sink, existingByKey.get(key), pools, subnets, gateways.filter((g) => !incomingKeys.has(resourceKey(g))));
+        checkPool(r, sink, existingByKey.get(key), pools, subnets, storedGateways);
         break;
       case 'AWSSubnet':
-        checkSubnet(r, sink, [...pools.values()].filter((p) => !incomingKeys.has(resourceKey(p))));
+        checkSubnet(r, sink, [...pools.byName.values()].filter((p) => !incomingKeys.has(resourceKey(p))));
         break;
       case 'EgressGateway':
         checkGateway(r, sink, pools, namespaces, felix.awsSecondaryIPSupport);
@@ -122,7 +162,7 @@ function checkPool(
   pool: IPPool,
   sink: IssueSink,
   old: AnyResource | undefined,
-  pools: ReadonlyMap<string, IPPool>,
+  pools: PoolIndex,
   subnets: ReadonlyMap<string, AWSSubnet>,
   otherGateways: readonly EgressGateway[],
 ): void {
@@ -136,14 +176,12 @@ function checkPool(
     if (oldBlock !== newBlock) {
       sink.error(['spec', 'blockSize'], 'IPPool.block-size-immutable', `IPPool BlockSize cannot be modified (stored: ${String(oldBlock)})`, `blockSize: ${String(oldBlock)}, or a new IPPool`);
     }
-  } else if (parsed !== undefined) {
+  } else {
     // Calico checks overlap only when a pool is created: a stored pool's CIDR cannot change.
-    for (const other of pools.values()) {
-      if (other.metadata.name === pool.metadata.name) continue;
-      const o = parseCidr(other.spec.cidr);
-      if (o !== undefined && cidrsOverlap(o.cidr, parsed.cidr)) {
-        sink.error(['spec', 'cidr'], 'IPPool.overlap', `IPPool(${pool.metadata.name}) CIDR overlaps with IPPool(${other.metadata.name}) CIDR ${other.spec.cidr}`, 'a CIDR that overlaps no other IPPool');
-      }
+    for (const otherName of pools.overlaps.get(pool.metadata.name) ?? []) {
+      const other = pools.byName.get(otherName);
+      if (other === undefined) continue;
+      sink.error(['spec', 'cidr'], 'IPPool.overlap', `IPPool(${pool.metadata.name}) CIDR overlaps with IPPool(${other.metadata.name}) CIDR ${other.spec.cidr}`, 'a CIDR that overlaps no other IPPool');
     }
   }
   const subnetId = pool.spec.awsSubnetID;
@@ -157,8 +195,7 @@ function checkPool(
   if (!isAwsBacked(pool)) {
     for (const gw of otherGateways) {
       if (nativeIP(gw) !== 'Enabled') continue;
-      const uses = (gw.spec.ipPools ?? []).some((ref) => findPool(ref, new Map([[pool.metadata.name, pool]])) !== undefined);
-      if (uses) {
+      if ((gw.spec.ipPools ?? []).some((ref) => designates(ref, pool))) {
         sink.error(
           ['spec', 'awsSubnetID'],
           'IPPool.needed-by-native-ip',
@@ -185,7 +222,7 @@ function checkSubnet(subnet: AWSSubnet, sink: IssueSink, otherPools: readonly IP
 function checkGateway(
   gw: EgressGateway,
   sink: IssueSink,
-  pools: ReadonlyMap<string, IPPool>,
+  pools: PoolIndex,
   namespaces: ReadonlySet<string>,
   awsSecondaryIPSupport: string,
 ): void {
@@ -223,7 +260,7 @@ function checkClientAnnotations(
   on: 'Namespace' | 'Pod',
   annotations: Readonly<Record<string, string>> | undefined,
   sink: IssueSink,
-  pools: ReadonlyMap<string, IPPool>,
+  pools: PoolIndex,
   policies: ReadonlySet<string>,
   egressIPSupport: string,
 ): void {
@@ -235,7 +272,7 @@ function checkClientAnnotations(
   }
   const poolList = annotations[CNI_IPV4_POOLS];
   for (const entry of poolList === undefined ? [] : (parsePoolList(poolList) ?? [])) {
-    const found = parseCidr(entry) !== undefined ? findPool({ cidr: entry }, pools) : pools.get(entry);
+    const found = parseCidr(entry) !== undefined ? findPool({ cidr: entry }, pools) : pools.byName.get(entry);
     if (found === undefined) {
       sink.warn(at(CNI_IPV4_POOLS), 'annotations.pool-missing', `IPPool "${entry}" does not exist (yet); pods cannot get an address from it`, `an IPPool named (or with CIDR) ${entry}`);
     }

@@ -42,6 +42,21 @@ describe('IPPool', () => {
     ]);
   });
 
+  test('every overlapping pair is found: nested chains, equal CIDRs, neighbours that do not touch', () => {
+    const text = join(
+      POOL('a', '10.0.0.0/8').replace('blockSize: 32', 'blockSize: 26'),
+      POOL('b', '10.1.0.0/16').replace('blockSize: 32', 'blockSize: 26'),
+      POOL('c', '10.1.2.0/24').replace('blockSize: 32', 'blockSize: 26'),
+      POOL('d', '11.0.0.0/24').replace('blockSize: 32', 'blockSize: 26'),
+      POOL('e', '10.1.2.0/24').replace('blockSize: 32', 'blockSize: 26'),
+      POOL('f', '10.2.0.0/16').replace('blockSize: 32', 'blockSize: 26'),
+    );
+    const pairs = crossCheck(docs(text), [])
+      .map((i) => /IPPool\((\w)\) CIDR overlaps with IPPool\((\w)\)/.exec(i.message)!.slice(1).join(''))
+      .sort();
+    expect(pairs).toEqual(['ab', 'ac', 'ae', 'af', 'ba', 'bc', 'be', 'ca', 'cb', 'ce', 'ea', 'eb', 'ec', 'fa']);
+  });
+
   test('pools of different families never overlap', () => {
     expect(cross(docs(join(POOL('v4', '10.0.0.0/8').replace('blockSize: 32', 'blockSize: 26'), "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: v6}\nspec: {cidr: 'fd00::/8'}\n")))).toEqual([]);
   });
