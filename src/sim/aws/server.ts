@@ -293,8 +293,14 @@ export async function startAwsSim(options: StartAwsSimOptions): Promise<AwsSimHa
       closed = true;
       if (transitionTimer !== undefined) clearTimeout(transitionTimer);
       await Promise.all(servers.map((s) => closeServer(s)));
-      while (pending.length > 0) await Promise.all(pending);
-      await dispatcher.idle();
+      // A hung fabric driver must not hang shutdown: wait for it at most fabricTimeoutMs.
+      await withTimeout(
+        (async () => {
+          while (pending.length > 0) await Promise.all(pending);
+          await dispatcher.idle();
+        })(),
+        world.sim.fabricTimeoutMs,
+      );
       dispatcher.close();
       logger.info({ url }, 'aws-sim stopped');
     },

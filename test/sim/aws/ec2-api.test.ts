@@ -16,8 +16,10 @@ import {
   DisassociateAddressCommand,
   ModifyNetworkInterfaceAttributeCommand,
   UnassignPrivateIpAddressesCommand,
+  paginateDescribeInstances,
   paginateDescribeInstanceTypes,
   paginateDescribeNetworkInterfaces,
+  paginateDescribeTags,
   type EC2Client,
 } from '@aws-sdk/client-ec2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -213,6 +215,23 @@ describe('aws-sim EC2 API: happy paths', () => {
       '100.64.1.11',
       ...(counted.AssignedPrivateIpAddresses ?? []).map((a) => a.PrivateIpAddress),
     ]);
+  });
+
+  it('DescribeInstances and DescribeTags page with the SDK paginators', async () => {
+    const instances: string[] = [];
+    for await (const page of paginateDescribeInstances({ client: ec2, pageSize: 5 }, {})) {
+      instances.push(...(page.Reservations ?? []).flatMap((r) => (r.Instances ?? []).map((i) => i.InstanceId ?? '')));
+    }
+    expect(instances).toHaveLength(3);
+    await ec2.send(new CreateTagsCommand({ Resources: [NODE_A], Tags: Array.from({ length: 12 }, (_, i) => ({ Key: `page-${String(i).padStart(2, '0')}`, Value: 'x' })) }));
+    const keys: string[] = [];
+    let pages = 0;
+    for await (const page of paginateDescribeTags({ client: ec2, pageSize: 5 }, { Filters: [{ Name: 'key', Values: ['page-*'] }] })) {
+      keys.push(...(page.Tags ?? []).map((t) => t.Key ?? ''));
+      pages++;
+    }
+    expect(pages).toBe(3);
+    expect(keys).toEqual(Array.from({ length: 12 }, (_, i) => `page-${String(i).padStart(2, '0')}`));
   });
 
   it('CreateTags and DescribeTags (filters key, resource-id, resource-type)', async () => {
