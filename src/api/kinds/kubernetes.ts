@@ -46,6 +46,7 @@ const ContainerSchema = Type.Object(
 export const PodSpecSchema = Type.Object(
   {
     nodeName: Type.Optional(Type.String()),
+    serviceAccountName: Type.Optional(Type.String({ description: 'Calico labels endpoints with it (projectcalico.org/serviceaccount).' })),
     containers: Type.Array(ContainerSchema, { minItems: 1 }),
     initContainers: Type.Optional(Type.Array(ContainerSchema)),
     nodeSelector: Type.Optional(StringMap()),
