@@ -1,0 +1,630 @@
+/**
+ * The allocator: hands out and releases IPv4 addresses with Calico semantics, on the datastore contract
+ * only (so it works unchanged on SQLite and etcd, from any number of processes at once).
+ *
+ * Every change is one atomic commit with compare-and-swap expectations: an allocation writes the block
+ * (create, or update at the revision read), creates the handle, and keeps the node's affinity index in
+ * step, all together. A crash between two commits therefore never leaves half an allocation, and two
+ * writers can never both take one address: the second commit's expectation fails, and it is retried from
+ * fresh reads (counted in {@link IpamStats.conflictsRetried}). docs/ipam.md explains the algorithm.
+ */
+import { AWS_SECONDARY_IPV4_RESOURCE } from '../api/annotations.js';
+import type { AWSSubnet } from '../api/kinds/aws-subnet.js';
+import type { IPPool } from '../api/kinds/ip-pool.js';
+import type { IPReservation } from '../api/kinds/ip-reservation.js';
+import type { Namespace, Node, Pod } from '../api/kinds/kubernetes.js';
+import { namespaceLabels, prepareLabels } from '../api/selector/labels.js';
+import type { Datastore, StoredResource, WriteOp } from '../datastore/contract.js';
+import type { Clock } from '../platform/clock.js';
+import { EgwError, isEgwError } from '../platform/errors.js';
+import { findFreeOrdinal, newBlock, usableCount, withAllocation, withoutAllocation } from './block.js';
+import { reservationExclusions } from './exclusions.js';
+import type { Exclusions } from './exclusions.js';
+import type { V4Net } from './ipv4.js';
+import { contains, formatV4, formatV4Net, parseV4, v4Net } from './ipv4.js';
+import type { CandidatePool, PoolInfo, SkippedPool, SubnetFacts } from './pools.js';
+import { choosePools, exhaustionError, poolInfo, requestedPools } from './pools.js';
+import type { AffinityValue, AllocationOwner, BlockRecord, BlockValue, HandleRecord, HandleValue, IntendedUse } from './records.js';
+import {
+  affinityKey,
+  BLOCK_AFFINITY_KIND,
+  blockKey,
+  checkHandleId,
+  handleKey,
+  IPAM_BLOCK_KIND,
+  json,
+  readBlock,
+  readHandle,
+} from './records.js';
+
+/** Side effects of the allocator. */
+export interface IpamDeps {
+  store: Datastore;
+  /** Timestamps of allocations and retry pauses (default: the system clock). */
+  clock?: Clock;
+  /** Uniform in [0, 1): which free block or address to try (default Math.random). */
+  random?: () => number;
+}
+
+/** Tuning; the defaults suit production. */
+export interface IpamOptions {
+  /** Commits tried per call before giving up with `Conflict` (default 100, as Calico). */
+  maxAttempts?: number;
+  /** When true, a node never borrows from blocks affine to other nodes (Calico's strictAffinity; default false). */
+  strictAffinity?: boolean;
+  /** Random block (or address) probes in a large pool before listing it whole (default 16). */
+  probes?: number;
+  /** Pools of at most this many blocks are listed rather than probed (default 128). */
+  listLimit?: number;
+}
+
+/** What to allocate, for whom. */
+export interface AllocateRequest {
+  /** The handle that owns the address; allocation is idempotent per handle. */
+  handle: string;
+  /** The node the address is used on (must exist as a Node: its labels drive pool choice). */
+  node: string;
+  /** Default `Workload`; the agent asks for `HostSecondaryInterface` (ENI primary IPs). */
+  use?: IntendedUse;
+  /** Recorded on the handle; GC validates it. Default: the pod, else `{ kind: 'None' }`. */
+  owner?: AllocationOwner;
+  /** The pod the address is for: its (or its namespace's) ipv4pools annotation and its aws-secondary-ipv4 request count. */
+  pod?: Pod;
+  /** Pools by name or CIDR, in order: used when neither the pod nor its namespace names pools. */
+  pools?: readonly string[];
+  /** AWS-backed pools wanted. Default: the pod's request of projectcalico.org/aws-secondary-ipv4; true for HostSecondaryInterface. */
+  aws?: boolean;
+  /** Only pools backed by this AWS subnet. */
+  awsSubnetID?: string;
+}
+
+/** One allocation, as recorded on its handle. */
+export interface Allocation {
+  handle: string;
+  /** The address, e.g. `100.64.0.5`. */
+  ip: string;
+  /** The pool's prefix length (the address's network as the pool defines it). */
+  prefixLength: number;
+  pool: string;
+  poolCidr: string;
+  block: string;
+  node: string;
+  use: IntendedUse;
+  owner: AllocationOwner;
+  awsSubnetID?: string;
+  allocatedAt: string;
+  /** True when the handle already held this address before the call (an idempotent repeat). */
+  existing: boolean;
+}
+
+/** What a release did. */
+export interface ReleaseResult {
+  /** False when there was nothing to release (unknown handle, free address): still a success. */
+  released: boolean;
+  handle?: string;
+  ip?: string;
+}
+
+/** Counters, for benchmarks and metrics. */
+export interface IpamStats {
+  /** Commits that failed an expectation (another writer got there first) and were retried. */
+  conflictsRetried: number;
+  /** Commits attempted. */
+  commits: number;
+}
+
+interface Context {
+  node: { name: string; labels: Readonly<Record<string, string>> };
+  pools: IPPool[];
+  reserved: Exclusions;
+  subnets: Map<string, SubnetFacts>;
+  affinities: AffinityValue[];
+  namespace: Namespace | undefined;
+}
+
+interface Plan {
+  ops: WriteOp[];
+  ip: number;
+  pool: PoolInfo;
+  block: V4Net;
+}
+
+const DEFAULT_MAX_ATTEMPTS = 100;
+
+/**
+ * Allocates and releases addresses. One instance per process is enough; it holds no cache, only
+ * counters, so any number of instances in any number of processes may work on one store at once.
+ */
+export class Ipam {
+  /** Counters since construction. */
+  readonly stats: IpamStats = { conflictsRetried: 0, commits: 0 };
+  private readonly store: Datastore;
+  private readonly clock: Clock | undefined;
+  private readonly random: () => number;
+  private readonly maxAttempts: number;
+  private readonly strictAffinity: boolean;
+  private readonly probes: number;
+  private readonly listLimit: number;
+
+  constructor(deps: IpamDeps, options: IpamOptions = {}) {
+    this.store = deps.store;
+    this.clock = deps.clock;
+    this.random = deps.random ?? Math.random;
+    this.maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
+    this.strictAffinity = options.strictAffinity ?? false;
+    this.probes = options.probes ?? 16;
+    this.listLimit = options.listLimit ?? 128;
+  }
+
+  /**
+   * Allocates one IPv4 address for `request.handle`, or returns the one the handle already holds
+   * (`existing: true`): a repeated call (a retried CNI ADD, a lost response) never takes a second address.
+   * Errors: `InvalidInput` (bad handle, malformed annotation); `NotFound` (the node is not in the store);
+   * `AlreadyExists` (the handle holds an address for another use or owner); `NoQualifiedPool` (a requested
+   * pool is missing or disabled, or no pool qualifies — the message names each pool and why);
+   * `PoolExhausted` (qualified pools are all full); `Conflict` after `maxAttempts` lost races;
+   * datastore errors as they come.
+   */
+  async allocate(request: AllocateRequest): Promise<Allocation> {
+    const handle = checkHandleId(request.handle);
+    const use: IntendedUse = request.use ?? 'Workload';
+    const owner: AllocationOwner =
+      request.owner ??
+      (request.pod !== undefined
+        ? { kind: 'Pod', namespace: request.pod.metadata.namespace ?? 'default', name: request.pod.metadata.name, ...(request.pod.metadata.uid === undefined ? {} : { uid: request.pod.metadata.uid }) }
+        : { kind: 'None' });
+    const aws = request.aws ?? (use === 'HostSecondaryInterface' ? true : request.pod !== undefined && requestsAwsSecondaryIp(request.pod));
+    const subject =
+      request.pod !== undefined
+        ? `pod ${request.pod.metadata.namespace ?? 'default'}/${request.pod.metadata.name} on node ${request.node}`
+        : `handle ${handle} on node ${request.node}`;
+
+    for (let attempt = 0; ; attempt++) {
+      const [existing, ctx] = await Promise.all([this.store.get(handleKey(handle)), this.readContext(request)]);
+      if (existing !== undefined) return this.existingAllocation(existing, use, owner);
+      const requested =
+        request.pod !== undefined
+          ? requestedPools(request.pod.metadata.annotations, ctx.namespace?.metadata.annotations, request.pools)
+          : request.pools === undefined || request.pools.length === 0
+            ? undefined
+            : { pools: request.pools, source: 'request' as const };
+      const choice = choosePools({
+        pools: ctx.pools,
+        node: ctx.node,
+        namespace: ctx.namespace === undefined ? undefined : { name: ctx.namespace.metadata.name, labels: namespaceLabels({ name: ctx.namespace.metadata.name, labels: ctx.namespace.metadata.labels }) },
+        requested,
+        use,
+        aws,
+        awsSubnetID: request.awsSubnetID,
+        subnets: ctx.subnets,
+        reserved: ctx.reserved,
+      });
+      const skipped = [...choice.skipped];
+      const plan = await this.plan(ctx, choice.candidates, handle, skipped);
+      if (plan === undefined) throw exhaustionError(subject, skipped, choice.candidates.length > 0);
+      const allocatedAt = new Date(this.clock?.now() ?? Date.now()).toISOString();
+      const value: HandleValue = {
+        handle,
+        ip: formatV4(plan.ip),
+        block: formatV4Net(plan.block),
+        pool: plan.pool.cidr,
+        poolName: plan.pool.name,
+        node: request.node,
+        use,
+        owner,
+        ...(plan.pool.awsSubnetID === undefined ? {} : { awsSubnetID: plan.pool.awsSubnetID }),
+        allocatedAt,
+      };
+      plan.ops.push({ op: 'create', key: handleKey(handle), value: json(value) });
+      if (await this.tryCommit(plan.ops, attempt)) return toAllocation(value, plan.pool.net.prefix, false);
+    }
+  }
+
+  /**
+   * Releases the address `handle` holds, in one commit (block and handle together). Idempotent: an
+   * unknown handle is `{ released: false }`, not an error. A handle whose block no longer records it
+   * (damaged state) is removed all the same.
+   */
+  async releaseByHandle(handle: string): Promise<ReleaseResult> {
+    checkHandleId(handle);
+    for (let attempt = 0; ; attempt++) {
+      const stored = await this.store.get(handleKey(handle));
+      if (stored === undefined) return { released: false, handle };
+      const h = readHandle(stored);
+      const ops: WriteOp[] = [{ op: 'delete', key: handleKey(handle), expectedRevision: stored.modRevision }];
+      if (h !== undefined) ops.push(...(await this.releaseOps(h)));
+      if (await this.tryCommit(ops, attempt)) return { released: true, handle, ...(h === undefined ? {} : { ip: h.value.ip }) };
+    }
+  }
+
+  /**
+   * Releases `ip` whoever holds it (its handle goes too). Idempotent: a free or unknown address is
+   * `{ released: false }`. Throws `InvalidInput` for text that is not an IPv4 address.
+   */
+  async releaseByIp(ip: string): Promise<ReleaseResult> {
+    const address = parseV4(ip);
+    if (address === undefined) throw new EgwError('InvalidInput', `"${ip}" is not an IPv4 address`, { hint: 'e.g. --ip 100.64.0.5' });
+    for (let attempt = 0; ; attempt++) {
+      const found = await this.findBlockOf(address);
+      if (found === undefined) return { released: false, ip };
+      const ord = String(address - found.net.first);
+      const owner = found.value.allocations[ord];
+      if (owner === undefined) return { released: false, ip };
+      const storedHandle = await this.store.get(handleKey(owner));
+      const h = storedHandle === undefined ? undefined : readHandle(storedHandle);
+      if (storedHandle !== undefined && h !== undefined && h.value.ip === ip) {
+        const result = await this.releaseByHandle(owner);
+        if (result.released) return { released: true, handle: owner, ip };
+        continue;
+      }
+      // The block names a handle that does not hold this address: free the ordinal alone.
+      const ops = this.blockReleaseOps(found, Number(ord), undefined);
+      if (await this.tryCommit(ops, attempt)) return { released: true, handle: owner, ip };
+    }
+  }
+
+  /** The allocation `handle` holds, or undefined. */
+  async getAllocation(handle: string): Promise<Allocation | undefined> {
+    checkHandleId(handle);
+    const stored = await this.store.get(handleKey(handle));
+    const h = stored === undefined ? undefined : readHandle(stored);
+    if (h === undefined) return undefined;
+    const pool = v4NetOf(h.value.pool);
+    return toAllocation(h.value, pool?.prefix ?? 32, true);
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+
+  /** Everything pool choice needs, read in parallel (one round trip on etcd). */
+  private async readContext(request: AllocateRequest): Promise<Context> {
+    const nsName = request.pod?.metadata.namespace ?? (request.pod === undefined ? undefined : 'default');
+    const [node, pools, reservations, subnets, affinities, namespace] = await Promise.all([
+      this.store.get({ kind: 'Node', name: request.node }),
+      this.store.list('IPPool'),
+      this.store.list('IPReservation'),
+      this.store.list('AWSSubnet'),
+      this.store.list(BLOCK_AFFINITY_KIND, { namespace: request.node }),
+      nsName === undefined ? Promise.resolve(undefined) : this.store.get({ kind: 'Namespace', name: nsName }),
+    ]);
+    if (node === undefined) {
+      throw new EgwError('NotFound', `node ${request.node} does not exist in the datastore`, {
+        hint: 'IPAM reads the Node for its labels (zone, nodeSelector): egw apply the Node first, or pass the right node name',
+        details: { node: request.node },
+      });
+    }
+    const nodeValue = node.value as unknown as Node;
+    const reserved = reservationExclusions(reservations.items.flatMap((r) => (r.value as unknown as IPReservation).spec?.reservedCIDRs ?? []));
+    const subnetMap = new Map<string, SubnetFacts>();
+    for (const s of subnets.items) {
+      const spec = (s.value as unknown as AWSSubnet).spec;
+      if (spec !== undefined) subnetMap.set(s.key.name, { cidr: spec.cidr, availabilityZone: spec.availabilityZone });
+    }
+    return {
+      node: { name: request.node, labels: prepareLabels(nodeValue.metadata?.labels ?? {}) },
+      pools: pools.items.map((p) => p.value as unknown as IPPool).filter((p) => p.spec !== undefined),
+      reserved,
+      subnets: subnetMap,
+      affinities: affinities.items.map((a) => a.value as unknown as AffinityValue),
+      namespace: namespace === undefined ? undefined : (namespace.value as unknown as Namespace),
+    };
+  }
+
+  /**
+   * The commit that takes one address, trying in Calico's order: blocks affine to the node (any
+   * candidate pool, in pool order), then per pool a new block (or, for /32 blocks, a free address),
+   * then — unless strictAffinity — a free address in another node's block. Pools that yield nothing get
+   * a skip reason. Reads only; the caller commits.
+   */
+  private async plan(ctx: Context, candidates: readonly CandidatePool[], handle: string, skipped: SkippedPool[]): Promise<Plan | undefined> {
+    const node = ctx.node.name;
+    // 1. The node's affine blocks with room (the index lists only those: flat however many are full).
+    for (const cand of candidates) {
+      if (cand.pool.blockSize === 32) continue;
+      const mine = shuffle(ctx.affinities.filter((a) => a.pool === cand.pool.cidr), this.random);
+      for (const a of mine) {
+        const net = v4NetOf(a.block);
+        if (net === undefined) continue;
+        const stored = await this.store.get(blockKey(cand.pool.net, net));
+        const block = stored === undefined ? undefined : readBlock(stored);
+        if (block === undefined || block.value.affinity !== node) continue; // a stale index entry: GC repairs it
+        const ord = findFreeOrdinal(block.value, block.net, cand.exclusions);
+        if (ord === undefined) {
+          await this.refile(block, node);
+          continue;
+        }
+        return this.updatePlan(block, ord, handle, cand, node);
+      }
+    }
+    // 2. and 3. Per pool: a new block or address, else borrow.
+    for (const cand of candidates) {
+      const plan = cand.pool.blockSize === 32 ? await this.planPerAddress(cand, handle, skipped) : await this.planClaim(cand, handle, node, skipped);
+      if (plan !== undefined) return plan;
+    }
+    return undefined;
+  }
+
+  /** Pools with /32 blocks (AWS-backed): every address its own block, created with its allocation. */
+  private async planPerAddress(cand: CandidatePool, handle: string, skipped: SkippedPool[]): Promise<Plan | undefined> {
+    const { pool, exclusions } = cand;
+    const make = (ip: number): Plan => {
+      const net = v4Net(ip, 32);
+      const value = withAllocation(newBlock(net, pool.net, null, formatV4Net), net, 0, handle);
+      return { ip, pool, block: net, ops: [{ op: 'create', key: blockKey(pool.net, net), value: json(value) }] };
+    };
+    if (pool.net.size > this.listLimit) {
+      for (let i = 0; i < this.probes; i++) {
+        const ip = pool.net.first + Math.floor(this.random() * pool.net.size);
+        if (exclusions.has(ip)) continue;
+        if ((await this.store.get(blockKey(pool.net, v4Net(ip, 32)))) === undefined) return make(ip);
+      }
+    }
+    const { items } = await this.store.list(IPAM_BLOCK_KIND, { namespace: blockNamespace(pool) });
+    const taken = new Set<number>();
+    for (const s of items) {
+      const b = readBlock(s);
+      if (b !== undefined) for (let ord = 0; ord < b.net.size; ord++) if (b.value.allocations[String(ord)] !== undefined) taken.add(b.net.first + ord);
+    }
+    const free: number[] = [];
+    for (let ip = pool.net.first; ip < pool.net.first + pool.net.size; ip++) if (!taken.has(ip) && !exclusions.has(ip)) free.push(ip);
+    if (free.length > 0) return make(free[Math.floor(this.random() * free.length)]!);
+    skipped.push(fullReason(pool, exclusions, taken.size));
+    return undefined;
+  }
+
+  /** Pools with real blocks: claim an unclaimed block (or adopt one without affinity), else borrow. */
+  private async planClaim(cand: CandidatePool, handle: string, node: string, skipped: SkippedPool[]): Promise<Plan | undefined> {
+    const { pool, exclusions } = cand;
+    const blockAddresses = 2 ** (32 - pool.blockSize);
+    const blocks = pool.net.size / blockAddresses;
+    const netAt = (i: number): V4Net => v4Net(pool.net.first + i * blockAddresses, pool.blockSize);
+    if (blocks > this.listLimit) {
+      for (let i = 0; i < this.probes; i++) {
+        const net = netAt(Math.floor(this.random() * blocks));
+        if (exclusions.coversAll(net)) continue;
+        const stored = await this.store.get(blockKey(pool.net, net));
+        if (stored === undefined) return this.claimPlan(net, handle, cand, node);
+        const block = readBlock(stored);
+        if (block !== undefined && block.value.affinity === null) {
+          const ord = findFreeOrdinal(block.value, block.net, exclusions);
+          if (ord !== undefined) return this.updatePlan(block, ord, handle, cand, node, true);
+        }
+      }
+    }
+    // The whole pool, listed: exact, and the only way to tell "full" from "unlucky".
+    const { items } = await this.store.list(IPAM_BLOCK_KIND, { namespace: blockNamespace(pool) });
+    const existing = new Map<number, BlockRecord>();
+    for (const s of items) {
+      const b = readBlock(s);
+      if (b !== undefined) existing.set(b.net.first, b);
+    }
+    const unclaimed: V4Net[] = [];
+    for (let i = 0; i < blocks; i++) {
+      const net = netAt(i);
+      if (!existing.has(net.first) && !exclusions.coversAll(net)) unclaimed.push(net);
+    }
+    if (unclaimed.length > 0) return this.claimPlan(unclaimed[Math.floor(this.random() * unclaimed.length)]!, handle, cand, node);
+    // The node's own blocks (in case the index missed one), then blocks without affinity (adopting one
+    // costs nobody), then other nodes' blocks (borrowing, unless strictAffinity).
+    const rank = (b: BlockRecord): number => (b.value.affinity === node ? 0 : b.value.affinity === null ? 1 : 2);
+    const withRoom = shuffle(
+      [...existing.values()].filter((b) => rank(b) < 2 || !this.strictAffinity),
+      this.random,
+    ).sort((a, b) => rank(a) - rank(b));
+    for (const b of withRoom) {
+      const ord = findFreeOrdinal(b.value, b.net, exclusions);
+      if (ord !== undefined) return this.updatePlan(b, ord, handle, cand, node, rank(b) < 2);
+    }
+    let allocated = 0;
+    for (const b of existing.values()) allocated += Object.keys(b.value.allocations).length;
+    skipped.push(
+      this.strictAffinity && [...existing.values()].some((b) => b.value.affinity !== node && b.value.affinity !== null && usableCount(b.value, b.net, exclusions) > 0)
+        ? { name: pool.name, cidr: pool.cidr, reason: 'full', detail: `every block is claimed, and strictAffinity forbids borrowing from other nodes' blocks` }
+        : fullReason(pool, exclusions, allocated),
+    );
+    return undefined;
+  }
+
+  /** A new block, affine to `node`, with its first allocation. */
+  private claimPlan(net: V4Net, handle: string, cand: CandidatePool, node: string): Plan | undefined {
+    const empty = newBlock(net, cand.pool.net, node, formatV4Net);
+    const ord = findFreeOrdinal(empty, net, cand.exclusions);
+    if (ord === undefined) return undefined;
+    const value = withAllocation(empty, net, ord, handle);
+    const full = findFreeOrdinal(value, net, cand.exclusions) === undefined;
+    return {
+      ip: net.first + ord,
+      pool: cand.pool,
+      block: net,
+      ops: [{ op: 'create', key: blockKey(cand.pool.net, net), value: json(value) }, ...indexOps(node, net, cand.pool.net, full)],
+    };
+  }
+
+  /** An allocation in an existing block, at the revision read (adopting it when `adopt`). */
+  private updatePlan(block: BlockRecord, ord: number, handle: string, cand: CandidatePool, node: string, adopt = false): Plan {
+    const value: BlockValue = withAllocation(adopt ? { ...block.value, affinity: node } : block.value, block.net, ord, handle);
+    const ops: WriteOp[] = [{ op: 'update', key: block.key, value: json(value), expectedRevision: block.revision }];
+    const full = findFreeOrdinal(value, block.net, cand.exclusions) === undefined;
+    // Keep the affinity index in step: adopted blocks join it; a block that fills moves to the full index.
+    if (value.affinity !== null && (adopt || full)) ops.push(...indexOps(value.affinity, block.net, cand.pool.net, full));
+    return { ip: block.net.first + ord, pool: cand.pool, block: block.net, ops };
+  }
+
+  /** Moves a block with no usable address from the node's room index to its full index (best effort). */
+  private async refile(block: BlockRecord, node: string): Promise<void> {
+    try {
+      await this.store.commit([{ op: 'check', key: block.key, expectedRevision: block.revision }, ...indexOps(node, block.net, block.pool, true)]);
+    } catch (err) {
+      if (!isEgwError(err, 'Conflict')) throw err;
+    }
+  }
+
+  /** The ops that free a handle's address in its block (none when the block does not record it). */
+  private async releaseOps(h: HandleRecord): Promise<WriteOp[]> {
+    const pool = v4NetOf(h.value.pool);
+    const net = v4NetOf(h.value.block);
+    const ip = parseV4(h.value.ip);
+    if (pool === undefined || net === undefined || ip === undefined || !contains(net, ip)) return [];
+    const stored = await this.store.get(blockKey(pool, net));
+    const block = stored === undefined ? undefined : readBlock(stored);
+    if (block === undefined) return [];
+    const ord = ip - net.first;
+    if (block.value.allocations[String(ord)] !== h.value.handle) return [];
+    const fullIndex = block.value.affinity === null ? undefined : await this.store.get(affinityKey(block.value.affinity, net, true));
+    return this.blockReleaseOps(block, ord, fullIndex);
+  }
+
+  /** Frees `ord` in `block`: a /32 block goes; a block that was filed as full returns to the room index. */
+  private blockReleaseOps(block: BlockRecord, ord: number, fullIndex: StoredResource | undefined): WriteOp[] {
+    if (block.net.size === 1 && block.value.affinity === null) return [{ op: 'delete', key: block.key, expectedRevision: block.revision }];
+    const ops: WriteOp[] = [{ op: 'update', key: block.key, value: json(withoutAllocation(block.value, ord)), expectedRevision: block.revision }];
+    if (block.value.affinity !== null && fullIndex !== undefined) {
+      ops.push({ op: 'delete', key: fullIndex.key, expectedRevision: fullIndex.modRevision }, { op: 'put', key: affinityKey(block.value.affinity, block.net, false), value: json({ node: block.value.affinity, block: block.value.cidr, pool: block.value.pool }) });
+    }
+    return ops;
+  }
+
+  /** The block that holds `address`, found through the pools (or, for addresses of no pool, a scan). */
+  private async findBlockOf(address: number): Promise<BlockRecord | undefined> {
+    const { items } = await this.store.list('IPPool');
+    for (const p of items) {
+      const info = poolInfo(p.value as unknown as IPPool);
+      if (info === undefined || !contains(info.net, address) || info.blockSize < info.net.prefix || info.blockSize > 32) continue;
+      const stored = await this.store.get(blockKey(info.net, v4Net(address, info.blockSize)));
+      if (stored !== undefined) return readBlock(stored);
+    }
+    // Not in any current pool's blocks: a deleted pool, or a changed block size. Rare; scan.
+    const all = await this.store.list(IPAM_BLOCK_KIND);
+    for (const s of all.items) {
+      const b = readBlock(s);
+      if (b !== undefined && contains(b.net, address)) return b;
+    }
+    return undefined;
+  }
+
+  /** Commits `ops`; false (after a short jittered pause) when another writer won, to be retried. */
+  private async tryCommit(ops: WriteOp[], attempt: number): Promise<boolean> {
+    this.stats.commits++;
+    try {
+      await this.store.commit(ops);
+      return true;
+    } catch (err) {
+      if (!isEgwError(err, 'Conflict', 'AlreadyExists', 'NotFound')) throw err;
+      this.stats.conflictsRetried++;
+      if (attempt + 1 >= this.maxAttempts) {
+        throw new EgwError('Conflict', `IPAM gave up after ${this.maxAttempts} attempts lost to concurrent writers`, {
+          hint: 'retry; if this persists, the datastore is under unusual contention',
+          retry: 'retry',
+          cause: err,
+        });
+      }
+      // Writers that collided would collide again in lockstep; a random pause spreads them.
+      const pause = this.random() * Math.min(2 ** Math.min(attempt, 5), 20);
+      if (this.clock !== undefined) await this.clock.sleep(pause);
+      else await new Promise((r) => setTimeout(r, pause));
+      return false;
+    }
+  }
+
+  private existingAllocation(stored: StoredResource, use: IntendedUse, owner: AllocationOwner): Allocation {
+    const h = readHandle(stored);
+    if (h === undefined) {
+      throw new EgwError('AlreadyExists', `IPAM handle ${stored.key.name} exists but is damaged`, { hint: 'run egw ipam check, then egw ipam gc' });
+    }
+    if (h.value.use !== use || !sameOwner(h.value.owner, owner)) {
+      throw new EgwError('AlreadyExists', `IPAM handle ${h.value.handle} already holds ${h.value.ip} for ${describeOwner(h.value.owner)} (${h.value.use})`, {
+        hint: 'use another handle, or release this one first',
+        details: { handle: h.value.handle, ip: h.value.ip },
+      });
+    }
+    return toAllocation(h.value, v4NetOf(h.value.pool)?.prefix ?? 32, true);
+  }
+}
+
+/** True when the pod requests (or limits) `projectcalico.org/aws-secondary-ipv4` > 0 in any container. */
+export function requestsAwsSecondaryIp(pod: Pod): boolean {
+  const containers = [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])];
+  return containers.some((c) =>
+    [c.resources?.requests?.[AWS_SECONDARY_IPV4_RESOURCE], c.resources?.limits?.[AWS_SECONDARY_IPV4_RESOURCE]].some((q) => {
+      const n = typeof q === 'number' ? q : typeof q === 'string' && /^[0-9]+$/.test(q) ? Number(q) : 0;
+      return n > 0;
+    }),
+  );
+}
+
+/** A short description of an owner for messages. */
+export function describeOwner(owner: AllocationOwner): string {
+  switch (owner.kind) {
+    case 'Pod':
+      return `pod ${owner.namespace}/${owner.name}${owner.uid === undefined ? '' : ` (uid ${owner.uid})`}`;
+    case 'ENI':
+      return `ENI${owner.eni === undefined ? '' : ` ${owner.eni}`} of node ${owner.node}`;
+    case 'None':
+      return owner.description ?? 'no owner';
+  }
+}
+
+function sameOwner(a: AllocationOwner, b: AllocationOwner): boolean {
+  if (a.kind !== b.kind) return false;
+  if (a.kind === 'Pod' && b.kind === 'Pod') return a.namespace === b.namespace && a.name === b.name && (a.uid === undefined || b.uid === undefined || a.uid === b.uid);
+  if (a.kind === 'ENI' && b.kind === 'ENI') return a.node === b.node;
+  return true;
+}
+
+function toAllocation(v: HandleValue, prefixLength: number, existing: boolean): Allocation {
+  return {
+    handle: v.handle,
+    ip: v.ip,
+    prefixLength,
+    pool: v.poolName,
+    poolCidr: v.pool,
+    block: v.block,
+    node: v.node,
+    use: v.use,
+    owner: v.owner,
+    ...(v.awsSubnetID === undefined ? {} : { awsSubnetID: v.awsSubnetID }),
+    allocatedAt: v.allocatedAt,
+    existing,
+  };
+}
+
+/** The index ops for a block affine to `node`: filed under room or full, removed from the other. */
+function indexOps(node: string, net: V4Net, pool: V4Net, full: boolean): WriteOp[] {
+  const value = json({ node, block: formatV4Net(net), pool: formatV4Net(pool) });
+  return [
+    { op: 'put', key: affinityKey(node, net, full), value },
+    { op: 'delete', key: affinityKey(node, net, !full) },
+  ];
+}
+
+function fullReason(pool: PoolInfo, exclusions: Exclusions, allocated: number): SkippedPool {
+  const reserved = exclusions.countIn(pool.net.first, pool.net.size);
+  if (reserved === pool.net.size) return { name: pool.name, cidr: pool.cidr, reason: 'reserved', detail: `every one of its ${pool.net.size} addresses is reserved` };
+  const usable = pool.net.size - reserved;
+  return {
+    name: pool.name,
+    cidr: pool.cidr,
+    reason: 'full',
+    detail: `${allocated} of ${usable} usable addresses allocated${reserved > 0 ? ` (${reserved} reserved)` : ''}`,
+  };
+}
+
+function blockNamespace(pool: PoolInfo): string {
+  return blockKey(pool.net, pool.net).namespace!;
+}
+
+function v4NetOf(text: string): V4Net | undefined {
+  const slash = text.indexOf('/');
+  if (slash < 0) return undefined;
+  const first = parseV4(text.slice(0, slash));
+  const prefix = Number(text.slice(slash + 1));
+  if (first === undefined || !Number.isInteger(prefix) || prefix < 0 || prefix > 32) return undefined;
+  return v4Net(first, prefix);
+}
+
+function shuffle<T>(items: T[], random: () => number): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [items[i], items[j]] = [items[j]!, items[i]!];
+  }
+  return items;
+}

@@ -1,0 +1,50 @@
+/**
+ * Pure operations on one block's value: find a usable ordinal, add or remove an allocation, count.
+ * An ordinal is usable when it is neither allocated nor excluded (reserved).
+ */
+import type { Exclusions } from './exclusions.js';
+import type { V4Net } from './ipv4.js';
+import type { BlockValue } from './records.js';
+
+/**
+ * The first usable ordinal at or after the block's `next` cursor, wrapping round; undefined when none.
+ * Going round (rather than lowest-first) delays the reuse of a just-released address, as Calico's
+ * unallocated queue does.
+ */
+export function findFreeOrdinal(block: BlockValue, net: V4Net, exclusions: Exclusions): number | undefined {
+  const size = net.size;
+  const start = block.next % size;
+  for (let i = 0; i < size; i++) {
+    const ord = (start + i) % size;
+    if (block.allocations[String(ord)] !== undefined) continue;
+    if (!exclusions.empty && exclusions.has(net.first + ord)) continue;
+    return ord;
+  }
+  return undefined;
+}
+
+/** Number of usable ordinals of a block. */
+export function usableCount(block: BlockValue, net: V4Net, exclusions: Exclusions): number {
+  let n = 0;
+  for (let ord = 0; ord < net.size; ord++) {
+    if (block.allocations[String(ord)] === undefined && (exclusions.empty || !exclusions.has(net.first + ord))) n++;
+  }
+  return n;
+}
+
+/** The block with `ord` allocated to `handle` (a new value; the input is not changed). */
+export function withAllocation(block: BlockValue, net: V4Net, ord: number, handle: string): BlockValue {
+  return { ...block, allocations: { ...block.allocations, [String(ord)]: handle }, next: (ord + 1) % net.size };
+}
+
+/** The block with `ord` freed (a new value). */
+export function withoutAllocation(block: BlockValue, ord: number): BlockValue {
+  const allocations = { ...block.allocations };
+  delete allocations[String(ord)];
+  return { ...block, allocations };
+}
+
+/** A new block value. */
+export function newBlock(net: V4Net, pool: V4Net, affinity: string | null, cidrText: (n: V4Net) => string): BlockValue {
+  return { cidr: cidrText(net), pool: cidrText(pool), affinity, allocations: {}, next: 0 };
+}
