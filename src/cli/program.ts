@@ -1,8 +1,10 @@
 import { Command, CommanderError } from 'commander';
 import { EgwError, errorMessage } from '../platform/errors.js';
 import { ExitCode } from './exit.js';
+import { registerAwsSimCommands } from './commands/aws-sim.js';
 import { registerResourceCommands } from './commands/resources.js';
 import { registerSelectorCommands } from './commands/selector.js';
+import { registerRenderCommands } from './commands/render.js';
 
 /** Builds the `egw` command tree. Each command lives in src/cli/commands and stays thin. */
 export function buildProgram(): Command {
@@ -13,6 +15,8 @@ export function buildProgram(): Command {
     .exitOverride();
   registerResourceCommands(program);
   registerSelectorCommands(program);
+  registerAwsSimCommands(program);
+  registerRenderCommands(program);
   return program;
 }
 

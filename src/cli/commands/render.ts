@@ -1,0 +1,58 @@
+import type { Command } from 'commander';
+import { formatIssue, hasErrors, type EgressGateway, type FelixConfiguration, type IPPool, type Issue } from '../../api/index.js';
+import { defaultGatewayImage, operatorValidationError, renderDeployment } from '../../controller/operator/index.js';
+import { ExitCode, usageError } from '../exit.js';
+import { loadManifests } from '../load-manifests.js';
+import { readManifestSources } from '../manifest-sources.js';
+import { formatObjects, parseOutputFormat } from '../output.js';
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+/**
+ * `egw render deployment -f FILE [-o yaml|json] [--image IMAGE]`: prints the `apps/v1` Deployment the
+ * operator makes for each EgressGateway in the manifests, for use on a real cluster. No datastore is
+ * read. Each EgressGateway is checked with the operator's rules first (pool references only when the
+ * manifests hold IPPools); any failure prints the operator's message, prints no Deployment and exits 1.
+ */
+export function registerRenderCommands(program: Command): void {
+  const render = program.command('render').description('print what egw would create, for a real cluster');
+  render
+    .command('deployment')
+    .description('print the apps/v1 Deployment the operator renders for each EgressGateway in the manifests')
+    .requiredOption('-f, --filename <path>', 'a file, a directory of manifests, or - for stdin (repeatable)', collect, [])
+    .option('-o, --output <format>', 'yaml or json', 'yaml')
+    .option('--image <image>', 'gateway container image (default ghcr.io/egw-project/egw:<egw version>)')
+    .action((opts: { filename: string[]; output: string; image?: string }) => {
+      const format = parseOutputFormat(opts.output);
+      if (format === 'table') throw usageError('render prints yaml or json', 'use -o yaml or -o json');
+      const { resources, issues } = loadManifests(readManifestSources(opts.filename));
+      printIssues(issues);
+      if (hasErrors(issues)) throw new ExitCode(1);
+      const all = resources.map((r) => r.resource);
+      const gateways = all.filter((r): r is EgressGateway => r.kind === 'EgressGateway');
+      if (gateways.length === 0) {
+        process.stderr.write('error: the manifests hold no EgressGateway\n');
+        throw new ExitCode(1);
+      }
+      const pools = all.filter((r): r is IPPool => r.kind === 'IPPool');
+      const felix = all.find((r): r is FelixConfiguration => r.kind === 'FelixConfiguration' && r.metadata.name === 'default');
+      if (pools.length === 0) process.stderr.write('note: the manifests hold no IPPools, so the pool references were not checked\n');
+
+      let failed = false;
+      for (const egw of gateways) {
+        const problem = operatorValidationError(egw, pools, { poolsKnown: pools.length > 0 });
+        if (problem !== undefined) {
+          process.stderr.write(`error: EgressGateway ${egw.metadata.namespace ?? 'default'}/${egw.metadata.name}: ${problem}\n`);
+          failed = true;
+        }
+      }
+      if (failed) throw new ExitCode(1);
+      const image = opts.image ?? defaultGatewayImage();
+      const deployments = gateways.map((egw) => renderDeployment(egw, { felix, image }));
+      process.stdout.write(formatObjects(deployments, format, deployments.length > 1));
+    });
+}
+
+function printIssues(issues: readonly Issue[]): void {
+  for (const issue of issues) process.stderr.write(`${issue.severity === 'error' ? 'error: ' : ''}${formatIssue(issue)}\n`);
+}
