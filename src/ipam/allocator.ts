@@ -14,7 +14,7 @@ import type { IPPool } from '../api/kinds/ip-pool.js';
 import type { IPReservation } from '../api/kinds/ip-reservation.js';
 import type { Namespace, Node, Pod } from '../api/kinds/kubernetes.js';
 import { namespaceLabels, prepareLabels } from '../api/selector/labels.js';
-import type { Datastore, StoredResource, WriteOp } from '../datastore/contract.js';
+import type { Datastore, ResourceKey, StoredResource, WriteOp } from '../datastore/contract.js';
 import type { Clock } from '../platform/clock.js';
 import { EgwError, isEgwError } from '../platform/errors.js';
 import { findFreeOrdinal, newBlock, usableCount, withAllocation, withoutAllocation } from './block.js';
@@ -103,6 +103,17 @@ export interface ReleaseResult {
   released: boolean;
   handle?: string;
   ip?: string;
+}
+
+/** Options of {@link Ipam.releaseByHandle}. */
+export interface ReleaseOptions {
+  /**
+   * Release only while the handle is at this revision (GC: the allocation it validated, not a newer one
+   * that reuses the handle); otherwise nothing happens (`released: false`).
+   */
+  expectedRevision?: number;
+  /** Keys deleted in the same commit (GC removes its observation mark with the release). */
+  alsoDelete?: readonly ResourceKey[];
 }
 
 /** Counters, for benchmarks and metrics. */
@@ -225,13 +236,15 @@ export class Ipam {
    * unknown handle is `{ released: false }`, not an error. A handle whose block no longer records it
    * (damaged state) is removed all the same.
    */
-  async releaseByHandle(handle: string): Promise<ReleaseResult> {
+  async releaseByHandle(handle: string, options: ReleaseOptions = {}): Promise<ReleaseResult> {
     checkHandleId(handle);
     for (let attempt = 0; ; attempt++) {
       const stored = await this.store.get(handleKey(handle));
       if (stored === undefined) return { released: false, handle };
+      if (options.expectedRevision !== undefined && stored.modRevision !== options.expectedRevision) return { released: false, handle };
       const h = readHandle(stored);
       const ops: WriteOp[] = [{ op: 'delete', key: handleKey(handle), expectedRevision: stored.modRevision }];
+      for (const key of options.alsoDelete ?? []) ops.push({ op: 'delete', key });
       if (h !== undefined) ops.push(...(await this.releaseOps(h)));
       if (await this.tryCommit(ops, attempt)) return { released: true, handle, ...(h === undefined ? {} : { ip: h.value.ip }) };
     }
@@ -258,7 +271,7 @@ export class Ipam {
         continue;
       }
       // The block names a handle that does not hold this address: free the ordinal alone.
-      const ops = this.blockReleaseOps(found, Number(ord), undefined);
+      const ops = freeOrdinalOps(found, Number(ord), undefined);
       if (await this.tryCommit(ops, attempt)) return { released: true, handle: owner, ip };
     }
   }
@@ -470,17 +483,7 @@ export class Ipam {
     const ord = ip - net.first;
     if (block.value.allocations[String(ord)] !== h.value.handle) return [];
     const fullIndex = block.value.affinity === null ? undefined : await this.store.get(affinityKey(block.value.affinity, net, true));
-    return this.blockReleaseOps(block, ord, fullIndex);
-  }
-
-  /** Frees `ord` in `block`: a /32 block goes; a block that was filed as full returns to the room index. */
-  private blockReleaseOps(block: BlockRecord, ord: number, fullIndex: StoredResource | undefined): WriteOp[] {
-    if (block.net.size === 1 && block.value.affinity === null) return [{ op: 'delete', key: block.key, expectedRevision: block.revision }];
-    const ops: WriteOp[] = [{ op: 'update', key: block.key, value: json(withoutAllocation(block.value, ord)), expectedRevision: block.revision }];
-    if (block.value.affinity !== null && fullIndex !== undefined) {
-      ops.push({ op: 'delete', key: fullIndex.key, expectedRevision: fullIndex.modRevision }, { op: 'put', key: affinityKey(block.value.affinity, block.net, false), value: json({ node: block.value.affinity, block: block.value.cidr, pool: block.value.pool }) });
-    }
-    return ops;
+    return freeOrdinalOps(block, ord, fullIndex);
   }
 
   /** The block that holds `address`, found through the pools (or, for addresses of no pool, a scan). */
@@ -538,6 +541,19 @@ export class Ipam {
     }
     return toAllocation(h.value, v4NetOf(h.value.pool)?.prefix ?? 32, true);
   }
+}
+
+/**
+ * The ops that free `ord` in `block` at the revision read: a per-address block goes; a block filed as full
+ * (`fullIndex`, its index record when there is one) returns to the room index.
+ */
+export function freeOrdinalOps(block: BlockRecord, ord: number, fullIndex: StoredResource | undefined): WriteOp[] {
+  if (block.net.size === 1 && block.value.affinity === null) return [{ op: 'delete', key: block.key, expectedRevision: block.revision }];
+  const ops: WriteOp[] = [{ op: 'update', key: block.key, value: json(withoutAllocation(block.value, ord)), expectedRevision: block.revision }];
+  if (block.value.affinity !== null && fullIndex !== undefined) {
+    ops.push({ op: 'delete', key: fullIndex.key, expectedRevision: fullIndex.modRevision }, { op: 'put', key: affinityKey(block.value.affinity, block.net, false), value: json({ node: block.value.affinity, block: block.value.cidr, pool: block.value.pool }) });
+  }
+  return ops;
 }
 
 /** True when the pod requests (or limits) `projectcalico.org/aws-secondary-ipv4` > 0 in any container. */
