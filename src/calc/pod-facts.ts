@@ -1,0 +1,89 @@
+/**
+ * What calc reads from a Pod and a Node: addresses, datastore readiness, the health port. Pure.
+ */
+import type { Node, Pod } from '../api/index.js';
+import { ipv4OrUndefined, parseIPv4 } from './ipv4.js';
+
+/** The facts of one pod that calc uses. */
+export interface PodFacts {
+  /** The pod's IPv4 address (`status.podIP`, else the first IPv4 of `status.podIPs`). */
+  readonly ip: string | undefined;
+  /** `status.hostIP` when IPv4: the node address, when the Node resource does not say it. */
+  readonly hostIp: string | undefined;
+  /** A hostNetwork pod has the node's address: never a client, never a usable gateway. */
+  readonly hostNetwork: boolean;
+  /** Succeeded or Failed: the pod sends nothing any more. */
+  readonly finished: boolean;
+  /** Datastore readiness as a gateway; see {@link podFacts}. */
+  readonly ready: boolean;
+  /** Why it is not ready (undefined when ready). */
+  readonly notReadyReason: string | undefined;
+  /** The container port named `health` (only such gateways are polled). */
+  readonly healthPort: number | undefined;
+  /** `metadata.uid`, or the key when there is none. */
+  readonly uid: string;
+}
+
+function readyCondition(pod: Pod): string | undefined {
+  // `conditions` is not in the typed schema (kept as written); read it defensively.
+  const conditions: unknown = (pod.status as { conditions?: unknown } | undefined)?.conditions;
+  if (!Array.isArray(conditions)) return undefined;
+  for (const c of conditions as unknown[]) {
+    if (typeof c === 'object' && c !== null && (c as { type?: unknown }).type === 'Ready') {
+      const status = (c as { status?: unknown }).status;
+      return typeof status === 'string' ? status : undefined;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The facts of a pod. Datastore readiness, as a gateway: not terminating (a gateway being deleted leaves
+ * at once), phase Running, an IPv4 address, not hostNetwork, and its `Ready` condition `True` when it
+ * has one (a pod without conditions, as some test fixtures write it, counts by its phase).
+ */
+export function podFacts(pod: Pod): PodFacts {
+  const status = pod.status;
+  let ip = ipv4OrUndefined(status?.podIP);
+  if (ip === undefined) for (const p of status?.podIPs ?? []) if (parseIPv4(p.ip) !== undefined) { ip = p.ip; break; }
+  const hostNetwork = pod.spec.hostNetwork === true;
+  const phase = status?.phase;
+  let notReadyReason: string | undefined;
+  if (pod.metadata.deletionTimestamp !== undefined) notReadyReason = 'terminating';
+  else if (hostNetwork) notReadyReason = 'hostNetwork pod';
+  else if (phase !== 'Running') notReadyReason = `phase ${phase ?? 'unknown'}`;
+  else if (ip === undefined) notReadyReason = 'no IPv4 address';
+  else {
+    const ready = readyCondition(pod);
+    if (ready !== undefined && ready !== 'True') notReadyReason = 'Ready condition is not True';
+  }
+  let healthPort: number | undefined;
+  for (const c of pod.spec.containers) {
+    for (const p of c.ports ?? []) if (p.name === 'health' && healthPort === undefined) healthPort = p.containerPort;
+  }
+  const key = `${pod.metadata.namespace ?? 'default'}/${pod.metadata.name}`;
+  return {
+    ip,
+    hostIp: ipv4OrUndefined(status?.hostIP),
+    hostNetwork,
+    finished: phase === 'Succeeded' || phase === 'Failed',
+    ready: notReadyReason === undefined,
+    notReadyReason,
+    healthPort,
+    uid: pod.metadata.uid ?? key,
+  };
+}
+
+/** True when the two facts differ in anything a gateway's users see (address, readiness, port). */
+export function gatewayFactsDiffer(a: PodFacts, b: PodFacts): boolean {
+  return a.ip !== b.ip || a.ready !== b.ready || a.healthPort !== b.healthPort || a.hostIp !== b.hostIp || a.notReadyReason !== b.notReadyReason;
+}
+
+/** The node's IPv4 `InternalIP` (the first one), else its first IPv4 `ExternalIP`; undefined otherwise. */
+export function nodeAddress(node: Node): string | undefined {
+  const addresses = node.status?.addresses ?? [];
+  for (const type of ['InternalIP', 'ExternalIP']) {
+    for (const a of addresses) if (a.type === type && parseIPv4(a.address) !== undefined) return a.address;
+  }
+  return undefined;
+}
