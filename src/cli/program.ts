@@ -4,6 +4,7 @@ import { ExitCode } from './exit.js';
 import { registerAwsSimCommands } from './commands/aws-sim.js';
 import { registerResourceCommands } from './commands/resources.js';
 import { registerSelectorCommands } from './commands/selector.js';
+import { registerIpamCommands } from './commands/ipam.js';
 import { registerRenderCommands } from './commands/render.js';
 
 /** Builds the `egw` command tree. Each command lives in src/cli/commands and stays thin. */
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerResourceCommands(program);
   registerSelectorCommands(program);
+  registerIpamCommands(program);
   registerAwsSimCommands(program);
   registerRenderCommands(program);
   return program;
