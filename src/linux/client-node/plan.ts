@@ -127,7 +127,11 @@ function normalizeRoutes(owner: string, routes: ClientNodeState['clients'][numbe
     if (seen.has(dst)) throw new EgwError('InvalidInput', `${owner} has two routes for ${dst}`, { hint: 'give each prefix one route' });
     seen.add(dst);
     if (r.kind === 'via-gateways') {
-      const gateways = [...new Set(r.gateways.map((g) => ip4(g, `${owner} route ${dst}`)))].sort((a, b) => parseIPv4(a) - parseIPv4(b));
+      const byNumber = new Map(r.gateways.map((g) => {
+        const n = parseIPv4(ip4(g, `${owner} route ${dst}`));
+        return [n, formatIPv4(n)] as const;
+      }));
+      const gateways = [...byNumber].sort((a, b) => a[0] - b[0]).map(([, g]) => g);
       // No gateway, or no tunnel to reach one: fail closed rather than fall through to the node's IP.
       out.push(gateways.length === 0 || !tunnel ? { dst, kind: 'unreachable', gateways: [] } : { dst, kind: 'via', gateways });
     } else {
@@ -423,7 +427,8 @@ export function planClientNode(desired: ClientNodeState, observed: ClientNodeObs
   const desiredRuleKeys = new Set<string>();
   for (const [g, t] of [...assigned].sort((a, b) => a[1] - b[1])) {
     const object = g.returnPath ? `return table ${t}` : `table ${t}`;
-    plan.assignments.push({ table: t, clients: [...g.clients].sort((a, b) => parseIPv4(a) - parseIPv4(b)), returnPath: g.returnPath });
+    const sorted = g.clients.map((c) => [parseIPv4(c), c] as const).sort((a, b) => a[0] - b[0]).map(([, c]) => c);
+    plan.assignments.push({ table: t, clients: sorted, returnPath: g.returnPath });
     const have = new Map((routesOfTable.get(t) ?? []).filter((r) => r.metric === 0).map((r) => [r.dst, r]));
     for (const r of g.routes) {
       const o = have.get(r.dst);
