@@ -1,0 +1,263 @@
+/**
+ * The `egw-ipam` CNI IPAM plugin (CNI spec 1.0.0, and 0.3.x / 0.4.0 for older runtimes): ADD allocates the
+ * pod's address through egw IPAM, DEL releases it (idempotent), CHECK verifies the allocation still
+ * stands, VERSION reports the versions spoken. docs/cni.md is the contract.
+ *
+ * {@link runCni} is the whole plugin as a function of its inputs (environment, stdin), so tests drive it
+ * in-process; src/cni/main.ts only wires it to the real process.
+ */
+import { hostname } from 'node:os';
+import type { Pod } from '../api/kinds/kubernetes.js';
+import type { Datastore } from '../datastore/contract.js';
+import { openDatastore } from '../datastore/open.js';
+import { Ipam } from '../ipam/allocator.js';
+import type { Allocation } from '../ipam/allocator.js';
+import { EgwError, isEgwError } from '../platform/errors.js';
+
+/** The spec versions this plugin speaks (0.3.x results have the same shape as 0.4.0's). */
+export const SUPPORTED_VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0'] as const;
+
+/** The CNI spec's well-known error codes, and egw's own (100 and up). */
+export const CniCode = {
+  IncompatibleVersion: 1,
+  UnsupportedField: 2,
+  UnknownContainer: 3,
+  InvalidEnvironment: 4,
+  IoFailure: 5,
+  DecodeFailure: 6,
+  InvalidConfig: 7,
+  TryAgainLater: 11,
+  /** No pool qualifies for the pod (the message names each pool and why). */
+  NoQualifiedPool: 100,
+  /** Every qualified pool is full. */
+  PoolExhausted: 101,
+  /** The pod named by CNI_ARGS is not in the datastore. */
+  PodNotFound: 102,
+  /** The node (ipam.nodeName or the host name) is not in the datastore. */
+  NodeNotFound: 103,
+  /** CHECK: the allocation is missing or differs from prevResult. */
+  CheckFailed: 104,
+  /** The handle of this container already holds an address for another owner. */
+  HandleInUse: 105,
+  Internal: 199,
+} as const;
+
+/** Default gateway handed to the main plugin (Calico's container default gateway). */
+export const DEFAULT_GATEWAY = '169.254.1.1';
+
+/** The plugin's settings, from the network configuration's `ipam` object. */
+export interface EgwIpamConfig {
+  type: 'egw-ipam';
+  /** Where the datastore is (as `--datastore`); default EGW_DATASTORE, else egw's default file. */
+  datastore?: string;
+  /** This node's name in the datastore; default the host name. */
+  nodeName?: string;
+  /** The `gateway` of each IP in the result (ptp puts it on the host end of the veth); default 169.254.1.1. */
+  gateway?: string;
+  /**
+   * Routes in the result; default none. A main plugin such as ptp installs them before the gateway's own
+   * on-link route, so each route's gateway must lie inside the address's prefix (docs/cni.md).
+   */
+  routes?: { dst: string; gw?: string }[];
+  /** Pools (names or CIDRs) when neither the pod nor its namespace has the ipv4pools annotation. */
+  ipv4_pools?: string[];
+  /** Prefix length of the result's address: `"pool"` (default; ptp needs less than /32) or a number. */
+  addressPrefix?: 'pool' | number;
+  /** DNS settings passed through in the result. */
+  dns?: { nameservers?: string[]; domain?: string; search?: string[]; options?: string[] };
+}
+
+const IPAM_KEYS = new Set(['type', 'datastore', 'nodeName', 'gateway', 'routes', 'ipv4_pools', 'addressPrefix', 'dns']);
+
+/** Side effects of {@link runCni}, injectable for tests. */
+export interface CniDeps {
+  openStore?: (spec: string | undefined, env: Record<string, string | undefined>) => Promise<Datastore>;
+  hostname?: () => string;
+}
+
+/** What the plugin prints on stdout and its exit code. */
+export interface CniOutput {
+  stdout: string;
+  exitCode: number;
+}
+
+class CniError extends Error {
+  constructor(readonly code: number, readonly msg: string, readonly details?: string) {
+    super(msg);
+  }
+}
+
+/** Runs one plugin invocation. Never throws: failures are CNI error objects with a non-zero exit. */
+export async function runCni(env: Record<string, string | undefined>, stdin: string, deps: CniDeps = {}): Promise<CniOutput> {
+  let version = '1.0.0';
+  try {
+    const command = env['CNI_COMMAND'];
+    if (command === 'VERSION') {
+      const asked = stdin.trim() === '' ? undefined : (decode(stdin) as { cniVersion?: unknown }).cniVersion;
+      version = typeof asked === 'string' && asked !== '' ? asked : '1.0.0';
+      return { stdout: `${JSON.stringify({ cniVersion: version, supportedVersions: SUPPORTED_VERSIONS })}\n`, exitCode: 0 };
+    }
+    if (command !== 'ADD' && command !== 'DEL' && command !== 'CHECK') {
+      throw new CniError(CniCode.InvalidEnvironment, 'invalid CNI_COMMAND', `CNI_COMMAND is ${JSON.stringify(command ?? '')}; expected ADD, DEL, CHECK or VERSION`);
+    }
+    const conf = decode(stdin) as Record<string, unknown>;
+    if (typeof conf['cniVersion'] === 'string') version = conf['cniVersion'];
+    checkVersion(conf['cniVersion'], command);
+    const required = command === 'DEL' ? ['CNI_CONTAINERID', 'CNI_IFNAME'] : ['CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME'];
+    const missing = required.filter((k) => env[k] === undefined || env[k] === '');
+    if (missing.length > 0) throw new CniError(CniCode.InvalidEnvironment, 'missing environment variables', `${missing.join(', ')} must be set for ${command}`);
+    const ipamConf = checkIpamConfig(conf['ipam']);
+    const name = conf['name'];
+    if (typeof name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name)) {
+      throw new CniError(CniCode.InvalidConfig, 'invalid network name', `the network configuration's "name" must be a network name (got ${JSON.stringify(name)})`);
+    }
+    const containerId = env['CNI_CONTAINERID']!;
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(containerId)) {
+      throw new CniError(CniCode.InvalidEnvironment, 'invalid CNI_CONTAINERID', `CNI_CONTAINERID ${JSON.stringify(containerId)} is not a container ID`);
+    }
+    // Calico's convention: <network name>.<container ID>.
+    const handle = `${name}.${containerId}`;
+    const store = await (deps.openStore ?? ((spec, e) => openDatastore(spec, { env: e })))(ipamConf.datastore, env);
+    try {
+      const ipam = new Ipam({ store });
+      if (command === 'DEL') {
+        await ipam.releaseByHandle(handle);
+        return { stdout: '', exitCode: 0 };
+      }
+      if (command === 'CHECK') {
+        await check(ipam, handle, conf['prevResult']);
+        return { stdout: '', exitCode: 0 };
+      }
+      const result = await add(store, ipam, env, ipamConf, handle, containerId, deps);
+      return { stdout: `${JSON.stringify(formatResult(result, ipamConf, version))}\n`, exitCode: 0 };
+    } finally {
+      await store.close();
+    }
+  } catch (err) {
+    const e = toCniError(err);
+    const out: Record<string, unknown> = { cniVersion: version, code: e.code, msg: e.msg };
+    if (e.details !== undefined) out['details'] = e.details;
+    return { stdout: `${JSON.stringify(out)}\n`, exitCode: 1 };
+  }
+}
+
+async function add(store: Datastore, ipam: Ipam, env: Record<string, string | undefined>, conf: EgwIpamConfig, handle: string, containerId: string, deps: CniDeps): Promise<Allocation> {
+  const args = parseCniArgs(env['CNI_ARGS'] ?? '');
+  const namespace = args.get('K8S_POD_NAMESPACE');
+  const podName = args.get('K8S_POD_NAME');
+  if (namespace === undefined || namespace === '' || podName === undefined || podName === '') {
+    throw new CniError(CniCode.InvalidEnvironment, 'CNI_ARGS lacks the pod', 'CNI_ARGS must hold K8S_POD_NAMESPACE and K8S_POD_NAME (egw-ipam reads the pod for its annotations and resource requests)');
+  }
+  const node = conf.nodeName ?? (deps.hostname ?? hostname)();
+  const stored = await store.get({ kind: 'Pod', namespace, name: podName });
+  if (stored === undefined) {
+    throw new CniError(CniCode.PodNotFound, 'pod not found', `pod ${namespace}/${podName} (from CNI_ARGS) is not in the datastore ${store.location}; egw-ipam needs it for its annotations and resource requests`);
+  }
+  const pod = stored.value as unknown as Pod;
+  return ipam.allocate({
+    handle,
+    node,
+    pod,
+    owner: { kind: 'Pod', namespace, name: podName, ...(pod.metadata.uid === undefined ? {} : { uid: pod.metadata.uid }), containerID: containerId },
+    ...(conf.ipv4_pools === undefined ? {} : { pools: conf.ipv4_pools }),
+  });
+}
+
+async function check(ipam: Ipam, handle: string, prevResult: unknown): Promise<void> {
+  const allocation = await ipam.getAllocation(handle);
+  if (allocation === undefined) throw new CniError(CniCode.CheckFailed, 'no allocation', `egw IPAM holds no address for this container (handle ${handle})`);
+  const ips = (prevResult as { ips?: { address?: unknown }[] } | undefined)?.ips;
+  if (ips === undefined) return;
+  const addresses = ips.map((i) => (typeof i.address === 'string' ? i.address.split('/')[0] : undefined));
+  if (!addresses.includes(allocation.ip)) {
+    throw new CniError(CniCode.CheckFailed, 'allocation differs', `egw IPAM holds ${allocation.ip} for this container (handle ${handle}), prevResult lists ${addresses.join(', ') || 'no address'}`);
+  }
+}
+
+/** The abbreviated IPAM result in the format of `version`. */
+function formatResult(a: Allocation, conf: EgwIpamConfig, version: string): Record<string, unknown> {
+  const prefix = conf.addressPrefix === undefined || conf.addressPrefix === 'pool' ? a.prefixLength : conf.addressPrefix;
+  const gateway = conf.gateway ?? DEFAULT_GATEWAY;
+  const ip: Record<string, unknown> = { address: `${a.ip}/${prefix}`, gateway };
+  const legacy = version !== '1.0.0';
+  const result: Record<string, unknown> = {
+    cniVersion: version,
+    ips: [legacy ? { version: '4', ...ip } : ip],
+    routes: conf.routes ?? [],
+  };
+  if (conf.dns !== undefined) result['dns'] = conf.dns;
+  return result;
+}
+
+function checkVersion(v: unknown, command: string): void {
+  // libcni reads a missing cniVersion as 0.1.0.
+  const version = typeof v === 'string' && v !== '' ? v : '0.1.0';
+  if (!(SUPPORTED_VERSIONS as readonly string[]).includes(version)) {
+    throw new CniError(CniCode.IncompatibleVersion, 'incompatible CNI version', `cniVersion ${version} is not supported; egw-ipam supports ${SUPPORTED_VERSIONS.join(', ')}`);
+  }
+  if (command === 'CHECK' && version.startsWith('0.3.')) {
+    throw new CniError(CniCode.IncompatibleVersion, 'incompatible CNI version', `CHECK needs cniVersion 0.4.0 or later (got ${version})`);
+  }
+}
+
+function checkIpamConfig(value: unknown): EgwIpamConfig {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new CniError(CniCode.InvalidConfig, 'missing ipam', 'the network configuration needs an "ipam" object with "type": "egw-ipam"');
+  const o = value as Record<string, unknown>;
+  for (const [k, v] of Object.entries(o)) {
+    if (!IPAM_KEYS.has(k)) throw new CniError(CniCode.UnsupportedField, 'unsupported field', `ipam.${k} = ${JSON.stringify(v)} is not an egw-ipam setting (known: ${[...IPAM_KEYS].join(', ')})`);
+  }
+  const bad = (field: string, what: string): never => {
+    throw new CniError(CniCode.InvalidConfig, 'invalid ipam configuration', `ipam.${field} must be ${what} (got ${JSON.stringify(o[field])})`);
+  };
+  if (o['type'] !== 'egw-ipam') bad('type', '"egw-ipam"');
+  for (const f of ['datastore', 'nodeName', 'gateway'] as const) if (o[f] !== undefined && (typeof o[f] !== 'string' || o[f] === '')) bad(f, 'a non-empty string');
+  if (o['routes'] !== undefined && !(Array.isArray(o['routes']) && o['routes'].every((r) => typeof r === 'object' && r !== null && typeof (r as { dst?: unknown }).dst === 'string'))) bad('routes', 'a list of {"dst": CIDR, "gw"?: IP}');
+  if (o['ipv4_pools'] !== undefined && !(Array.isArray(o['ipv4_pools']) && o['ipv4_pools'].every((p) => typeof p === 'string'))) bad('ipv4_pools', 'a list of pool names or CIDRs');
+  const prefix = o['addressPrefix'];
+  if (prefix !== undefined && prefix !== 'pool' && !(typeof prefix === 'number' && Number.isInteger(prefix) && prefix >= 0 && prefix <= 32)) bad('addressPrefix', '"pool" or a prefix length from 0 to 32');
+  if (o['dns'] !== undefined && (typeof o['dns'] !== 'object' || o['dns'] === null)) bad('dns', 'an object');
+  return o as unknown as EgwIpamConfig;
+}
+
+/** `K=V;K=V` → map (the CNI_ARGS convention; `IgnoreUnknown` and friends pass through). */
+export function parseCniArgs(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const pair of text.split(';')) {
+    const eq = pair.indexOf('=');
+    if (eq > 0) out.set(pair.slice(0, eq).trim(), pair.slice(eq + 1).trim());
+  }
+  return out;
+}
+
+function decode(text: string): unknown {
+  try {
+    const value: unknown = JSON.parse(text);
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error('not a JSON object');
+    return value;
+  } catch (err) {
+    throw new CniError(CniCode.DecodeFailure, 'failed to decode the network configuration', `stdin is not a JSON object: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+function toCniError(err: unknown): CniError {
+  if (err instanceof CniError) return err;
+  if (err instanceof EgwError) {
+    const details = err.describe();
+    switch (err.code) {
+      case 'NoQualifiedPool':
+        return new CniError(CniCode.NoQualifiedPool, 'no qualified IP pool', details);
+      case 'PoolExhausted':
+        return new CniError(CniCode.PoolExhausted, 'IP pools exhausted', details);
+      case 'NotFound':
+        return new CniError(CniCode.NodeNotFound, 'node not found', details);
+      case 'AlreadyExists':
+        return new CniError(CniCode.HandleInUse, 'handle in use', details);
+      case 'InvalidInput':
+        return new CniError(CniCode.InvalidConfig, 'invalid input', details);
+      default:
+        if (err.retry !== 'terminal' || isEgwError(err, 'DatastoreUnavailable', 'Conflict', 'Timeout')) return new CniError(CniCode.TryAgainLater, 'datastore unavailable, try again later', details);
+        return new CniError(CniCode.Internal, 'internal error', details);
+    }
+  }
+  return new CniError(CniCode.Internal, 'internal error', err instanceof Error ? err.message : String(err));
+}
