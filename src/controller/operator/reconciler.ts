@@ -438,13 +438,24 @@ export class EgressGatewayOperator {
 
   private async resyncLoop(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
-      try {
-        await this.clock.sleep(this.resyncIntervalMs, signal);
-      } catch {
-        return;
-      }
+      await sleepUnlessAborted(this.clock, this.resyncIntervalMs, signal);
       if (!signal.aborted && this.inSync) this.enqueueEverything();
     }
+  }
+}
+
+/** Sleeps on the clock, returning early when `signal` aborts (also with a clock that ignores signals). */
+async function sleepUnlessAborted(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return;
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<void>((resolve) => {
+    onAbort = resolve;
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    await Promise.race([clock.sleep(ms, signal).catch(() => undefined), aborted]);
+  } finally {
+    if (onAbort !== undefined) signal.removeEventListener('abort', onAbort);
   }
 }
 

@@ -545,4 +545,24 @@ describe('EgressGatewayOperator: running', () => {
     await new Promise((r) => setTimeout(r, 100));
     expect(await gatewayPods()).toEqual([]);
   });
+
+  it('a failing store write is retried after a backoff on the clock; stop() returns with a fake clock', async () => {
+    await applyWorld();
+    const hooked = new HookedStore(store);
+    hooked.crashAtCommit = 1;
+    const op = new EgressGatewayOperator({ store: hooked, clock, ids: new SequentialIds() }, { image: IMAGE, resyncIntervalMs: 1_000, backoffInitialMs: 500 });
+    op.start();
+    try {
+      await applyRed();
+      await until(async () => hooked.commits >= 1, 'the first (failing) commit');
+      await new Promise((r) => setTimeout(r, 100));
+      expect(await gatewayPods()).toEqual([]);
+      // The retry waits for the backoff on the injected clock.
+      clock.advance(500);
+      await until(async () => (await gatewayPods()).length === 2, 'two pods after the retry');
+      clock.advance(1_000);
+    } finally {
+      await op.stop();
+    }
+  });
 });
