@@ -212,9 +212,8 @@ export class EgressGatewayOperator {
 
   private async pass(namespace: string, name: string, total: GatewayResult): Promise<GatewayResult> {
     const stored = await this.store.get({ kind: 'EgressGateway', namespace, name });
-    const owned: Owned[] = (await this.store.list('Pod', { namespace })).items
-      .map((s) => ({ stored: s, pod: fromStored<Pod>(s) }))
-      .filter((o) => controllingGateway(o.pod)?.name === name);
+    const podsInNamespace = (await this.store.list('Pod', { namespace })).items;
+    const owned: Owned[] = podsInNamespace.map((s) => ({ stored: s, pod: fromStored<Pod>(s) })).filter((o) => controllingGateway(o.pod)?.name === name);
     const nowMs = this.clock.now();
     const now = new Date(nowMs).toISOString();
     const podOps: WriteOp[] = [];
@@ -278,8 +277,15 @@ export class EgressGatewayOperator {
       }
       const owner = ownerReferenceTo(egw);
       const newPods: Pod[] = [];
+      const taken = new Set(podsInNamespace.map((p) => p.key.name));
       for (let i = 0; i < plan.create; i++) {
-        const pod = newGatewayPod({ template, hash, namespace, owner, suffix: this.ids.podSuffix(), uid: this.ids.uid(), now });
+        let pod = newGatewayPod({ template, hash, namespace, owner, suffix: this.ids.podSuffix(), uid: this.ids.uid(), now });
+        // A name already in use would fail the whole commit: draw again (one created since our read
+        // still fails with AlreadyExists, and the pass is retried with new suffixes).
+        for (let tries = 0; taken.has(pod.metadata.name) && tries < 10; tries++) {
+          pod = newGatewayPod({ template, hash, namespace, owner, suffix: this.ids.podSuffix(), uid: this.ids.uid(), now });
+        }
+        taken.add(pod.metadata.name);
         newPods.push(pod);
         podOps.push(writeOpFor(pod, undefined));
         creating.push(pod.metadata.name);
