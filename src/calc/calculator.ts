@@ -519,7 +519,11 @@ export class EgressCalculator {
 
   private setPolicy(name: string, policy: EgressGatewayPolicy | undefined): void {
     const old = this.policies.get(name);
-    if (old === policy || (old === undefined && policy === undefined)) return;
+    if (old === policy || (old !== undefined && policy !== undefined && JSON.stringify(old.spec) === JSON.stringify(policy.spec))) {
+      if (policy !== undefined) this.policies.set(name, policy);
+      return;
+    }
+    if (old === undefined && policy === undefined) return;
     if (policy === undefined) this.policies.delete(name);
     else this.policies.set(name, policy);
     this.changed = true;
@@ -530,9 +534,12 @@ export class EgressCalculator {
   }
 
   private setFelix(name: string, fc: FelixConfiguration | undefined): void {
+    const old = name === 'default' ? this.felixDefault : name === `node.${this.nodeName}` ? this.felixNode : undefined;
+    const same = old === fc || (old !== undefined && fc !== undefined && JSON.stringify(old.spec) === JSON.stringify(fc.spec));
     if (name === 'default') this.felixDefault = fc;
     else if (name === `node.${this.nodeName}`) this.felixNode = fc;
     else return;
+    if (same) return;
     this.changed = true;
     this.settings = effectiveFelixSettings(this.felixDefault, this.felixNode);
     // egressIPSupport must be the same on every node (calico-semantics.md 1.4): read from `default` only.

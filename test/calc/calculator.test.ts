@@ -3,7 +3,7 @@ import type { EgressGatewayRule } from '../../src/api/index.js';
 import { EgressCalculator } from '../../src/calc/calculator.js';
 import { selectionKey } from '../../src/calc/selection.js';
 import type { CalcResource, EgressNextHops } from '../../src/calc/types.js';
-import { clientRoutes, compute, felix, gateway, MAXHOPS, namespace, NODES, NSSEL, pod, policy, POLICY, SEL } from './fixtures.js';
+import { clientRoutes, compute, felix, gateway, MAXHOPS, namespace, node, NODES, NSSEL, pod, policy, POLICY, SEL } from './fixtures.js';
 
 const EGW_NS = "projectcalico.org/name == 'egw'";
 const RED = "egress-code == 'red'";
@@ -387,5 +387,54 @@ describe('FelixConfiguration', () => {
     expect(s.vxlan?.localIp).toBeUndefined();
     expect(s.issues.map((i) => i.code)).toEqual(['NodeAddressUnknown']);
     expect(s.gateways.map((g) => g.nodeIp)).toEqual([undefined, undefined]);
+  });
+});
+
+describe('incremental updates (each compared with a fresh computation)', () => {
+  const ann = { [SEL]: BLUE, [NSSEL]: EGW_NS, [MAXHOPS]: '1' };
+  const key = selectionKey(BLUE, { kind: 'namespaceSelector', selector: EGW_NS });
+  const remoteClient = pod('app', 'r1', { node: 'n2', ip: '10.2.1.1', uid: 'u-r1' });
+  const rec = (gw: string): EgressNextHops => ({ client: 'app/r1', podUID: 'u-r1', node: 'n2', rules: { [key]: { maxNextHops: 1, gateways: [gw] } } });
+
+  function check(calc: EgressCalculator, resources: CalcResource[], nextHops: EgressNextHops[] = []): void {
+    expect(calc.result()).toEqual(compute(resources, { nextHops }));
+  }
+
+  it('a stored choice moving between gateways moves the client in and out of the return path', () => {
+    const res = world('EnabledPerNamespace', ann, [remoteClient]);
+    const calc = new EgressCalculator('n1').load({ resources: res, nextHops: [rec('egw/blue-2')] });
+    expect(calc.result().returnPath?.clients).toEqual([]);
+    calc.upsertNextHops(rec('egw/blue-1'));
+    expect(calc.result().returnPath?.clients).toEqual([{ ip: '10.2.1.1', nodeIp: '10.1.0.2' }]);
+    check(calc, res, [rec('egw/blue-1')]);
+    calc.deleteNextHops('app/r1');
+    check(calc, res);
+  });
+
+  it('a local gateway relabelled, a namespace relabelled, a node readdressed', () => {
+    const res = world('EnabledPerNamespace', { [SEL]: BLUE, [NSSEL]: "team == 'net'" }, [remoteClient, namespace('egw', undefined, { team: 'net' })]);
+    const calc = new EgressCalculator('n1').load({ resources: res });
+    expect(calc.result().returnPath?.clients).toHaveLength(1);
+    const relabelled = gateway('egw', 'blue-1', 'n1', '100.64.0.20', 'red');
+    calc.upsert(relabelled);
+    check(calc, [...res, relabelled]);
+    expect(calc.result().returnPath).toBeUndefined();
+    calc.upsert(gateway('egw', 'blue-1', 'n1', '100.64.0.20', 'blue'));
+    calc.upsert(namespace('egw'));
+    check(calc, [...res, namespace('egw')]);
+    expect(clientRoutes(calc.result(), '10.2.0.11')).toEqual([unreachable('0.0.0.0/0')]);
+    calc.upsert(namespace('egw', undefined, { team: 'net' }));
+    calc.upsert(node('n2', '10.1.0.22'));
+    expect(calc.result().returnPath?.clients).toEqual([{ ip: '10.2.1.1', nodeIp: '10.1.0.22' }]);
+  });
+
+  it('returns the same object until something changes; unchanged upserts change nothing', () => {
+    const res = world('EnabledPerNamespace', { [SEL]: RED, [NSSEL]: EGW_NS });
+    const calc = new EgressCalculator('n1').load({ resources: res });
+    const first = calc.result();
+    for (const r of res) calc.upsert(structuredClone(r));
+    calc.delete('Pod', 'absent', 'app');
+    calc.setClusterCidrs([]);
+    expect(calc.result()).toBe(first);
   });
 });
