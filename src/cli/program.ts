@@ -6,6 +6,7 @@ import { registerResourceCommands } from './commands/resources.js';
 import { registerSelectorCommands } from './commands/selector.js';
 import { registerIpamCommands } from './commands/ipam.js';
 import { registerRenderCommands } from './commands/render.js';
+import { registerAwsCommands } from './commands/aws.js';
 
 /** Builds the `egw` command tree. Each command lives in src/cli/commands and stays thin. */
 export function buildProgram(): Command {
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
   registerIpamCommands(program);
   registerAwsSimCommands(program);
   registerRenderCommands(program);
+  registerAwsCommands(program);
   return program;
 }
 

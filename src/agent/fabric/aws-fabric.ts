@@ -1,0 +1,455 @@
+/**
+ * The AWS part of `egw agent`, as one component with injected ports and start/stop: it follows the
+ * datastore (this node's Pods, the Node, IPPools, FelixConfiguration, AWSSubnet records), runs the fabric
+ * reconciler (src/aws) whenever the desired state changes, an attachment completes, a retry or a timed
+ * decision falls due, or the periodic resync comes round; programs the Linux side of the ENIs; and writes
+ * the outcome back (Pod condition `EgwAwsReady`, Node capacity/allocatable of
+ * `projectcalico.org/aws-secondary-ipv4` and condition `EgwAwsFabricReady`). docs/aws-fabric.md.
+ *
+ * Nothing is removed before the datastore is in sync (the reconciler gets `allowRemovals: false`).
+ */
+import type { AWSSubnet } from '../../api/kinds/aws-subnet.js';
+import type { FelixConfiguration } from '../../api/kinds/felix-configuration.js';
+import { effectiveFelixSettings } from '../../api/kinds/felix-configuration.js';
+import type { EffectiveFelixSettings } from '../../api/kinds/felix-configuration.js';
+import type { IPPool } from '../../api/kinds/ip-pool.js';
+import { isAwsBacked } from '../../api/kinds/ip-pool.js';
+import type { Pod } from '../../api/kinds/kubernetes.js';
+import { parseDuration } from '../../api/checks.js';
+import { awsSecondaryAllocatable, awsSecondaryCapacity } from '../../aws/capacity.js';
+import type { Ec2 } from '../../aws/ec2-port.js';
+import type { FabricReport, HostIpAllocator } from '../../aws/fabric-reconciler.js';
+import { FabricReconciler } from '../../aws/fabric-reconciler.js';
+import type { ImdsClient, InstanceFacts } from '../../aws/imds.js';
+import { discoverInstance, SdkImds } from '../../aws/imds.js';
+import { ResilientEc2 } from '../../aws/resilient-ec2.js';
+import type { ResilientEc2Options } from '../../aws/resilient-ec2.js';
+import type { Datastore, StoredResource } from '../../datastore/contract.js';
+import { Informer } from '../../datastore/informer.js';
+import { stableJson } from '../../datastore/resources.js';
+import type { EniState } from '../../linux/eni/eni-routing.js';
+import type { Clock } from '../../platform/clock.js';
+import { SystemClock } from '../../platform/clock.js';
+import { EgwError, errorMessage, isEgwError } from '../../platform/errors.js';
+import type { Logger } from '../../platform/logger.js';
+import { silentLogger } from '../../platform/logger.js';
+import { awsCodeOf } from '../../aws/aws-errors.js';
+import type { AttachWatcher, EniRoutingPort } from './ports.js';
+import { ImdsAttachWatcher, IpamHostIps } from './ports.js';
+import { writeNodeFabricStatus, writePodCondition } from './status.js';
+import type { Condition } from './status.js';
+import { deriveFabricWorkloads, hostSecondarySubnets, subnetFacts } from './workloads.js';
+
+/** The kinds the component follows. */
+export const FABRIC_KINDS = ['Pod', 'Node', 'IPPool', 'FelixConfiguration', 'AWSSubnet'] as const;
+
+/** Side effects of {@link AwsFabric}. */
+export interface AwsFabricDeps {
+  store: Datastore;
+  /**
+   * The EC2 port (production: `(region) => new SdkEc2({ region })`), made once the region is known from
+   * IMDS. The component wraps it in `ResilientEc2` (concurrency, backoff, `awsRequestTimeout`).
+   */
+  ec2: Ec2 | ((region: string) => Ec2);
+  /** Instance metadata (default: `SdkImds`, honouring AWS_EC2_METADATA_SERVICE_ENDPOINT). */
+  imds?: ImdsClient;
+  /** The instance's facts, when known already (tests); IMDS is then not read for them. */
+  instance?: InstanceFacts;
+  /** Host-secondary addresses (default: IPAM on `store`). */
+  hostIps?: HostIpAllocator;
+  /** The Linux side (default: none — e.g. the emulator benchmarks). */
+  linux?: EniRoutingPort;
+  /** How attachments are seen to complete without EC2 calls (default: IMDS when `imds` or no `instance` is given). */
+  attachWatcher?: AttachWatcher;
+  clock?: Clock;
+  logger?: Logger;
+  /** Jitter source (default Math.random). */
+  random?: () => number;
+}
+
+/** Tuning; defaults suit production. */
+export interface AwsFabricOptions {
+  /** The Node name of this agent. */
+  nodeName: string;
+  /** Cluster name in the ENI tags (default `egw`); distinct per cluster sharing an AWS account. */
+  cluster?: string;
+  /** Detached ENIs of ours nobody wants are deleted after this long (default 120 s). */
+  gcCooldownMs?: number;
+  /** A full pass at least this often (default 60 s). */
+  resyncIntervalMs?: number;
+  /** Polling of the attach watcher while an attachment is in progress (default 200 ms). */
+  attachPollMs?: number;
+  /** Give up waiting on the watcher and ask EC2 after this long (default 10 s). */
+  attachWaitMaxMs?: number;
+  /** Backoff after a failed pass: first (default 1 s) and ceiling (default 30 s). */
+  retryBaseMs?: number;
+  retryMaxMs?: number;
+  /** Workload chains in parallel (default 4). */
+  concurrency?: number;
+  /** Policy of the EC2 calls (concurrency, attempts…); the timeout comes from FelixConfiguration. */
+  ec2Policy?: Omit<ResilientEc2Options, 'requestTimeoutMs'>;
+  /** Called after every pass (observability, benchmarks). */
+  onPass?: (report: FabricReport) => void;
+}
+
+/** What the component knows, for `egw status` and the lab. */
+export interface AwsFabricStatus {
+  mode: EffectiveFelixSettings['awsSecondaryIPSupport'];
+  instance: InstanceFacts | undefined;
+  report: FabricReport | undefined;
+  passes: number;
+  lastError: string | undefined;
+}
+
+interface PassInputs {
+  settings: EffectiveFelixSettings;
+  fingerprint: string;
+}
+
+/**
+ * The fabric component. `start()` begins following the store and reconciling in the background;
+ * `stop()` ends it and waits for the pass in progress. Neither throws: failures are reported on the
+ * Pods and the Node and logged.
+ */
+export class AwsFabric {
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly informer: Informer;
+  private readonly stopping = new AbortController();
+  private running: Promise<void> | undefined;
+  private wakeUp: (() => void) | undefined;
+  private dirty = true;
+  /** Datastore events seen; the loop re-reads its inputs when this moved. */
+  private events = 0;
+  private eventsSeen = -1;
+  private instance: InstanceFacts | undefined;
+  private ec2: ResilientEc2 | undefined;
+  private reconciler: FabricReconciler | undefined;
+  private readonly statusValue: AwsFabricStatus = { mode: 'Disabled', instance: undefined, report: undefined, passes: 0, lastError: undefined };
+  private lastFingerprint = '';
+  private failures = 0;
+  private linuxDirty = true;
+  private lastLinux = '';
+
+  constructor(
+    private readonly deps: AwsFabricDeps,
+    private readonly options: AwsFabricOptions,
+  ) {
+    this.clock = deps.clock ?? new SystemClock();
+    this.log = (deps.logger ?? silentLogger()).child({ part: 'aws-fabric', node: options.nodeName });
+    this.instance = deps.instance;
+    this.informer = new Informer({ store: deps.store, clock: this.clock, logger: this.log }, { kinds: FABRIC_KINDS }, { onEvent: (ev) => this.onEvent(ev.resource) });
+  }
+
+  /** Starts in the background. Idempotent. */
+  start(): void {
+    if (this.running !== undefined) return;
+    this.informer.start();
+    this.running = this.loop(this.stopping.signal).catch((err: unknown) => {
+      this.log.error({ err: errorMessage(err) }, 'aws fabric loop stopped on an unexpected error');
+    });
+  }
+
+  /** Stops and waits for the pass in progress. The ENIs stay as they are (a restart adopts them). */
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    this.wakeUp?.();
+    await this.running;
+    await this.informer.stop();
+  }
+
+  /** The latest state, for status displays. */
+  status(): AwsFabricStatus {
+    return { ...this.statusValue };
+  }
+
+  /** Requests a pass now (e.g. after an external change the datastore does not show). */
+  poke(): void {
+    this.dirty = true;
+    this.wakeUp?.();
+  }
+
+  /**
+   * A change of a resource the fabric reads wakes the loop, which compares the desired state with the
+   * last pass's (so its own status writes do not cause passes).
+   */
+  private onEvent(resource: StoredResource): void {
+    const kind = resource.key.kind;
+    if (kind === 'Pod') {
+      const node = (resource.value as { spec?: { nodeName?: string } }).spec?.nodeName;
+      if (node !== this.options.nodeName) return;
+    } else if (kind === 'Node' && resource.key.name !== this.options.nodeName) {
+      return;
+    }
+    this.events++;
+    this.wakeUp?.();
+  }
+
+  // ------------------------------------------------------------------------------------ loop
+
+  private async loop(signal: AbortSignal): Promise<void> {
+    try {
+      await this.informer.waitForSync(signal);
+    } catch {
+      return;
+    }
+    let awaitingSince: number | undefined;
+    let nextResync = 0;
+    while (!signal.aborted) {
+      this.eventsSeen = this.events;
+      const inputs = this.inputs();
+      const now = this.clock.now();
+      const report = this.statusValue.report;
+      // A pass when: the desired state changed, a resync or a retry is due, or a timed decision fell due.
+      if (this.dirty || inputs.fingerprint !== this.lastFingerprint || now >= nextResync) {
+        this.dirty = false;
+        const ok = await this.pass(inputs);
+        this.lastFingerprint = inputs.fingerprint;
+        nextResync = this.clock.now() + (ok ? (this.options.resyncIntervalMs ?? 60_000) : this.backoffMs());
+        awaitingSince = undefined;
+        const r = this.statusValue.report;
+        if (r?.wakeInMs !== undefined) nextResync = Math.min(nextResync, this.clock.now() + r.wakeInMs + 1);
+        continue;
+      }
+      if (report !== undefined && report.awaiting.length > 0) {
+        // An attachment (or detachment) is in progress: watch for it without EC2 calls, then pass.
+        awaitingSince ??= now;
+        if (await this.awaitedDone(report)) {
+          this.dirty = true;
+          continue;
+        }
+        if (now - awaitingSince >= (this.options.attachWaitMaxMs ?? 10_000)) {
+          this.dirty = true;
+          continue;
+        }
+        await this.sleep(Math.min(this.options.attachPollMs ?? 200, Math.max(0, nextResync - now)), signal);
+        continue;
+      }
+      if (this.linuxDirty) await this.applyLinux(inputs.settings, report);
+      await this.sleep(Math.max(0, nextResync - now), signal, this.linuxDirty ? (this.options.attachPollMs ?? 200) * 5 : undefined);
+    }
+  }
+
+  private backoffMs(): number {
+    const base = this.options.retryBaseMs ?? 1_000;
+    const max = this.options.retryMaxMs ?? 30_000;
+    const raw = Math.min(max, base * 2 ** Math.min(this.failures - 1, 20));
+    return Math.round(raw / 2 + (this.deps.random ?? Math.random)() * (raw / 2));
+  }
+
+  /** Sleeps until woken, the deadline, or the cap. */
+  private async sleep(ms: number, signal: AbortSignal, cap?: number): Promise<void> {
+    const wait = cap === undefined ? ms : Math.min(ms, cap);
+    if (this.dirty || signal.aborted || this.events !== this.eventsSeen) return;
+    const controller = new AbortController();
+    const onAbort = (): void => controller.abort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    this.wakeUp = () => controller.abort();
+    try {
+      await this.clock.sleep(wait, controller.signal);
+    } catch {
+      // woken
+    } finally {
+      this.wakeUp = undefined;
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  private async awaitedDone(report: FabricReport): Promise<boolean> {
+    const watcher = this.watcher();
+    if (watcher === undefined) return false;
+    try {
+      const macs = await watcher.attachedMacs();
+      return report.awaiting.some((a) => macs.has(a.mac.toLowerCase()) === a.attached);
+    } catch (err) {
+      this.log.debug({ err: errorMessage(err) }, 'attach watcher failed');
+      return false;
+    }
+  }
+
+  private watcher(): AttachWatcher | undefined {
+    if (this.deps.attachWatcher !== undefined) return this.deps.attachWatcher;
+    if (this.deps.imds === undefined && this.deps.instance !== undefined) return undefined;
+    return new ImdsAttachWatcher(this.imds());
+  }
+
+  private imdsClient: ImdsClient | undefined;
+  private imds(): ImdsClient {
+    this.imdsClient ??= this.deps.imds ?? new SdkImds();
+    return this.imdsClient;
+  }
+
+  // ----------------------------------------------------------------------------------- inputs
+
+  private list<T>(kind: string): T[] {
+    return this.informer.list(kind).map((s) => s.value as unknown as T);
+  }
+
+  private inputs(): PassInputs {
+    const fcs = this.list<FelixConfiguration>('FelixConfiguration');
+    const settings = effectiveFelixSettings(
+      fcs.find((f) => f.metadata.name === 'default'),
+      fcs.find((f) => f.metadata.name === `node.${this.options.nodeName}`),
+    );
+    const pods = this.list<Pod>('Pod').filter((p) => p.spec?.nodeName === this.options.nodeName);
+    const pools = this.list<IPPool>('IPPool').filter((p) => p.spec !== undefined);
+    const subnets = this.list<AWSSubnet>('AWSSubnet');
+    const derived = deriveFabricWorkloads(this.options.nodeName, pods, pools);
+    const fingerprint = stableJson({
+      mode: settings.awsSecondaryIPSupport,
+      timeout: settings.awsRequestTimeout,
+      priority: settings.awsSecondaryIPRoutingRulePriority,
+      tables: settings.routeTableRanges,
+      workloads: derived.workloads,
+      problems: derived.problems,
+      hosts: hostSecondarySubnets(pools),
+      subnets: subnets.map((s) => s.spec),
+      node: this.informer.get({ kind: 'Node', name: this.options.nodeName }) !== undefined,
+    });
+    return { settings, fingerprint };
+  }
+
+  // ------------------------------------------------------------------------------------ pass
+
+  /** One pass; true when it ended without a retryable failure. */
+  private async pass(inputs: PassInputs): Promise<boolean> {
+    const settings = inputs.settings;
+    this.statusValue.mode = settings.awsSecondaryIPSupport;
+    this.statusValue.passes++;
+    const now = new Date(this.clock.now()).toISOString();
+    if (settings.awsSecondaryIPSupport === 'Disabled') {
+      // No EC2 calls at all: a cluster without the feature need not have AWS access. Capacity 0.
+      await this.writeNode({ capacity: 0, allocatable: 0 }, { status: 'True', reason: 'Disabled', message: 'awsSecondaryIPSupport is Disabled' }, now);
+      this.statusValue.report = undefined;
+      this.linuxDirty = true;
+      await this.applyLinux(settings, undefined);
+      this.failures = 0;
+      return true;
+    }
+    let reconciler: FabricReconciler;
+    try {
+      reconciler = await this.ensureReconciler(settings);
+    } catch (err) {
+      this.failures++;
+      const e = isEgwError(err) ? err : new EgwError('Internal', errorMessage(err));
+      this.statusValue.lastError = e.describe();
+      this.log.warn({ err: e.message, awsCode: awsCodeOf(e) }, 'aws fabric cannot start');
+      await this.writeNode({ capacity: 0, allocatable: 0 }, { status: 'False', reason: awsCodeOf(e) ?? e.code, message: e.describe() }, now);
+      return false;
+    }
+    const pods = this.list<Pod>('Pod').filter((p) => p.spec?.nodeName === this.options.nodeName);
+    const pools = this.list<IPPool>('IPPool').filter((p) => p.spec !== undefined);
+    const derived = deriveFabricWorkloads(this.options.nodeName, pods, pools);
+    const report = await reconciler.reconcile({
+      mode: settings.awsSecondaryIPSupport,
+      workloads: derived.workloads,
+      subnets: subnetFacts(this.list<AWSSubnet>('AWSSubnet')),
+      allowRemovals: this.informer.inSync,
+      hostSubnets: hostSecondarySubnets(pools),
+    });
+    this.statusValue.report = report;
+    this.statusValue.lastError = report.node.state === 'Ready' ? undefined : report.node.message;
+    this.options.onPass?.(report);
+    this.linuxDirty = true;
+    const linuxProblems = await this.applyLinux(settings, report);
+    // Status back to the datastore.
+    const limits = report.limits;
+    const mode = settings.awsSecondaryIPSupport;
+    await this.writeNode(
+      { capacity: awsSecondaryCapacity(mode, limits), allocatable: awsSecondaryAllocatable(mode, limits, report.foreignEnis) },
+      report.node.state === 'Ready' ? { status: 'True', reason: 'Ready', message: report.node.message } : { status: 'False', reason: report.node.reason, message: report.node.message },
+      now,
+    );
+    const byPod = new Map<string, Condition>();
+    for (const w of report.workloads) {
+      const problem = w.state === 'Ready' ? linuxProblems.find((p) => w.networkInterfaceId !== undefined && p.eni === w.networkInterfaceId) : undefined;
+      const c: Condition =
+        w.state === 'Ready' && problem === undefined
+          ? { type: '', status: 'True', reason: 'Ready', message: `${w.ip} ${w.message}` }
+          : problem !== undefined
+            ? { type: '', status: 'False', reason: problem.code, message: `${w.ip}: ${problem.message}` }
+            : { type: '', status: 'False', reason: w.reason, message: `${w.ip}: ${w.message}` };
+      const prev = byPod.get(w.pod);
+      if (prev === undefined || (prev.status === 'True' && c.status === 'False')) byPod.set(w.pod, c);
+    }
+    for (const p of derived.problems) {
+      const prev = byPod.get(p.pod);
+      if (prev === undefined || prev.status === 'True') byPod.set(p.pod, { type: '', status: 'False', reason: p.reason, message: p.message });
+    }
+    for (const [pod, c] of byPod) {
+      const [namespace, name] = pod.split('/') as [string, string];
+      try {
+        await writePodCondition(this.deps.store, namespace, name, { status: c.status, reason: c.reason, message: c.message }, now);
+      } catch (err) {
+        this.log.warn({ pod, err: errorMessage(err) }, 'cannot write the pod fabric condition');
+      }
+    }
+    const failed = report.retry === 'retry' || report.retry === 'throttle' || report.node.state !== 'Ready';
+    this.failures = failed ? this.failures + 1 : 0;
+    return !failed;
+  }
+
+  private async ensureReconciler(settings: EffectiveFelixSettings): Promise<FabricReconciler> {
+    this.instance ??= await discoverInstance(this.imds());
+    this.statusValue.instance = this.instance;
+    if (this.ec2 === undefined) {
+      const raw = typeof this.deps.ec2 === 'function' ? this.deps.ec2(this.instance.region) : this.deps.ec2;
+      this.ec2 = new ResilientEc2(raw, { clock: this.clock, logger: this.log, ...(this.deps.random === undefined ? {} : { random: this.deps.random }) }, this.options.ec2Policy ?? {});
+    }
+    this.ec2.setRequestTimeoutMs(parseDuration(settings.awsRequestTimeout) ?? 30_000);
+    this.reconciler ??= new FabricReconciler(
+      { ec2: this.ec2, clock: this.clock, logger: this.log, hostIps: this.deps.hostIps ?? new IpamHostIps(this.deps.store, this.options.nodeName, (s) => this.hostPools(s), this.clock) },
+      {
+        cluster: this.options.cluster ?? 'egw',
+        node: this.options.nodeName,
+        instance: this.instance,
+        ...(this.options.gcCooldownMs === undefined ? {} : { gcCooldownMs: this.options.gcCooldownMs }),
+        ...(this.options.concurrency === undefined ? {} : { concurrency: this.options.concurrency }),
+      },
+    );
+    return this.reconciler;
+  }
+
+  private hostPools(subnetId: string): string[] {
+    return this.list<IPPool>('IPPool')
+      .filter((p) => p.spec !== undefined && isAwsBacked(p) && p.spec.awsSubnetID === subnetId && p.spec.disabled !== true && (p.spec.allowedUses ?? []).includes('HostSecondaryInterface'))
+      .map((p) => p.metadata.name)
+      .sort();
+  }
+
+  private async writeNode(figures: { capacity: number; allocatable: number }, condition: Omit<Condition, 'type' | 'lastTransitionTime'>, now: string): Promise<void> {
+    try {
+      await writeNodeFabricStatus(this.deps.store, this.options.nodeName, figures, condition, now);
+    } catch (err) {
+      this.log.warn({ err: errorMessage(err) }, 'cannot write the node fabric status');
+    }
+  }
+
+  /** Programs the Linux side; returns problems by ENI. Applied again while problems remain. */
+  private async applyLinux(settings: EffectiveFelixSettings, report: FabricReport | undefined): Promise<{ eni: string; code: string; message: string }[]> {
+    const linux = this.deps.linux;
+    if (linux === undefined) {
+      this.linuxDirty = false;
+      return [];
+    }
+    const state: EniState = { interfaces: (report?.interfaces ?? []).map((i) => ({ mac: i.mac, subnetCidr: i.subnetCidr, workloadIps: i.workloadIps })) };
+    const config = { routeTableRanges: settings.routeTableRanges, rulePriority: settings.awsSecondaryIPRoutingRulePriority };
+    const key = stableJson({ state, config });
+    try {
+      const result = await linux.apply(state, config);
+      for (const f of result.failures) this.log.warn({ failure: f.message }, 'eni routing command failed');
+      const problems = result.problems.flatMap((p) => {
+        const eni = report?.interfaces.find((i) => p.object.toLowerCase().includes(i.mac.toLowerCase()));
+        return eni === undefined ? [] : [{ eni: eni.networkInterfaceId, code: p.code, message: p.message }];
+      });
+      this.linuxDirty = problems.length > 0 || result.failures.length > 0;
+      if (key !== this.lastLinux && !this.linuxDirty) this.log.info({ interfaces: state.interfaces.length }, 'eni routing converged');
+      this.lastLinux = key;
+      return problems;
+    } catch (err) {
+      this.linuxDirty = true;
+      this.log.warn({ err: errorMessage(err) }, 'eni routing failed');
+      return (report?.interfaces ?? []).map((i) => ({ eni: i.networkInterfaceId, code: 'CommandFailed', message: errorMessage(err) }));
+    }
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * From datastore resources to the fabric's desired state, for one node. Pure: the same resources give the
+ * same answer, whatever order or history they came in.
+ *
+ * A workload is an IPv4 address of a pod on this node (not finished: phase neither Succeeded nor Failed;
+ * not host-networked) that lies in an AWS-backed IPPool (one with `awsSubnetID`). A terminating pod keeps
+ * its address in the fabric until the pod is gone or finished (its connections drain meanwhile).
+ */
+import { CNI_AWS_ELASTIC_IPS, parseStringArray } from '../../api/annotations.js';
+import { cidrContainsIp, parseCidr, parseIp } from '../../api/ip.js';
+import type { AWSSubnet } from '../../api/kinds/aws-subnet.js';
+import type { IPPool } from '../../api/kinds/ip-pool.js';
+import { isAwsBacked } from '../../api/kinds/ip-pool.js';
+import type { Pod } from '../../api/kinds/kubernetes.js';
+import type { FabricWorkload, SubnetInfo } from '../../aws/fabric-reconciler.js';
+import { podOwner } from '../../aws/ownership.js';
+
+/** A pod-level problem found while deriving (reported on the pod). */
+export interface WorkloadProblem {
+  pod: string;
+  reason: string;
+  message: string;
+}
+
+/** The fabric's view of this node's pods. */
+export interface DerivedWorkloads {
+  workloads: FabricWorkload[];
+  problems: WorkloadProblem[];
+}
+
+/** The pod key used for status: `namespace/name`. */
+export function podKey(pod: Pod): string {
+  return `${pod.metadata.namespace ?? 'default'}/${pod.metadata.name}`;
+}
+
+/** The pod's IPv4 addresses (status.podIPs, else status.podIP), without duplicates. */
+export function podIpv4s(pod: Pod): string[] {
+  const ips = [...(pod.status?.podIPs ?? []).map((p) => p.ip), ...(pod.status?.podIP === undefined || pod.status.podIP === '' ? [] : [pod.status.podIP])];
+  return [...new Set(ips.filter((ip) => parseIp(ip)?.version === 4))];
+}
+
+/**
+ * The workloads of `node`: one per AWS-backed IPv4 address of its live pods, with the pool's subnet,
+ * the pod's Elastic IPs (`cni.projectcalico.org/awsElasticIPs`), its UID and creation time. A malformed
+ * Elastic-IP annotation is a problem on the pod (its address still goes on an ENI, without Elastic IP).
+ */
+export function deriveFabricWorkloads(node: string, pods: readonly Pod[], pools: readonly IPPool[]): DerivedWorkloads {
+  const awsPools = pools
+    .filter((p) => isAwsBacked(p))
+    .flatMap((p) => {
+      const c = parseCidr(p.spec.cidr);
+      return c === undefined || c.cidr.version !== 4 ? [] : [{ pool: p, cidr: c.cidr }];
+    })
+    .sort((a, b) => b.cidr.prefix - a.cidr.prefix || (a.pool.metadata.name < b.pool.metadata.name ? -1 : 1));
+  const workloads: FabricWorkload[] = [];
+  const problems: WorkloadProblem[] = [];
+  for (const pod of [...pods].sort((a, b) => (podKey(a) < podKey(b) ? -1 : 1))) {
+    if (pod.spec.nodeName !== node || pod.spec.hostNetwork === true) continue;
+    const phase = pod.status?.phase;
+    if (phase === 'Succeeded' || phase === 'Failed') continue;
+    const key = podKey(pod);
+    const ns = pod.metadata.namespace ?? 'default';
+    const uid = pod.metadata.uid ?? key;
+    let elasticIps: string[] = [];
+    const annotation = pod.metadata.annotations?.[CNI_AWS_ELASTIC_IPS];
+    if (annotation !== undefined) {
+      const list = parseStringArray(annotation);
+      const valid = (list ?? []).filter((ip) => parseIp(ip)?.version === 4);
+      if (list === undefined || valid.length !== list.length) {
+        problems.push({ pod: key, reason: 'InvalidElasticIPs', message: `${CNI_AWS_ELASTIC_IPS} must be a JSON array of IPv4 addresses, got ${JSON.stringify(annotation)}` });
+      }
+      elasticIps = [...new Set(valid)];
+    }
+    for (const ip of podIpv4s(pod)) {
+      const address = parseIp(ip)!;
+      const match = awsPools.find((p) => cidrContainsIp(p.cidr, address));
+      if (match === undefined) continue;
+      workloads.push({
+        id: `${key}@${ip}`,
+        pod: key,
+        uid,
+        ip,
+        subnetId: match.pool.spec.awsSubnetID ?? '',
+        owner: podOwner(ns, pod.metadata.name, uid),
+        since: pod.metadata.creationTimestamp ?? new Date(0).toISOString(),
+        elasticIps,
+      });
+    }
+  }
+  return { workloads, problems };
+}
+
+/** Subnets of the AWS-backed pools that supply ENI primary addresses (`HostSecondaryInterface`). */
+export function hostSecondarySubnets(pools: readonly IPPool[]): string[] {
+  return [...new Set(pools.filter((p) => isAwsBacked(p) && (p.spec.allowedUses ?? []).includes('HostSecondaryInterface')).map((p) => p.spec.awsSubnetID ?? ''))].sort();
+}
+
+/** Subnet facts from the controller's AWSSubnet records. */
+export function subnetFacts(records: readonly AWSSubnet[]): Map<string, SubnetInfo> {
+  const out = new Map<string, SubnetInfo>();
+  for (const r of records) {
+    if (r.spec === undefined) continue;
+    out.set(r.spec.subnetID, { cidr: r.spec.cidr, availabilityZone: r.spec.availabilityZone });
+  }
+  return out;
+}

@@ -1,0 +1,996 @@
+/**
+ * The AWS fabric reconciler of one node: makes EC2 hold every local AWS-backed workload IP on a secondary
+ * ENI attached to this instance (ENI-per-workload or Secondary-IP-per-workload), with one of its listed
+ * Elastic IPs, and removes what no workload needs. Level-triggered: every pass reads EC2 (our ENIs by tag
+ * and everything attached to the instance, and the Elastic IPs wanted), diffs against the desired state
+ * and makes the smallest change. It never branches on what happened before, so a fresh reconciler after a
+ * crash converges from whatever half-made state it finds:
+ *
+ * - an ENI is tagged at creation and created with a ClientToken derived from the intent, so a crash
+ *   before or after CreateNetworkInterface yields exactly one ENI, which the next pass adopts (attaches);
+ * - a missing DeleteOnTermination is set on the next pass; a half-done removal is finished;
+ * - detached ENIs of ours that no workload wants are deleted only after `gcCooldownMs` of being seen so
+ *   (and never when the caller says the desired state is not complete: `allowRemovals: false`).
+ *
+ * Failures never escape a pass: each lands on the workload (or the node) it concerns, with EC2's code.
+ */
+import type { Clock } from '../platform/clock.js';
+import { EgwError, errorMessage, isEgwError } from '../platform/errors.js';
+import type { Logger } from '../platform/logger.js';
+import { awsCodeOf } from './aws-errors.js';
+import type { AwsSecondaryIpMode } from './capacity.js';
+import type { Ec2, Ec2Address, Ec2InstanceTypeInfo, Ec2NetworkInterface } from './ec2-port.js';
+import type { InstanceFacts } from './imds.js';
+import { cidrContainsIpv4 } from './ipv4.js';
+import type { EniKind, OwnerIdentity } from './ownership.js';
+import {
+  clientToken,
+  createdAtOf,
+  eniTags,
+  handleOfOwner,
+  hostHandle,
+  ipamOwner,
+  isOurs,
+  kindOf,
+  ourEniFilters,
+  slotOfHandle,
+  TAG_OWNER,
+} from './ownership.js';
+
+/** A subnet's facts (from the datastore's AWSSubnet records, else DescribeSubnets). */
+export interface SubnetInfo {
+  cidr: string;
+  availabilityZone: string;
+}
+
+/** One local workload IP that must live in the AWS fabric. */
+export interface FabricWorkload {
+  /** Unique per workload IP (e.g. `ns/name@ip`). */
+  id: string;
+  /** Where its status goes (e.g. the pod's `ns/name`). */
+  pod: string;
+  /** Identity of the workload instance (the pod UID): part of its ENI's ClientToken. */
+  uid: string;
+  ip: string;
+  /** The AWS subnet of the pool the IP came from. */
+  subnetId: string;
+  /** `egw:owner` of its ENI in ENI-per-workload mode. */
+  owner: string;
+  /** RFC 3339 start of the intent (the pod's creation): the stable `egw:created-at`. */
+  since: string;
+  /** Public IPs of the Elastic IPs it may take, in preference order (empty: none). */
+  elasticIps: readonly string[];
+}
+
+/** What the node should look like. */
+export interface FabricDesired {
+  mode: Exclude<AwsSecondaryIpMode, 'Disabled'>;
+  workloads: readonly FabricWorkload[];
+  /** Subnet facts known already (AWSSubnet records); others are looked up with DescribeSubnets. */
+  subnets?: ReadonlyMap<string, SubnetInfo>;
+  /** False while the desired state may be incomplete (datastore not in sync): nothing is removed. */
+  allowRemovals: boolean;
+  /**
+   * Subnets of the HostSecondaryInterface pools (Secondary-IP mode): where host addresses of this node
+   * may be held, so that ones no ENI uses any more are found and released.
+   */
+  hostSubnets?: readonly string[];
+}
+
+/**
+ * Host-secondary addresses from IPAM (Secondary-IP mode: the primary IPs of shared ENIs). Handles are
+ * deterministic per node, subnet and slot, so a repeated allocate returns the address already held.
+ */
+export interface HostIpAllocator {
+  /** Allocates (or returns the held) address of `handle` from a HostSecondaryInterface pool of `subnetId`. */
+  allocate(handle: string, subnetId: string): Promise<{ ip: string; allocatedAt: string }>;
+  /** Releases `handle`'s address; idempotent. */
+  release(handle: string): Promise<void>;
+  /** The address `handle` holds, or undefined. */
+  get(handle: string): Promise<{ ip: string; allocatedAt: string } | undefined>;
+}
+
+/** Side effects of the reconciler. */
+export interface FabricReconcilerDeps {
+  ec2: Ec2;
+  clock: Clock;
+  /** Needed in Secondary-IP mode. */
+  hostIps?: HostIpAllocator;
+  logger?: Logger;
+}
+
+/** Identity and tuning. */
+export interface FabricReconcilerOptions {
+  /** Cluster name (tag `egw:cluster`). */
+  cluster: string;
+  /** Node name (tag `egw:node`, IPAM handles). */
+  node: string;
+  instance: InstanceFacts;
+  /** A detached ENI of ours that nothing wants is deleted after being seen so this long (default 120 s). */
+  gcCooldownMs?: number;
+  /** Workload chains run in parallel at most (default 4; the EC2 port bounds calls too). */
+  concurrency?: number;
+  /** An address another ENI still holds is taken over (AllowReassignment) after this long (default 60 s). */
+  reassignAfterMs?: number;
+}
+
+/** Where a workload stands. */
+export type FabricState = 'Ready' | 'Pending' | 'Failed';
+
+/** The fabric status of one workload IP. */
+export interface WorkloadFabricStatus {
+  id: string;
+  pod: string;
+  ip: string;
+  state: FabricState;
+  /** `Ready`, a waiting reason (`Attaching`, `AddressInUse`, `NoCapacity`…) or EC2's error code. */
+  reason: string;
+  message: string;
+  networkInterfaceId?: string;
+  elasticIp?: string;
+}
+
+/** An attached ENI of ours and the workload IPs routed through it (for the Linux side). */
+export interface FabricInterface {
+  networkInterfaceId: string;
+  mac: string;
+  subnetCidr: string;
+  workloadIps: string[];
+}
+
+/** The outcome of one pass. */
+export interface FabricReport {
+  workloads: WorkloadFabricStatus[];
+  /** Node-level state: a failed read, missing limits, a failed removal. */
+  node: { state: FabricState; reason: string; message: string };
+  interfaces: FabricInterface[];
+  limits: Ec2InstanceTypeInfo | undefined;
+  /** ENIs attached to this instance that are neither the primary nor ours. */
+  foreignEnis: number;
+  /** MACs whose attachment (true) or detachment (false) is in progress: pass again once it is done. */
+  awaiting: { mac: string; attached: boolean }[];
+  /** The worst retry class of this pass's failures (`none` when nothing failed). */
+  retry: 'none' | 'retry' | 'throttle' | 'terminal';
+  /** A timed decision (GC cool-down, reassignment) falls due in this many ms. */
+  wakeInMs: number | undefined;
+  /** Mutating EC2 calls made by this pass (IPAM excluded). */
+  mutations: number;
+}
+
+const DEFAULT_GC_COOLDOWN_MS = 120_000;
+const DEFAULT_REASSIGN_AFTER_MS = 60_000;
+
+/**
+ * One node's fabric reconciler. Holds only caches (instance limits, subnet facts) and hints that make
+ * passes cheaper or safer (ClientToken generations, ENIs it detached itself, first sightings of orphans);
+ * losing them (a restart) costs at most one cool-down or one extra call, never a leak.
+ */
+export class FabricReconciler {
+  readonly identity: OwnerIdentity;
+  /** @internal */ limits: Ec2InstanceTypeInfo | undefined;
+  /** @internal */ readonly subnetCache = new Map<string, SubnetInfo>();
+  /** @internal */ readonly generations = new Map<string, number>();
+  /** @internal */ readonly detachedByUs = new Set<string>();
+  /** @internal */ readonly orphanSince = new Map<string, number>();
+  /** @internal */ readonly inUseSince = new Map<string, number>();
+  /** @internal */ readonly gcCooldownMs: number;
+  /** @internal */ readonly reassignAfterMs: number;
+  /** @internal */ readonly concurrency: number;
+
+  constructor(
+    /** @internal */ readonly deps: FabricReconcilerDeps,
+    /** @internal */ readonly options: FabricReconcilerOptions,
+  ) {
+    this.identity = { cluster: options.cluster, node: options.node, instanceId: options.instance.instanceId };
+    this.gcCooldownMs = options.gcCooldownMs ?? DEFAULT_GC_COOLDOWN_MS;
+    this.reassignAfterMs = options.reassignAfterMs ?? DEFAULT_REASSIGN_AFTER_MS;
+    this.concurrency = Math.max(1, options.concurrency ?? 4);
+  }
+
+  /** The instance type's limits (DescribeInstanceTypes once, then cached). Errors: the port's. */
+  async instanceLimits(): Promise<Ec2InstanceTypeInfo> {
+    if (this.limits !== undefined) return this.limits;
+    const type = this.options.instance.instanceType;
+    const found = (await this.deps.ec2.describeInstanceTypes([type])).find((t) => t.instanceType === type);
+    if (found === undefined || found.maxEnis < 1) {
+      throw new EgwError('AwsError', `EC2 does not describe the instance type ${type}`, { details: { awsCode: 'InvalidInstanceType', action: 'DescribeInstanceTypes' } });
+    }
+    this.limits = found;
+    return found;
+  }
+
+  /** One pass: read, diff, act. Never throws for EC2 or IPAM failures (they are in the report). */
+  async reconcile(desired: FabricDesired): Promise<FabricReport> {
+    return new Pass(this, desired).run();
+  }
+
+  /** @internal The ClientToken generation of an intent. */
+  generation(key: string): number {
+    return this.generations.get(key) ?? 0;
+  }
+
+  /** @internal Moves an intent to a new ClientToken (EC2's answer for the old one is no use). */
+  bumpGeneration(key: string): void {
+    this.generations.set(key, this.generation(key) + 1);
+  }
+}
+
+type Outcome = { ok: true } | { ok: false; err: EgwError };
+
+interface SlotClaim {
+  subnetId: string;
+  slot: number;
+}
+
+/** The state of one pass; thrown away afterwards. */
+class Pass {
+  private readonly ec2: Ec2;
+  private readonly id: OwnerIdentity;
+  private readonly now: number;
+  private readonly log: Logger | undefined;
+  private limits: Ec2InstanceTypeInfo | undefined;
+  /** Every ENI seen (ours and attached ones), updated as actions succeed. */
+  private readonly enis = new Map<string, Ec2NetworkInterface>();
+  private primary: Ec2NetworkInterface | undefined;
+  private readonly subnets = new Map<string, SubnetInfo>();
+  private readonly unknownSubnets = new Map<string, EgwError>();
+  private addresses: Ec2Address[] = [];
+  private readonly status = new Map<string, { state: FabricState; reason: string; message: string }>();
+  private nodeStatus: { state: FabricState; reason: string; message: string } | undefined;
+  private retry: FabricReport['retry'] = 'none';
+  private wakeAt: number | undefined;
+  private mutations = 0;
+  private freeIndexes: number[] = [];
+  private freeSlots = 0;
+  private valid: FabricWorkload[] = [];
+
+  constructor(
+    private readonly r: FabricReconciler,
+    private readonly desired: FabricDesired,
+  ) {
+    this.ec2 = r.deps.ec2;
+    this.id = r.identity;
+    this.now = r.deps.clock.now();
+    this.log = r.deps.logger;
+  }
+
+  async run(): Promise<FabricReport> {
+    try {
+      this.limits = await this.r.instanceLimits();
+      await this.read();
+    } catch (err) {
+      this.failNode(err, 'read');
+      return this.report();
+    }
+    this.validate();
+    this.computeSlots();
+    if (this.desired.mode === 'EnabledENIPerWorkload') await this.placeEniPerWorkload();
+    else await this.placeSecondaryIp();
+    await this.associateElasticIps();
+    if (this.desired.allowRemovals) {
+      await this.disassociateUnwanted();
+      await this.removeUnwanted();
+      if (this.desired.mode === 'Enabled') await this.collectHostHandles();
+    }
+    return this.report();
+  }
+
+  // ------------------------------------------------------------------------------------------ read
+
+  private async read(): Promise<void> {
+    const [attached, ours] = await Promise.all([
+      this.ec2.describeNetworkInterfaces([{ name: 'attachment.instance-id', values: [this.id.instanceId] }]),
+      this.ec2.describeNetworkInterfaces(ourEniFilters(this.id)),
+    ]);
+    for (const e of [...attached, ...ours]) this.enis.set(e.id, structuredClone(e));
+    this.primary = attached.find((e) => e.attachment?.deviceIndex === 0 && e.attachment.networkCardIndex === 0);
+    if (this.primary === undefined) {
+      throw new EgwError('AwsError', `EC2 shows no primary ENI attached to ${this.id.instanceId}`, { retry: 'retry', details: { awsCode: 'PrimaryEniNotFound' } });
+    }
+    // Subnets: the datastore's facts first, then EC2 for the rest (once; facts do not change).
+    const needed = new Set<string>([...this.desired.workloads.map((w) => w.subnetId), ...[...this.enis.values()].filter((e) => this.ours(e)).map((e) => e.subnetId)]);
+    for (const s of needed) {
+      const known = this.desired.subnets?.get(s) ?? this.r.subnetCache.get(s);
+      if (known !== undefined) this.subnets.set(s, known);
+    }
+    const missing = [...needed].filter((s) => !this.subnets.has(s)).sort();
+    if (missing.length > 0) await this.lookUpSubnets(missing);
+    const wanted = [...new Set(this.desired.workloads.flatMap((w) => w.elasticIps))].sort();
+    if (wanted.length > 0) this.addresses = await this.ec2.describeAddresses([{ name: 'public-ip', values: wanted }]);
+  }
+
+  private async lookUpSubnets(ids: string[]): Promise<void> {
+    try {
+      for (const s of await this.ec2.describeSubnets(ids)) this.remember(s.id, { cidr: s.cidr, availabilityZone: s.availabilityZone });
+    } catch (err) {
+      if (awsCodeOf(err) !== 'InvalidSubnetID.NotFound' || !isEgwError(err)) throw err;
+      // One unknown ID fails the whole call: ask one by one to tell which.
+      for (const id of ids) {
+        try {
+          for (const s of await this.ec2.describeSubnets([id])) this.remember(s.id, { cidr: s.cidr, availabilityZone: s.availabilityZone });
+        } catch (e) {
+          if (awsCodeOf(e) === 'InvalidSubnetID.NotFound' && isEgwError(e)) this.unknownSubnets.set(id, e);
+          else throw e;
+        }
+      }
+    }
+  }
+
+  private remember(id: string, info: SubnetInfo): void {
+    this.subnets.set(id, info);
+    this.r.subnetCache.set(id, info);
+  }
+
+  // ------------------------------------------------------------------------------------- helpers
+
+  private ours(e: Ec2NetworkInterface): boolean {
+    return isOurs(e, this.id);
+  }
+
+  private attachedHere(e: Ec2NetworkInterface): boolean {
+    return e.attachment !== undefined && e.attachment.instanceId === this.id.instanceId;
+  }
+
+  private ourEnis(kind?: EniKind): Ec2NetworkInterface[] {
+    return [...this.enis.values()].filter((e) => this.ours(e) && (kind === undefined || kindOf(e) === kind)).sort((a, b) => (a.id < b.id ? -1 : 1));
+  }
+
+  private set(w: FabricWorkload, state: FabricState, reason: string, message: string): void {
+    const prev = this.status.get(w.id);
+    // A failure already recorded in this pass is the more useful message.
+    if (prev !== undefined && prev.state === 'Failed' && state !== 'Failed') return;
+    this.status.set(w.id, { state, reason, message });
+  }
+
+  private fail(w: FabricWorkload, err: unknown, what: string): void {
+    const e = isEgwError(err) ? err : new EgwError('Internal', errorMessage(err), { cause: err });
+    const code = awsCodeOf(e) ?? e.code;
+    this.noteRetry(e.retry);
+    const state: FabricState = e.retry === 'terminal' ? 'Failed' : 'Pending';
+    this.status.set(w.id, { state, reason: code, message: `${what}: ${e.describe()}` });
+    this.log?.warn({ workload: w.pod, ip: w.ip, awsCode: code, err: e.message }, 'aws fabric action failed');
+  }
+
+  private failNode(err: unknown, what: string): void {
+    const e = isEgwError(err) ? err : new EgwError('Internal', errorMessage(err), { cause: err });
+    const code = awsCodeOf(e) ?? e.code;
+    this.noteRetry(e.retry);
+    if (this.nodeStatus === undefined || this.nodeStatus.state !== 'Failed') {
+      this.nodeStatus = { state: e.retry === 'terminal' ? 'Failed' : 'Pending', reason: code, message: `${what}: ${e.describe()}` };
+    }
+    this.log?.warn({ awsCode: code, err: e.message, what }, 'aws fabric node action failed');
+  }
+
+  private noteRetry(c: 'retry' | 'throttle' | 'terminal'): void {
+    const rank = { none: 0, terminal: 1, retry: 2, throttle: 3 } as const;
+    if (rank[c] > rank[this.retry]) this.retry = c;
+  }
+
+  private wake(at: number): void {
+    this.wakeAt = this.wakeAt === undefined ? at : Math.min(this.wakeAt, at);
+  }
+
+  /** Runs a mutating call, counting it; errors are returned, not thrown. */
+  private async act(fn: () => Promise<unknown>): Promise<Outcome> {
+    this.mutations++;
+    try {
+      await fn();
+      return { ok: true };
+    } catch (err) {
+      return { ok: false, err: isEgwError(err) ? err : new EgwError('Internal', errorMessage(err), { cause: err }) };
+    }
+  }
+
+  private async parallel<T>(items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < items.length) {
+        const item = items[next++]!;
+        await fn(item);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.r.concurrency, items.length) }, worker));
+  }
+
+  // ------------------------------------------------------------------------------------ validate
+
+  private validate(): void {
+    const zone = this.r.options.instance.availabilityZone;
+    const seen = new Set<string>();
+    for (const w of this.desired.workloads) {
+      if (seen.has(w.ip)) {
+        this.set(w, 'Failed', 'DuplicateAddress', `address ${w.ip} is claimed by two local workloads`);
+        continue;
+      }
+      seen.add(w.ip);
+      const unknown = this.unknownSubnets.get(w.subnetId);
+      if (unknown !== undefined) {
+        this.set(w, 'Failed', 'InvalidSubnetID.NotFound', `subnet ${w.subnetId} of the workload's pool: ${unknown.describe()}`);
+        continue;
+      }
+      const subnet = this.subnets.get(w.subnetId);
+      if (subnet === undefined) {
+        this.set(w, 'Pending', 'SubnetUnknown', `the facts of subnet ${w.subnetId} are not known yet`);
+        continue;
+      }
+      if (subnet.availabilityZone !== zone) {
+        this.set(w, 'Failed', 'WrongAvailabilityZone', `subnet ${w.subnetId} is in ${subnet.availabilityZone}, this node (${this.id.instanceId}) is in ${zone}: EC2 cannot attach its ENI here`);
+        continue;
+      }
+      if (!cidrContainsIpv4(subnet.cidr, w.ip)) {
+        this.set(w, 'Failed', 'AddressNotInSubnet', `address ${w.ip} is not inside subnet ${w.subnetId} (${subnet.cidr}): check the pool's CIDR and awsSubnetID`);
+        continue;
+      }
+      this.valid.push(w);
+    }
+  }
+
+  /** Device indexes free on card 0 and how many more ENIs the instance takes. */
+  private computeSlots(): void {
+    const attached = [...this.enis.values()].filter((e) => this.attachedHere(e) && e.attachment?.networkCardIndex === 0);
+    const taken = new Set(attached.map((e) => e.attachment?.deviceIndex ?? 0));
+    const max = this.limits?.maxEnis ?? 0;
+    this.freeSlots = Math.max(0, max - attached.length);
+    this.freeIndexes = [];
+    for (let i = 1; this.freeIndexes.length < this.freeSlots && i < max + attached.length + 1; i++) if (!taken.has(i)) this.freeIndexes.push(i);
+  }
+
+  private claimIndex(): number | undefined {
+    if (this.freeSlots <= 0) return undefined;
+    this.freeSlots--;
+    return this.freeIndexes.shift();
+  }
+
+  // ------------------------------------------------------------------------- ENI-per-workload
+
+  private async placeEniPerWorkload(): Promise<void> {
+    const byPrimary = new Map<string, Ec2NetworkInterface>();
+    for (const e of this.ourEnis('eni-per-workload')) byPrimary.set(e.privateIps[0]?.ip ?? '', e);
+    const jobs: { w: FabricWorkload; eni: Ec2NetworkInterface | undefined; index: number | undefined }[] = [];
+    for (const w of this.valid) {
+      const eni = byPrimary.get(w.ip);
+      if (eni !== undefined && eni.subnetId === w.subnetId) {
+        if (eni.attachment === undefined) {
+          const index = this.claimIndex();
+          if (index === undefined) this.noCapacity(w);
+          else jobs.push({ w, eni, index });
+        } else {
+          jobs.push({ w, eni, index: undefined });
+        }
+        continue;
+      }
+      const index = this.claimIndex();
+      if (index === undefined) {
+        this.noCapacity(w);
+        continue;
+      }
+      jobs.push({ w, eni: undefined, index });
+    }
+    await this.parallel(jobs, (j) => this.ensureWorkloadEni(j.w, j.eni, j.index));
+  }
+
+  private noCapacity(w: FabricWorkload): void {
+    const max = this.limits?.maxEnis ?? 0;
+    const perEni = this.desired.mode === 'Enabled' ? ` with ${Math.max(0, (this.limits?.ipv4PerEni ?? 1) - 1)} workload addresses each` : '';
+    this.set(w, 'Failed', 'NoCapacity', `instance ${this.id.instanceId} (${this.r.options.instance.instanceType}) has no room left: ${max} ENIs at most, the primary included${perEni}`);
+  }
+
+  /** Create (if needed) → attach (if needed) → DeleteOnTermination (if needed), one workload. */
+  private async ensureWorkloadEni(w: FabricWorkload, found: Ec2NetworkInterface | undefined, index: number | undefined): Promise<void> {
+    let eni = found;
+    const intent = `w:${w.uid}:${w.ip}`;
+    if (eni === undefined) {
+      const created = await this.createEni(w.subnetId, w.ip, 'eni-per-workload', w.owner, w.since, `egw gateway ${w.pod}`, intent);
+      if (!created.ok) {
+        if (awsCodeOf(created.err) === 'InvalidIPAddress.InUse') {
+          // Another ENI holds the address (a gateway moving between nodes): wait for it to let go.
+          this.noteRetry('retry');
+          this.set(w, 'Pending', 'AddressInUse', `address ${w.ip} is still held by another ENI (a gateway moving between nodes?): ${created.err.describe()}`);
+          return;
+        }
+        this.fail(w, created.err, 'create ENI');
+        return;
+      }
+      eni = created.eni;
+    }
+    await this.attachAndProtect(eni, index, intent, (err, what) => this.fail(w, err, what));
+  }
+
+  private async createEni(
+    subnetId: string,
+    ip: string,
+    kind: EniKind,
+    owner: string,
+    since: string,
+    description: string,
+    intent: string,
+  ): Promise<{ ok: true; eni: Ec2NetworkInterface } | { ok: false; err: EgwError }> {
+    const groups = this.primary?.groups ?? [];
+    const token = clientToken(this.id, intent, ip, this.r.generation(intent));
+    let eni: Ec2NetworkInterface | undefined;
+    const out = await this.act(async () => {
+      eni = await this.ec2.createNetworkInterface({ subnetId, privateIp: ip, groups, description, tags: eniTags(this.id, kind, owner, since), clientToken: token });
+    });
+    if (!out.ok) {
+      // Parameters changed since this token was first used (e.g. the primary ENI's groups): a new token.
+      if (awsCodeOf(out.err) === 'IdempotentParameterMismatch') this.r.bumpGeneration(intent);
+      return out;
+    }
+    const made = structuredClone(eni!);
+    this.enis.set(made.id, made);
+    return { ok: true, eni: made };
+  }
+
+  /**
+   * Attaches a detached ENI at `index` and sets DeleteOnTermination when it is not set. `index`
+   * undefined: the ENI is attached already (or none was free).
+   */
+  private async attachAndProtect(eni: Ec2NetworkInterface, index: number | undefined, intent: string | undefined, onError: (err: EgwError, what: string) => void): Promise<boolean> {
+    if (eni.attachment === undefined) {
+      if (index === undefined) {
+        onError(new EgwError('AwsError', 'no free device index', { details: { awsCode: 'NoCapacity' } }), 'attach ENI');
+        return false;
+      }
+      let attachmentId = '';
+      const out = await this.act(async () => {
+        attachmentId = (await this.ec2.attachNetworkInterface({ networkInterfaceId: eni.id, instanceId: this.id.instanceId, deviceIndex: index })).attachmentId;
+      });
+      if (!out.ok) {
+        // The token named an ENI deleted since: the next pass creates a new one under a new token.
+        if (awsCodeOf(out.err) === 'InvalidNetworkInterfaceID.NotFound' && intent !== undefined) {
+          this.r.bumpGeneration(intent);
+          this.enis.delete(eni.id);
+        }
+        onError(out.err, `attach ${eni.id} at device index ${index}`);
+        return false;
+      }
+      eni.attachment = { attachmentId, instanceId: this.id.instanceId, deviceIndex: index, networkCardIndex: 0, status: 'attaching', deleteOnTermination: false };
+      eni.status = 'attaching';
+    }
+    const a = eni.attachment;
+    if (a.instanceId !== this.id.instanceId) {
+      onError(new EgwError('AwsError', `ENI ${eni.id} is attached to ${a.instanceId}`, { details: { awsCode: 'InvalidNetworkInterface.InUse' } }), 'attach');
+      return false;
+    }
+    if (!a.deleteOnTermination && a.status !== 'detaching') {
+      // Without it, an instance that dies leaks the ENI (Calico's documented leak case).
+      const out = await this.act(() => this.ec2.setDeleteOnTermination({ networkInterfaceId: eni.id, attachmentId: a.attachmentId, deleteOnTermination: true }));
+      if (!out.ok) {
+        onError(out.err, `set DeleteOnTermination on ${eni.id}`);
+        return false;
+      }
+      a.deleteOnTermination = true;
+    }
+    return true;
+  }
+
+  // ------------------------------------------------------------------------ Secondary-IP mode
+
+  private async placeSecondaryIp(): Promise<void> {
+    const perEni = Math.max(0, (this.limits?.ipv4PerEni ?? 1) - 1);
+    const bySubnet = new Map<string, FabricWorkload[]>();
+    for (const w of this.valid) bySubnet.set(w.subnetId, [...(bySubnet.get(w.subnetId) ?? []), w]);
+    const wantedIps = new Set(this.valid.map((w) => w.ip));
+    const tasks: (() => Promise<void>)[] = [];
+    for (const subnetId of [...bySubnet.keys()].sort()) {
+      const workloads = bySubnet.get(subnetId)!;
+      const slotOf = (e: Ec2NetworkInterface): number => {
+        const h = handleOfOwner(e.tags[TAG_OWNER]);
+        return (h === undefined ? undefined : slotOfHandle(h, this.id.node, subnetId)) ?? Number.MAX_SAFE_INTEGER;
+      };
+      const shared = this.ourEnis('secondary-ip')
+        .filter((e) => e.subnetId === subnetId)
+        .sort((a, b) => slotOf(a) - slotOf(b) || (a.id < b.id ? -1 : 1));
+      // Attached here (not leaving), or detached (adoptable: a crash between create and attach).
+      const usable = shared.filter((e) => e.attachment === undefined || (this.attachedHere(e) && e.attachment.status !== 'detaching'));
+      const location = new Map<string, Ec2NetworkInterface>();
+      for (const e of usable) for (const p of e.privateIps.slice(1)) location.set(p.ip, e);
+      const index = new Map<Ec2NetworkInterface, number>();
+      const touched = new Set<Ec2NetworkInterface>();
+      const add = new Map<Ec2NetworkInterface, FabricWorkload[]>();
+      const room = new Map<Ec2NetworkInterface, number>();
+      const adopt = (e: Ec2NetworkInterface): boolean => {
+        if (e.attachment !== undefined || index.has(e)) return true;
+        const i = this.claimIndex();
+        if (i === undefined) return false;
+        index.set(e, i);
+        return true;
+      };
+      for (const e of usable) {
+        const stays = e.privateIps.slice(1).filter((p) => wantedIps.has(p.ip) || !this.desired.allowRemovals).length;
+        room.set(e, perEni - stays);
+      }
+      const unplaced: FabricWorkload[] = [];
+      for (const w of workloads) {
+        const e = location.get(w.ip);
+        if (e === undefined) unplaced.push(w);
+        else if (adopt(e)) touched.add(e);
+        else this.noCapacity(w);
+      }
+      // Pack: attached ENIs first, in slot order ("the next ENI only when the current is full"), then
+      // detached ones of ours (adopted), then new ones.
+      const ordered = [...usable.filter((e) => e.attachment !== undefined), ...usable.filter((e) => e.attachment === undefined)];
+      for (const e of ordered) {
+        if (unplaced.length === 0) break;
+        if ((room.get(e) ?? 0) <= 0 || !adopt(e)) continue;
+        const batch = unplaced.splice(0, room.get(e) ?? 0);
+        add.set(e, batch);
+        touched.add(e);
+      }
+      for (const e of usable) {
+        if (this.desired.allowRemovals && e.privateIps.slice(1).some((p) => !wantedIps.has(p.ip))) touched.add(e);
+        if (e.attachment !== undefined && !e.attachment.deleteOnTermination) touched.add(e);
+      }
+      for (const e of touched) {
+        const remove = this.desired.allowRemovals ? e.privateIps.slice(1).map((p) => p.ip).filter((ip) => !wantedIps.has(ip)) : [];
+        tasks.push(() => this.ensureSharedEni(e, index.get(e), add.get(e) ?? [], remove, workloads));
+      }
+      // New ENIs for the rest, as far as the instance has slots.
+      const usedSlots = new Set(shared.map(slotOf));
+      let slot = 1;
+      while (unplaced.length > 0 && perEni > 0) {
+        while (usedSlots.has(slot)) slot++;
+        const i = this.claimIndex();
+        if (i === undefined) break;
+        usedSlots.add(slot);
+        const batch = unplaced.splice(0, perEni);
+        const claim: SlotClaim = { subnetId, slot };
+        tasks.push(() => this.newSharedEni(claim, i, batch));
+      }
+      for (const w of unplaced) this.noCapacity(w);
+    }
+    // Shared ENIs in subnets no workload uses any more: their addresses still go.
+    if (this.desired.allowRemovals) {
+      for (const e of this.ourEnis('secondary-ip')) {
+        if (bySubnet.has(e.subnetId) || !this.attachedHere(e) || e.attachment?.status === 'detaching') continue;
+        const remove = e.privateIps.slice(1).map((p) => p.ip).filter((ip) => !wantedIps.has(ip));
+        if (remove.length > 0) tasks.push(() => this.ensureSharedEni(e, undefined, [], remove, []));
+      }
+    }
+    await this.parallel(tasks, (t) => t());
+  }
+
+  /** One shared ENI: attach if detached, unassign the unwanted, assign the new, in that order. */
+  private async ensureSharedEni(eni: Ec2NetworkInterface, index: number | undefined, add: readonly FabricWorkload[], remove: readonly string[], all: readonly FabricWorkload[]): Promise<void> {
+    const onIps = new Set(eni.privateIps.map((p) => p.ip));
+    const affected = all.filter((w) => onIps.has(w.ip) || add.includes(w));
+    if (remove.length > 0) {
+      const out = await this.act(() => this.ec2.unassignPrivateIpAddresses({ networkInterfaceId: eni.id, ips: remove }));
+      if (!out.ok) this.failNode(out.err, `unassign ${remove.join(', ')} from ${eni.id}`);
+      else eni.privateIps = eni.privateIps.filter((p) => !remove.includes(p.ip));
+    }
+    const handle = handleOfOwner(eni.tags[TAG_OWNER]);
+    const ok = await this.attachAndProtect(eni, index, handle === undefined ? undefined : `h:${handle}`, (err, what) => {
+      for (const w of affected) this.fail(w, err, what);
+    });
+    if (!ok || add.length === 0) return;
+    await this.assign(eni, add);
+  }
+
+  /** Allocate the host IP → create → attach → DeleteOnTermination → assign the batch. */
+  private async newSharedEni(claim: SlotClaim, index: number, batch: readonly FabricWorkload[]): Promise<void> {
+    const hostIps = this.r.deps.hostIps;
+    if (hostIps === undefined) {
+      for (const w of batch) this.set(w, 'Failed', 'HostIpamUnavailable', 'Secondary-IP mode needs IPAM host-secondary addresses, and the agent has no IPAM');
+      return;
+    }
+    const handle = hostHandle(this.id.node, claim.subnetId, claim.slot);
+    let host: { ip: string; allocatedAt: string };
+    try {
+      host = await hostIps.allocate(handle, claim.subnetId);
+    } catch (err) {
+      for (const w of batch) this.fail(w, err, `allocate a host-secondary address in ${claim.subnetId}`);
+      return;
+    }
+    this.r.orphanSince.delete(handle);
+    const intent = `h:${handle}`;
+    const created = await this.createEni(claim.subnetId, host.ip, 'secondary-ip', ipamOwner(handle), host.allocatedAt, `egw shared ENI ${this.id.node} slot ${claim.slot}`, intent);
+    if (!created.ok) {
+      for (const w of batch) this.fail(w, created.err, `create shared ENI with host address ${host.ip}`);
+      return;
+    }
+    const eni = created.eni;
+    const ok = await this.attachAndProtect(eni, eni.attachment === undefined ? index : undefined, intent, (err, what) => {
+      for (const w of batch) this.fail(w, err, what);
+    });
+    if (!ok) return;
+    const onEni = new Set(eni.privateIps.map((p) => p.ip));
+    const missing = batch.filter((w) => !onEni.has(w.ip));
+    if (missing.length > 0) await this.assign(eni, missing);
+  }
+
+  /** AssignPrivateIpAddresses of a batch; on "address in use" per address, reassigning after a while. */
+  private async assign(eni: Ec2NetworkInterface, batch: readonly FabricWorkload[]): Promise<void> {
+    const attempt = async (ws: readonly FabricWorkload[], allowReassignment: boolean): Promise<Outcome> => {
+      const out = await this.act(() => this.ec2.assignPrivateIpAddresses({ networkInterfaceId: eni.id, ips: ws.map((w) => w.ip), allowReassignment }));
+      if (out.ok) {
+        for (const w of ws) {
+          this.r.inUseSince.delete(w.ip);
+          if (!eni.privateIps.some((p) => p.ip === w.ip)) eni.privateIps.push({ ip: w.ip, primary: false, association: undefined });
+        }
+      }
+      return out;
+    };
+    const first = await attempt(batch, false);
+    if (first.ok) return;
+    if (awsCodeOf(first.err) !== 'InvalidIPAddress.InUse') {
+      for (const w of batch) this.fail(w, first.err, `assign ${w.ip} to ${eni.id}`);
+      return;
+    }
+    // One address held elsewhere fails the whole batch: go one by one.
+    for (const w of batch) {
+      const since = this.r.inUseSince.get(w.ip) ?? this.now;
+      this.r.inUseSince.set(w.ip, since);
+      // IPAM is the authority: once the old holder has had its time to let go, take the address over.
+      const reassign = this.now - since >= this.r.reassignAfterMs;
+      const out = batch.length === 1 && !reassign ? first : await attempt([w], reassign);
+      if (out.ok) continue;
+      if (awsCodeOf(out.err) === 'InvalidIPAddress.InUse') {
+        this.noteRetry('retry');
+        this.wake(since + this.r.reassignAfterMs);
+        this.set(w, 'Pending', 'AddressInUse', `address ${w.ip} is still held by another ENI (a gateway moving between nodes?); taken over after ${Math.round(this.r.reassignAfterMs / 1000)} s`);
+      } else {
+        this.fail(w, out.err, `assign ${w.ip} to ${eni.id}`);
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------------------ Elastic IPs
+
+  private async associateElasticIps(): Promise<void> {
+    const byPublic = new Map(this.addresses.map((a) => [a.publicIp, a]));
+    // Sequential: a few calls, and two local pods must not race for the same address.
+    for (const w of this.valid) {
+      if (w.elasticIps.length === 0) continue;
+      const eni = this.eniHolding(w.ip);
+      if (eni === undefined) continue;
+      const current = this.addresses.find((a) => a.privateIp === w.ip && a.networkInterfaceId === eni.id);
+      if (current !== undefined && w.elasticIps.includes(current.publicIp)) continue;
+      const unknown = w.elasticIps.filter((ip) => !byPublic.has(ip));
+      let done = false;
+      const held: string[] = [];
+      for (const publicIp of w.elasticIps) {
+        const a = byPublic.get(publicIp);
+        if (a === undefined) continue;
+        if (a.associationId !== undefined) {
+          held.push(`${publicIp} (on ${a.privateIp ?? a.networkInterfaceId ?? 'another resource'})`);
+          continue;
+        }
+        let associationId = '';
+        const out = await this.act(async () => {
+          associationId = (await this.ec2.associateAddress({ allocationId: a.allocationId, networkInterfaceId: eni.id, privateIp: w.ip })).associationId;
+        });
+        if (out.ok) {
+          // EC2 replaces an Elastic IP the private address had.
+          for (const other of this.addresses) {
+            if (other.privateIp === w.ip && other !== a) Object.assign(other, { associationId: undefined, networkInterfaceId: undefined, privateIp: undefined });
+          }
+          Object.assign(a, { associationId, networkInterfaceId: eni.id, privateIp: w.ip });
+          const slot = eni.privateIps.find((p) => p.ip === w.ip);
+          if (slot !== undefined) slot.association = { publicIp, allocationId: a.allocationId, associationId };
+          done = true;
+          break;
+        }
+        if (awsCodeOf(out.err) === 'Resource.AlreadyAssociated') {
+          // Another node won the race for it: the next one.
+          held.push(`${publicIp} (taken meanwhile)`);
+          a.associationId = a.associationId ?? 'unknown';
+          continue;
+        }
+        this.fail(w, out.err, `associate Elastic IP ${publicIp} with ${w.ip}`);
+        done = true;
+        break;
+      }
+      if (!done) {
+        const parts = [held.length > 0 ? `in use: ${held.join(', ')}` : '', unknown.length > 0 ? `not found in this account/region: ${unknown.join(', ')}` : ''].filter((p) => p !== '');
+        this.noteRetry('retry');
+        this.set(w, 'Pending', 'NoFreeElasticIP', `none of the Elastic IPs [${w.elasticIps.join(', ')}] is free (${parts.join('; ')})`);
+      }
+    }
+  }
+
+  /** The ENI of ours of the current mode (attached here, or detached) that holds workload address `ip`. */
+  private eniHolding(ip: string): Ec2NetworkInterface | undefined {
+    const kind: EniKind = this.desired.mode === 'EnabledENIPerWorkload' ? 'eni-per-workload' : 'secondary-ip';
+    return this.ourEnis(kind).find(
+      (e) => (e.attachment === undefined || this.attachedHere(e)) && (kind === 'eni-per-workload' ? e.privateIps[0]?.ip === ip : e.privateIps.slice(1).some((p) => p.ip === ip)),
+    );
+  }
+
+  private async disassociateUnwanted(): Promise<void> {
+    const want = new Map(this.valid.map((w) => [w.ip, w]));
+    for (const e of this.ourEnis()) {
+      for (const p of e.privateIps) {
+        if (p.association?.associationId === undefined) continue;
+        const w = want.get(p.ip);
+        // Workload gone: the unassign or the ENI's deletion takes the Elastic IP along.
+        if (w === undefined || w.elasticIps.includes(p.association.publicIp)) continue;
+        const mine = this.addresses.find((a) => a.privateIp === p.ip && a.networkInterfaceId === e.id);
+        if (mine !== undefined && w.elasticIps.includes(mine.publicIp)) continue; // replaced in this pass
+        const assoc = p.association.associationId;
+        const out = await this.act(() => this.ec2.disassociateAddress({ associationId: assoc }));
+        if (!out.ok) this.fail(w, out.err, `disassociate ${p.association.publicIp} from ${p.ip}`);
+        else p.association = undefined;
+      }
+    }
+  }
+
+  // -------------------------------------------------------------------------- removal and GC
+
+  /** True when an ENI of ours is still wanted in the current mode. */
+  private wanted(e: Ec2NetworkInterface): boolean {
+    const kind = kindOf(e);
+    if (this.desired.mode === 'EnabledENIPerWorkload') {
+      return kind === 'eni-per-workload' && this.valid.some((w) => w.ip === e.privateIps[0]?.ip && w.subnetId === e.subnetId);
+    }
+    // Shared ENIs stay, empty or not, while attached (kept for the next workload).
+    return kind === 'secondary-ip' && this.attachedHere(e);
+  }
+
+  private async removeUnwanted(): Promise<void> {
+    const tasks: (() => Promise<void>)[] = [];
+    for (const e of this.ourEnis()) {
+      if (this.wanted(e)) {
+        this.r.orphanSince.delete(e.id);
+        continue;
+      }
+      const a = e.attachment;
+      if (a !== undefined) {
+        if (a.instanceId !== this.id.instanceId) continue; // tagged ours but attached elsewhere: not ours to pull
+        if (a.status === 'detaching') continue; // awaited below
+        tasks.push(async () => {
+          const out = await this.act(() => this.ec2.detachNetworkInterface({ attachmentId: a.attachmentId }));
+          if (!out.ok) {
+            if (awsCodeOf(out.err) !== 'InvalidAttachmentID.NotFound') this.failNode(out.err, `detach ${e.id}`);
+            return;
+          }
+          this.r.detachedByUs.add(e.id);
+          a.status = 'detaching';
+          e.status = 'detaching';
+        });
+        continue;
+      }
+      // Detached and unwanted. Ours to delete at once if this process detached it; otherwise a leak
+      // (a crash between create and attach, or between detach and delete): delete after the cool-down.
+      if (!this.r.detachedByUs.has(e.id)) {
+        const first = this.r.orphanSince.get(e.id) ?? this.now;
+        this.r.orphanSince.set(e.id, first);
+        const created = createdAtOf(e) ?? first;
+        const due = Math.max(first, created) + this.r.gcCooldownMs;
+        if (this.now < due) {
+          this.wake(due);
+          continue;
+        }
+      }
+      tasks.push(() => this.deleteEni(e));
+    }
+    await this.parallel(tasks, (t) => t());
+  }
+
+  private async deleteEni(e: Ec2NetworkInterface): Promise<void> {
+    const out = await this.act(() => this.ec2.deleteNetworkInterface({ networkInterfaceId: e.id }));
+    if (!out.ok && awsCodeOf(out.err) !== 'InvalidNetworkInterfaceID.NotFound') {
+      this.failNode(out.err, `delete ${e.id}`);
+      return;
+    }
+    this.enis.delete(e.id);
+    this.r.detachedByUs.delete(e.id);
+    this.r.orphanSince.delete(e.id);
+    const handle = handleOfOwner(e.tags[TAG_OWNER]);
+    if (handle !== undefined && kindOf(e) === 'secondary-ip' && this.r.deps.hostIps !== undefined) {
+      try {
+        await this.r.deps.hostIps.release(handle);
+      } catch (err) {
+        // The handle stays; collectHostHandles releases it on a later pass.
+        this.failNode(err, `release host address of ${handle}`);
+      }
+    }
+  }
+
+  /**
+   * Releases host-secondary addresses of this node that no ENI of ours uses (a crash between the IPAM
+   * allocation and the create, or between the delete and the release), after the cool-down. Handles are
+   * deterministic (node, subnet, slot), so they are looked up, not listed.
+   */
+  private async collectHostHandles(): Promise<void> {
+    const hostIps = this.r.deps.hostIps;
+    if (hostIps === undefined) return;
+    const subnets = new Set<string>([...(this.desired.hostSubnets ?? []), ...this.valid.map((w) => w.subnetId), ...this.ourEnis('secondary-ip').map((e) => e.subnetId)]);
+    const used = new Set(this.ourEnis('secondary-ip').map((e) => handleOfOwner(e.tags[TAG_OWNER])));
+    const maxSlot = Math.max(1, (this.limits?.maxEnis ?? 2) - 1);
+    for (const subnetId of [...subnets].sort()) {
+      for (let slot = 1; slot <= maxSlot; slot++) {
+        const handle = hostHandle(this.id.node, subnetId, slot);
+        if (used.has(handle)) {
+          this.r.orphanSince.delete(handle);
+          continue;
+        }
+        let held: { ip: string; allocatedAt: string } | undefined;
+        try {
+          held = await hostIps.get(handle);
+        } catch (err) {
+          this.failNode(err, `read host address of ${handle}`);
+          return;
+        }
+        if (held === undefined) {
+          this.r.orphanSince.delete(handle);
+          continue;
+        }
+        const first = this.r.orphanSince.get(handle) ?? this.now;
+        this.r.orphanSince.set(handle, first);
+        const allocated = Date.parse(held.allocatedAt);
+        const due = Math.max(first, Number.isNaN(allocated) ? first : allocated) + this.r.gcCooldownMs;
+        if (this.now < due) {
+          this.wake(due);
+          continue;
+        }
+        try {
+          await hostIps.release(handle);
+          this.r.orphanSince.delete(handle);
+        } catch (err) {
+          this.failNode(err, `release host address of ${handle}`);
+        }
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------------------------- report
+
+  private report(): FabricReport {
+    const workloads: WorkloadFabricStatus[] = [];
+    const interfaces = new Map<string, FabricInterface>();
+    const awaiting: FabricReport['awaiting'] = [];
+    const nodeFailed = this.nodeStatus !== undefined && this.limits === undefined;
+    for (const w of this.desired.workloads) {
+      const recorded = this.status.get(w.id);
+      const eni = this.limits === undefined ? undefined : this.eniHolding(w.ip);
+      const eip = eni === undefined ? undefined : this.addresses.find((a) => a.privateIp === w.ip && a.networkInterfaceId === eni.id && w.elasticIps.includes(a.publicIp));
+      const base = { id: w.id, pod: w.pod, ip: w.ip, ...(eni === undefined ? {} : { networkInterfaceId: eni.id }), ...(eip === undefined ? {} : { elasticIp: eip.publicIp }) };
+      if (recorded !== undefined) {
+        workloads.push({ ...base, ...recorded });
+        continue;
+      }
+      if (nodeFailed || eni === undefined) {
+        const n = this.nodeStatus;
+        workloads.push({ ...base, state: n?.state ?? 'Pending', reason: n?.reason ?? 'Pending', message: n?.message ?? 'not on an ENI yet' });
+        continue;
+      }
+      const a = eni.attachment;
+      if (a === undefined || a.status === 'attaching') {
+        workloads.push({ ...base, state: 'Pending', reason: 'Attaching', message: `ENI ${eni.id} is being attached` });
+        continue;
+      }
+      if (!a.deleteOnTermination) {
+        workloads.push({ ...base, state: 'Pending', reason: 'DeleteOnTermination', message: `ENI ${eni.id} does not have DeleteOnTermination yet` });
+        continue;
+      }
+      workloads.push({ ...base, state: 'Ready', reason: 'Ready', message: `on ${eni.id}${eip === undefined ? '' : ` with Elastic IP ${eip.publicIp}`}` });
+    }
+    const wantedIps = new Set(this.valid.map((w) => w.ip));
+    for (const e of this.enis.values()) {
+      if (!this.ours(e) || !this.attachedHere(e)) continue;
+      const a = e.attachment!;
+      if (a.status === 'attaching') awaiting.push({ mac: e.macAddress, attached: true });
+      if (a.status === 'detaching') awaiting.push({ mac: e.macAddress, attached: false });
+      if (a.status !== 'attached') continue;
+      const subnet = this.subnets.get(e.subnetId);
+      if (subnet === undefined) continue;
+      const kind = kindOf(e);
+      const ips = kind === 'eni-per-workload' ? [e.privateIps[0]?.ip ?? ''].filter((ip) => wantedIps.has(ip)) : e.privateIps.slice(1).map((p) => p.ip).filter((ip) => wantedIps.has(ip));
+      if (kind === 'eni-per-workload' && !this.wanted(e)) continue;
+      interfaces.set(e.id, { networkInterfaceId: e.id, mac: e.macAddress, subnetCidr: subnet.cidr, workloadIps: ips });
+    }
+    const foreign = [...this.enis.values()].filter((e) => this.attachedHere(e) && !this.ours(e) && e !== this.primary && e.id !== this.primary?.id).length;
+    return {
+      workloads,
+      node: this.nodeStatus ?? { state: 'Ready', reason: 'Ready', message: `${this.ourEnis().length} ENI(s) of ours on ${this.id.instanceId}` },
+      interfaces: [...interfaces.values()].sort((a, b) => (a.networkInterfaceId < b.networkInterfaceId ? -1 : 1)),
+      limits: this.limits,
+      foreignEnis: foreign,
+      awaiting,
+      retry: this.retry,
+      wakeInMs: this.wakeAt === undefined ? undefined : Math.max(0, this.wakeAt - this.now),
+      mutations: this.mutations,
+    };
+  }
+}

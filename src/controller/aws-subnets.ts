@@ -1,0 +1,177 @@
+/**
+ * The controller's AWS facts loop: for every AWS-backed IPPool (one with `awsSubnetID`), DescribeSubnets
+ * and keep an `AWSSubnet` record (CIDR, zone, VPC) per subnet in the datastore — the facts IPAM uses to
+ * pick pools in the node's zone and to skip the subnet's reserved addresses, and the agents use to
+ * route ENIs. Each pool gets the condition `EgwAwsSubnetValid` in its status: `False` with reason
+ * `InvalidSubnetID.NotFound` for a subnet EC2 does not know (its AWSSubnet record is then removed), or
+ * `CIDRNotInSubnet` when the pool's CIDR is not inside its subnet's; `True` otherwise. Problems are
+ * logged too. The controller process composes it: `new AwsSubnetFactsLoop(deps, options).run(signal)`.
+ */
+import type { AWSSubnet } from '../api/kinds/aws-subnet.js';
+import type { IPPool } from '../api/kinds/ip-pool.js';
+import { isAwsBacked } from '../api/kinds/ip-pool.js';
+import { cidrContains, parseCidr } from '../api/ip.js';
+import { awsCodeOf } from '../aws/aws-errors.js';
+import type { Ec2, Ec2Subnet } from '../aws/ec2-port.js';
+import type { Datastore, JsonObject } from '../datastore/contract.js';
+import { listResources, stableJson } from '../datastore/resources.js';
+import type { Clock } from '../platform/clock.js';
+import { EgwError, errorMessage, isEgwError } from '../platform/errors.js';
+import type { Logger } from '../platform/logger.js';
+import { updateStatus, withCondition } from '../agent/fabric/status.js';
+
+/** The IPPool condition type this loop owns. */
+export const POOL_SUBNET_CONDITION = 'EgwAwsSubnetValid';
+
+export interface AwsSubnetFactsDeps {
+  store: Datastore;
+  /** The EC2 port (wrap it in ResilientEc2 for retries). */
+  ec2: Ec2;
+  clock: Clock;
+  logger?: Logger;
+}
+
+export interface AwsSubnetFactsOptions {
+  /** Time between passes (default 5 minutes); a pass also runs at start. */
+  intervalMs?: number;
+}
+
+/** The outcome of one pass, per pool and per subnet. */
+export interface AwsSubnetFactsReport {
+  /** AWSSubnet records written (created or changed). */
+  written: string[];
+  /** AWSSubnet records removed (EC2 does not know the subnet). */
+  removed: string[];
+  /** Subnet IDs EC2 does not know. */
+  unknownSubnets: string[];
+  /** Pools whose CIDR is not inside their subnet's. */
+  outsideSubnet: string[];
+  /** A failure that stopped the pass (e.g. UnauthorizedOperation), with EC2's code. */
+  error?: { awsCode: string; message: string };
+}
+
+/** Keeps AWSSubnet records and pool conditions in line with EC2. */
+export class AwsSubnetFactsLoop {
+  constructor(
+    private readonly deps: AwsSubnetFactsDeps,
+    private readonly options: AwsSubnetFactsOptions = {},
+  ) {}
+
+  /** One pass. Errors of EC2 are in the report (and on the pools); datastore errors are thrown. */
+  async runOnce(): Promise<AwsSubnetFactsReport> {
+    const report: AwsSubnetFactsReport = { written: [], removed: [], unknownSubnets: [], outsideSubnet: [] };
+    const pools = (await listResources(this.deps.store, 'IPPool')).filter((p) => isAwsBacked(p));
+    const ids = [...new Set(pools.map((p) => p.spec.awsSubnetID ?? ''))].sort();
+    if (ids.length === 0) return report;
+    const found = new Map<string, Ec2Subnet>();
+    try {
+      for (const s of await this.describe(ids, report)) found.set(s.id, s);
+    } catch (err) {
+      const e = isEgwError(err) ? err : new EgwError('AwsError', errorMessage(err));
+      const awsCode = awsCodeOf(e) ?? e.code;
+      report.error = { awsCode, message: e.describe() };
+      this.deps.logger?.error({ awsCode, err: e.message }, 'cannot describe the subnets of AWS-backed pools');
+      for (const pool of pools) {
+        await this.setPoolCondition(pool, { status: 'Unknown', reason: awsCode, message: `DescribeSubnets failed: ${e.describe()}` });
+      }
+      return report;
+    }
+    const existing = new Map((await listResources(this.deps.store, 'AWSSubnet')).map((r) => [r.metadata.name, r]));
+    for (const s of [...found.values()].sort((a, b) => (a.id < b.id ? -1 : 1))) {
+      if (await this.writeRecord(s, existing.get(s.id))) report.written.push(s.id);
+    }
+    for (const id of report.unknownSubnets) {
+      if (existing.has(id)) {
+        await this.deps.store.commit([{ op: 'delete', key: { kind: 'AWSSubnet', name: id } }]);
+        report.removed.push(id);
+      }
+    }
+    for (const pool of pools) {
+      const id = pool.spec.awsSubnetID ?? '';
+      const subnet = found.get(id);
+      if (subnet === undefined) {
+        this.deps.logger?.warn({ pool: pool.metadata.name, subnet: id }, 'ippool names a subnet EC2 does not know');
+        await this.setPoolCondition(pool, { status: 'False', reason: 'InvalidSubnetID.NotFound', message: `subnet ${id} does not exist in this account and region` });
+        continue;
+      }
+      const poolCidr = parseCidr(pool.spec.cidr);
+      const subnetCidr = parseCidr(subnet.cidr);
+      if (poolCidr === undefined || subnetCidr === undefined || !cidrContains(subnetCidr.cidr, poolCidr.cidr)) {
+        report.outsideSubnet.push(pool.metadata.name);
+        this.deps.logger?.warn({ pool: pool.metadata.name, cidr: pool.spec.cidr, subnet: id, subnetCidr: subnet.cidr }, 'ippool cidr is not inside its subnet');
+        await this.setPoolCondition(pool, {
+          status: 'False',
+          reason: 'CIDRNotInSubnet',
+          message: `the pool's CIDR ${pool.spec.cidr} is not inside subnet ${id} (${subnet.cidr}): AWS would refuse its addresses`,
+        });
+        continue;
+      }
+      await this.setPoolCondition(pool, { status: 'True', reason: 'Valid', message: `inside subnet ${id} (${subnet.cidr}, ${subnet.availabilityZone})` });
+    }
+    return report;
+  }
+
+  /** Passes every interval until `signal` aborts. A failed pass is logged; the loop goes on. */
+  async run(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      try {
+        await this.runOnce();
+      } catch (err) {
+        this.deps.logger?.error({ err: errorMessage(err) }, 'aws subnet facts pass failed');
+      }
+      try {
+        await this.deps.clock.sleep(this.options.intervalMs ?? 300_000, signal);
+      } catch {
+        return;
+      }
+    }
+  }
+
+  /** DescribeSubnets of all; when one is unknown (which fails the whole call), one by one. */
+  private async describe(ids: string[], report: AwsSubnetFactsReport): Promise<Ec2Subnet[]> {
+    try {
+      return await this.deps.ec2.describeSubnets(ids);
+    } catch (err) {
+      if (awsCodeOf(err) !== 'InvalidSubnetID.NotFound') throw err;
+    }
+    const out: Ec2Subnet[] = [];
+    for (const id of ids) {
+      try {
+        out.push(...(await this.deps.ec2.describeSubnets([id])));
+      } catch (err) {
+        if (awsCodeOf(err) !== 'InvalidSubnetID.NotFound') throw err;
+        report.unknownSubnets.push(id);
+      }
+    }
+    return out;
+  }
+
+  private async writeRecord(s: Ec2Subnet, current: AWSSubnet | undefined): Promise<boolean> {
+    const spec = { subnetID: s.id, cidr: s.cidr, availabilityZone: s.availabilityZone, ...(s.vpcId === '' ? {} : { vpcID: s.vpcId }) };
+    if (current !== undefined && stableJson(current.spec) === stableJson(spec)) return false;
+    const now = new Date(this.deps.clock.now()).toISOString();
+    const value = {
+      apiVersion: 'egw.io/v1',
+      kind: 'AWSSubnet',
+      metadata: { name: s.id, ...(current === undefined ? { creationTimestamp: now } : { ...stripVersion(current.metadata) }) },
+      spec,
+      ...(current?.status === undefined ? {} : { status: current.status }),
+    } as unknown as JsonObject;
+    await this.deps.store.commit([{ op: 'put', key: { kind: 'AWSSubnet', name: s.id }, value }]);
+    this.deps.logger?.info({ subnet: s.id, cidr: s.cidr, zone: s.availabilityZone }, 'aws subnet facts recorded');
+    return true;
+  }
+
+  private async setPoolCondition(pool: IPPool, c: { status: 'True' | 'False' | 'Unknown'; reason: string; message: string }): Promise<void> {
+    const now = new Date(this.deps.clock.now()).toISOString();
+    await updateStatus(this.deps.store, { kind: 'IPPool', name: pool.metadata.name }, (status) => {
+      const conditions = withCondition(status['conditions'], { type: POOL_SUBNET_CONDITION, ...c }, now);
+      return conditions === undefined ? undefined : { ...status, conditions };
+    });
+  }
+}
+
+function stripVersion<T extends { resourceVersion?: string | undefined }>(meta: T): Omit<T, 'resourceVersion'> {
+  const { resourceVersion: _rv, ...rest } = meta;
+  return rest;
+}
