@@ -18,10 +18,10 @@ export function startWorker(args: string[]): Worker {
   const proc = spawn(process.execPath, [distPath('test/ipam/alloc-worker.ts'), ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
   const lines: string[] = [];
   let err = '';
-  proc.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+  proc.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
   let onReady: () => void = () => undefined;
   const ready = new Promise<void>((resolve) => (onReady = resolve));
-  createInterface({ input: proc.stdout! }).on('line', (l) => {
+  createInterface({ input: proc.stdout }).on('line', (l) => {
     if (l === 'ready') onReady();
     else lines.push(l);
   });
