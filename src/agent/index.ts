@@ -1,0 +1,17 @@
+/**
+ * The agent room's public face (docs/agent.md): the per-node process and its parts.
+ *
+ * ```ts
+ * const agent = new EgressAgent({ store, shell, logger }, { nodeName: 'node-1' });
+ * agent.start();           // follows the datastore, programs the node, polls gateways, writes records
+ * await agent.stop();      // leaves the data plane in place
+ * ```
+ */
+export { EgressAgent, AGENT_KINDS, defaultPollTimeoutMs, type AgentDeps, type AgentOptions } from './agent.js';
+export { clientNodeStateOf, clusterCidrsOf, natOutgoingOf, type DataplaneContext } from './dataplane-state.js';
+export { GatewayPoller, type PollOutcome, type PollTiming, type ReadinessProbe, type GatewayPollerDeps } from './gateway-poller.js';
+export { HttpReadinessProbe, READINESS_PATH } from './http-readiness-probe.js';
+export { AgentMetrics, serveMetrics } from './metrics.js';
+export { syncNextHops, type NextHopsSyncResult } from './next-hops-writer.js';
+export * from './records.js';
+export { buildNodeStatus, describeClient, type StatusInputs } from './status.js';

@@ -1,0 +1,100 @@
+import type { Server } from 'node:http';
+import { isIP } from 'node:net';
+import type { Command } from 'commander';
+import { parseDuration } from '../../api/index.js';
+import { AgentMetrics, EgressAgent, serveMetrics } from '../../agent/index.js';
+import { egwVersion } from '../../controller/operator/index.js';
+import { openDatastore } from '../../datastore/open.js';
+import { createLogger } from '../../platform/logger.js';
+import { ExecShell } from '../../platform/shell.js';
+import { usageError } from '../exit.js';
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+interface AgentFlags {
+  node?: string;
+  nodeIp?: string;
+  metricsListen?: string;
+  clusterCidr: string[];
+  natOutgoing: boolean;
+  pollTimeout?: string;
+  resyncInterval?: string;
+  vxlanMtu?: string;
+  vxlanParent?: string;
+  logLevel?: string;
+}
+
+function durationFlag(name: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const ms = parseDuration(text);
+  if (ms === undefined || ms <= 0) throw usageError(`${name} "${text}" is not a duration`, 'e.g. 100ms, 2s, 1m');
+  return ms;
+}
+
+/** Resolves when SIGTERM or SIGINT arrives. */
+function untilSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+}
+
+/**
+ * `egw agent --node NAME`: the per-node agent (docs/agent.md), run in the node's network namespace.
+ * Runs until SIGTERM/SIGINT, then stops without touching the data plane.
+ */
+export function registerAgentCommands(program: Command): void {
+  program
+    .command('agent')
+    .description("run the node agent: program this node's egress data plane from the datastore and poll remote gateways")
+    .option('--node <name>', 'this node\'s name (its Node record); also NODENAME or EGW_NODE_NAME')
+    .option('--node-ip <ip>', 'the node address, when its Node record has no InternalIP')
+    .option('--metrics-listen <host:port>', 'serve Prometheus metrics on GET /metrics here')
+    .option('--cluster-cidr <cidr>', 'a destination of the cluster besides the IP pools, e.g. the service CIDR (repeatable)', collect, [])
+    .option('--no-nat-outgoing', 'do not program natOutgoing for natOutgoing pools (the CNI does it)')
+    .option('--poll-timeout <duration>', 'timeout of one gateway readiness poll (default: half the poll interval, 50ms..2s)')
+    .option('--resync-interval <duration>', 're-read and re-apply the node at least this often', '30s')
+    .option('--vxlan-mtu <n>', 'MTU of the egw.vxlan device (default 1450)')
+    .option('--vxlan-parent <dev>', 'underlay device the tunnel is bound to')
+    .option('--log-level <level>', 'trace, debug, info, warn, error (default EGW_LOG_LEVEL or info)')
+    .action(async (opts: AgentFlags, cmd: Command) => {
+      const nodeName = opts.node ?? process.env['NODENAME'] ?? process.env['EGW_NODE_NAME'];
+      if (nodeName === undefined || nodeName === '') throw usageError('egw agent needs the node name', 'pass --node NAME (or set NODENAME)');
+      if (opts.nodeIp !== undefined && isIP(opts.nodeIp) !== 4) throw usageError(`--node-ip "${opts.nodeIp}" is not an IPv4 address`);
+      const mtu = opts.vxlanMtu === undefined ? undefined : Number(opts.vxlanMtu);
+      if (mtu !== undefined && !(Number.isInteger(mtu) && mtu >= 576 && mtu <= 9000)) throw usageError(`--vxlan-mtu "${opts.vxlanMtu}" must be an integer from 576 to 9000`);
+      const pollTimeoutMs = durationFlag('--poll-timeout', opts.pollTimeout);
+      const resyncIntervalMs = durationFlag('--resync-interval', opts.resyncInterval);
+      const logger = createLogger({ component: 'agent', ...(opts.logLevel === undefined ? {} : { level: opts.logLevel }) });
+      const { datastore } = cmd.optsWithGlobals<{ datastore?: string }>();
+      const store = await openDatastore(datastore);
+      const metrics = new AgentMetrics();
+      let server: Server | undefined;
+      const agent = new EgressAgent(
+        { store, shell: new ExecShell(), logger, metrics },
+        {
+          nodeName,
+          ...(opts.nodeIp === undefined ? {} : { nodeIp: opts.nodeIp }),
+          clusterCidrs: opts.clusterCidr,
+          natOutgoing: opts.natOutgoing,
+          ...(pollTimeoutMs === undefined ? {} : { pollTimeoutMs }),
+          ...(resyncIntervalMs === undefined ? {} : { resyncIntervalMs }),
+          ...(mtu === undefined ? {} : { vxlanMtu: mtu }),
+          ...(opts.vxlanParent === undefined ? {} : { vxlanParentDev: opts.vxlanParent }),
+          version: egwVersion(),
+        },
+      );
+      try {
+        if (opts.metricsListen !== undefined) server = await serveMetrics(metrics.registry, opts.metricsListen);
+        const signal = untilSignal();
+        agent.start();
+        logger.info({ node: nodeName, datastore: store.location, metrics: opts.metricsListen }, 'agent running');
+        const received = await signal;
+        logger.info({ signal: received }, 'agent shutting down');
+      } finally {
+        await agent.stop();
+        await new Promise<void>((resolve) => (server === undefined ? resolve() : server.close(() => resolve())));
+        await store.close();
+      }
+    });
+}
