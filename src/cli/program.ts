@@ -6,6 +6,8 @@ import { registerResourceCommands } from './commands/resources.js';
 import { registerSelectorCommands } from './commands/selector.js';
 import { registerIpamCommands } from './commands/ipam.js';
 import { registerRenderCommands } from './commands/render.js';
+import { registerAgentCommands } from './commands/agent.js';
+import { registerGatewayCommands } from './commands/gateway.js';
 import { registerAwsCommands } from './commands/aws.js';
 
 /** Builds the `egw` command tree. Each command lives in src/cli/commands and stays thin. */
@@ -20,6 +22,8 @@ export function buildProgram(): Command {
   registerIpamCommands(program);
   registerAwsSimCommands(program);
   registerRenderCommands(program);
+  registerAgentCommands(program);
+  registerGatewayCommands(program);
   registerAwsCommands(program);
   return program;
 }
