@@ -10,11 +10,13 @@ import type { Benchmark } from './harness.js';
 import { figuresLine } from './harness.js';
 import { selectorsBenchmark } from './selectors.js';
 import { datastoreBenchmark } from './datastore.js';
+import { ipamBenchmark } from './ipam.js';
 
 /** Every benchmark, by name. One line each. */
 const benchmarks: readonly Benchmark[] = [
   selectorsBenchmark,
   datastoreBenchmark,
+  ipamBenchmark,
 ];
 
 function usage(): string {

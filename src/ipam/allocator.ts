@@ -191,7 +191,7 @@ export class Ipam {
         : `handle ${handle} on node ${request.node}`;
 
     for (let attempt = 0; ; attempt++) {
-      const [existing, ctx] = await Promise.all([this.store.get(handleKey(handle)), this.readContext(request)]);
+      const [existing, ctx] = await Promise.all([this.store.get(handleKey(handle)), this.readContext(request, aws)]);
       if (existing !== undefined) return this.existingAllocation(existing, use, owner);
       const requested =
         request.pod !== undefined
@@ -289,13 +289,14 @@ export class Ipam {
   // ---------------------------------------------------------------------------------------------------
 
   /** Everything pool choice needs, read in parallel (one round trip on etcd). */
-  private async readContext(request: AllocateRequest): Promise<Context> {
+  private async readContext(request: AllocateRequest, aws: boolean): Promise<Context> {
     const nsName = request.pod?.metadata.namespace ?? (request.pod === undefined ? undefined : 'default');
     const [node, pools, reservations, subnets, affinities, namespace] = await Promise.all([
       this.store.get({ kind: 'Node', name: request.node }),
       this.store.list('IPPool'),
       this.store.list('IPReservation'),
-      this.store.list('AWSSubnet'),
+      // Subnet facts matter only to AWS-backed pools, which only AWS requests may use.
+      aws ? this.store.list('AWSSubnet') : Promise.resolve({ items: [], revision: 0 }),
       this.store.list(BLOCK_AFFINITY_KIND, { namespace: request.node }),
       nsName === undefined ? Promise.resolve(undefined) : this.store.get({ kind: 'Namespace', name: nsName }),
     ]);
