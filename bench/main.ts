@@ -11,12 +11,14 @@ import { figuresLine } from './harness.js';
 import { selectorsBenchmark } from './selectors.js';
 import { datastoreBenchmark } from './datastore.js';
 import { ipamBenchmark } from './ipam.js';
+import { cniBenchmark } from './cni.js';
 
 /** Every benchmark, by name. One line each. */
 const benchmarks: readonly Benchmark[] = [
   selectorsBenchmark,
   datastoreBenchmark,
   ipamBenchmark,
+  cniBenchmark,
 ];
 
 function usage(): string {
