@@ -52,7 +52,8 @@ export class SdkImds implements ImdsClient {
 
   async get(path: string): Promise<string> {
     try {
-      return (await this.service.request(`/latest/${path}`, {})).trim();
+      // The client joins the endpoint URL's path ("/") and this one.
+      return (await this.service.request(`latest/${path}`, {})).trim();
     } catch (err) {
       throw new EgwError('AwsError', `instance metadata ${path} could not be read: ${err instanceof Error ? err.message : String(err)}`, {
         retry: 'retry',

@@ -110,8 +110,13 @@ export class ResilientEc2 implements Ec2 {
     const info = EC2_CALLS[method];
     const fn = (this.inner[method] as AnyMethod).bind(this.inner);
     for (let attempt = 1; ; attempt++) {
-      await this.waitGate(options?.signal);
-      await this.acquire();
+      // The gate is checked again once a slot is had: a throttle may have closed it while this call queued.
+      for (;;) {
+        await this.waitGate(options?.signal);
+        await this.acquire();
+        if (this.gateUntil <= this.deps.clock.now()) break;
+        this.release();
+      }
       let result: { ok: true; value: unknown } | { ok: false; err: unknown };
       const timeout = new AbortController();
       const timer = setTimeout(() => timeout.abort(new Error('awsRequestTimeout')), this.requestTimeoutMs);

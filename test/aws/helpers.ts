@@ -5,7 +5,8 @@
  */
 import { SdkEc2 } from '../../src/aws/sdk-ec2.js';
 import { iamPolicyActions } from '../../src/aws/iam-policy.js';
-import type { FabricWorkload, HostIpAllocator } from '../../src/aws/fabric-reconciler.js';
+import type { FabricDesired, FabricReconciler, FabricReport, FabricWorkload, HostIpAllocator } from '../../src/aws/fabric-reconciler.js';
+import type { FakeClock } from '../../src/platform/clock.js';
 import type { InstanceFacts } from '../../src/aws/imds.js';
 import { podOwner } from '../../src/aws/ownership.js';
 import { startAwsSim } from '../../src/sim/aws/server.js';
@@ -118,4 +119,32 @@ export function mutatingCalls(sim: AwsSimHandle): number {
   return Object.entries(sim.state().stats.actions)
     .filter(([a]) => !reads.has(a))
     .reduce((n, [, c]) => n + c.calls, 0);
+}
+
+/**
+ * Passes until one changes nothing and waits for nothing (or `maxPasses`). With a FakeClock, timed
+ * decisions (GC cool-down, reassignment) are brought forward by advancing it.
+ */
+export async function converge(r: FabricReconciler, desired: FabricDesired, clock?: FakeClock, maxPasses = 25): Promise<FabricReport> {
+  let last: FabricReport | undefined;
+  for (let i = 0; i < maxPasses; i++) {
+    last = await r.reconcile(desired);
+    if (last.mutations === 0 && last.awaiting.length === 0 && last.wakeInMs === undefined && last.retry === 'none') return last;
+    if (clock !== undefined && last.wakeInMs !== undefined) clock.advance(last.wakeInMs + 1);
+  }
+  return last!;
+}
+
+/** The emulator's view of one node: its secondary ENIs (primary IP, secondaries, DoT, tags). */
+export function nodeView(sim: AwsSimHandle, instanceId: string): { id: string; ips: string[]; deleteOnTermination: boolean; status: string; tags: Record<string, string> }[] {
+  const dump = sim.state().state;
+  return Object.values(dump.enis)
+    .filter((e) => e.primaryOf === undefined && e.attachment?.instanceId === instanceId)
+    .map((e) => ({ id: e.id, ips: [...e.privateIps], deleteOnTermination: e.attachment?.deleteOnTermination ?? false, status: e.status, tags: dump.tags[e.id] ?? {} }))
+    .sort((a, b) => (a.ips[0]! < b.ips[0]! ? -1 : 1));
+}
+
+/** Successful calls of one action. */
+export function okCalls(sim: AwsSimHandle, action: string): number {
+  return sim.state().stats.actions[action]?.ok ?? 0;
 }
