@@ -2,7 +2,8 @@
  * Benchmark `ipam`: allocations per second with one process and with 8 processes at once, on SQLite and on
  * etcd, in a pool of 64k addresses (/16, blocks of /26), with the duplicates found (must be 0) and the
  * conflicts retried; and the cost of one allocation in a pool with 1k, 10k and 100k addresses already
- * allocated — all on the measuring node, the worst case for its affinity index (must stay flat).
+ * allocated — all on the measuring node, the worst case for its affinity index (must stay flat). The 8
+ * processes run once as 8 nodes (no shared block) and once all on one node (every commit contends).
  *
  * etcd: the one of `scripts/with-etcd` (EGW_TEST_ETCD) when set, otherwise one started here on a free
  * loopback port with a temp data dir (removed afterwards); skipped when `etcd` is not installed.
@@ -63,7 +64,7 @@ async function oneProcess(spec: string, count: number): Promise<{ perSec: number
 }
 
 /** 8 worker processes, each its own node, started together; the duplicates found afterwards. */
-async function eightProcesses(spec: string, each: number): Promise<{ perSec: number; conflicts: number; duplicates: number }> {
+async function eightProcesses(spec: string, each: number, sameNode = false): Promise<{ perSec: number; conflicts: number; duplicates: number }> {
   const setup = await openDatastore(spec);
   try {
     await seedBase(setup, POOL_64K);
@@ -72,7 +73,7 @@ async function eightProcesses(spec: string, each: number): Promise<{ perSec: num
   }
   const self = fileURLToPath(import.meta.url);
   const procs: ChildProcess[] = Array.from({ length: PROCESSES }, (_, id) =>
-    spawn(process.execPath, [self, '--ipam-worker', spec, String(id), `node-${id}`, String(each)], { stdio: ['pipe', 'pipe', 'inherit'] }),
+    spawn(process.execPath, [self, '--ipam-worker', spec, String(id), sameNode ? 'node-0' : `node-${id}`, String(each)], { stdio: ['pipe', 'pipe', 'inherit'] }),
   );
   try {
     const lines = procs.map((p) => {
@@ -239,17 +240,21 @@ export const ipamBenchmark: Benchmark = {
 
       const s1 = await oneProcess(sqlite(), SIZES.sqlite.one);
       const s8 = await eightProcesses(sqlite(), SIZES.sqlite.each);
+      const s8same = await eightProcesses(sqlite(), SIZES.sqlite.each, true);
       const e1 = etcd === undefined ? undefined : await oneProcess(etcdSpec(), SIZES.etcd.one);
       const e8 = etcd === undefined ? undefined : await eightProcesses(etcdSpec(), SIZES.etcd.each);
+      const e8same = etcd === undefined ? undefined : await eightProcesses(etcdSpec(), SIZES.etcd.each, true);
       const costSqlite = await allocationCost(sqlite());
       const costEtcd = etcd === undefined ? undefined : await allocationCost(etcdSpec());
 
       printTable(
         `allocations per second, pool ${POOL_64K} (blocks /26); 8 processes = 8 nodes started together`,
-        ['backend', '1 process/s', '8 processes/s', 'ratio 8:1', 'conflicts retried (8)', 'duplicates (8)'],
+        ['backend', '1 process/s', '8 processes/s', 'ratio 8:1', 'conflicts retried (8)', 'duplicates (8)', '8 on one node/s', 'conflicts (one node)', 'duplicates (one node)'],
         [
-          ['SQLite', round(s1.perSec), round(s8.perSec), round(s8.perSec / s1.perSec), s8.conflicts, s8.duplicates],
-          ...(e1 === undefined || e8 === undefined ? [] : [['etcd', round(e1.perSec), round(e8.perSec), round(e8.perSec / e1.perSec), e8.conflicts, e8.duplicates] as const]),
+          ['SQLite', round(s1.perSec), round(s8.perSec), round(s8.perSec / s1.perSec), s8.conflicts, s8.duplicates, round(s8same.perSec), s8same.conflicts, s8same.duplicates],
+          ...(e1 === undefined || e8 === undefined || e8same === undefined
+            ? []
+            : [['etcd', round(e1.perSec), round(e8.perSec), round(e8.perSec / e1.perSec), e8.conflicts, e8.duplicates, round(e8same.perSec), e8same.conflicts, e8same.duplicates] as const]),
         ],
       );
       printTable(
@@ -263,9 +268,11 @@ export const ipamBenchmark: Benchmark = {
       const figures: Figures = {
         allocsPerSec1Sqlite: round(s1.perSec),
         allocsPerSec8Sqlite: round(s8.perSec),
-        duplicates: s8.duplicates + (e8?.duplicates ?? 0),
+        duplicates: s8.duplicates + s8same.duplicates + (e8?.duplicates ?? 0) + (e8same?.duplicates ?? 0),
         conflictsRetried: s8.conflicts + (e8?.conflicts ?? 0),
         conflictsRetriedSqlite: s8.conflicts,
+        allocsPerSec8OneNodeSqlite: round(s8same.perSec),
+        conflictsRetriedOneNodeSqlite: s8same.conflicts,
         allocMs1k: round(costSqlite[0]!),
         allocMs10k: round(costSqlite[1]!),
         allocMs100k: round(costSqlite[2]!),
@@ -275,6 +282,8 @@ export const ipamBenchmark: Benchmark = {
           allocsPerSec1Etcd: round(e1.perSec),
           allocsPerSec8Etcd: round(e8.perSec),
           conflictsRetriedEtcd: e8.conflicts,
+          allocsPerSec8OneNodeEtcd: round(e8same!.perSec),
+          conflictsRetriedOneNodeEtcd: e8same!.conflicts,
           allocMs1kEtcd: round(costEtcd[0]!),
           allocMs10kEtcd: round(costEtcd[1]!),
           allocMs100kEtcd: round(costEtcd[2]!),
