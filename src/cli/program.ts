@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { EgwError, errorMessage } from '../platform/errors.js';
 import { ExitCode } from './exit.js';
 import { registerAwsSimCommands } from './commands/aws-sim.js';
+import { registerControllerCommands } from './commands/controller.js';
 import { registerResourceCommands } from './commands/resources.js';
 import { registerSelectorCommands } from './commands/selector.js';
 import { registerIpamCommands } from './commands/ipam.js';
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerSelectorCommands(program);
   registerIpamCommands(program);
   registerAwsSimCommands(program);
+  registerControllerCommands(program);
   registerRenderCommands(program);
   registerAgentCommands(program);
   registerGatewayCommands(program);

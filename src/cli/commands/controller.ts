@@ -1,0 +1,62 @@
+import type { Command } from 'commander';
+import { parseDuration } from '../../api/index.js';
+import { ResilientEc2 } from '../../aws/resilient-ec2.js';
+import { SdkEc2 } from '../../aws/sdk-ec2.js';
+import { Controller } from '../../controller/controller.js';
+import { openDatastore } from '../../datastore/open.js';
+import { SystemClock } from '../../platform/clock.js';
+import { createLogger } from '../../platform/logger.js';
+import { usageError } from '../exit.js';
+
+interface ControllerFlags {
+  gatewayImage?: string;
+  ipamGcGrace: string;
+  awsRegion?: string;
+  awsEndpoint?: string;
+  awsSubnetsInterval: string;
+  logLevel?: string;
+}
+
+function duration(name: string, text: string): number {
+  const ms = parseDuration(text);
+  if (ms === undefined || ms <= 0) throw usageError(`${name} "${text}" is not a duration`, 'e.g. 30s, 15m');
+  return ms;
+}
+
+/** `egw controller`: the operator, IPAM GC and AWS subnet facts (docs/architecture.md, the control path). */
+export function registerControllerCommands(program: Command): void {
+  program
+    .command('controller')
+    .description('run the controller: the EgressGateway operator, IPAM garbage collection and AWS subnet facts')
+    .option('--gateway-image <image>', 'image of the rendered gateway pods')
+    .option('--ipam-gc-grace <duration>', 'leak grace of IPAM GC', '15m')
+    .option('--aws-region <region>', 'AWS region for subnet facts (also AWS_REGION); without it and --aws-endpoint, no AWS calls are made')
+    .option('--aws-endpoint <url>', 'EC2 endpoint override, e.g. egw aws-sim\'s URL (also AWS_ENDPOINT_URL_EC2)')
+    .option('--aws-subnets-interval <duration>', 'how often subnet facts are refreshed', '5m')
+    .option('--log-level <level>', 'trace, debug, info, warn, error (default EGW_LOG_LEVEL or info)')
+    .action(async (opts: ControllerFlags, cmd: Command) => {
+      const logger = createLogger({ component: 'controller', ...(opts.logLevel === undefined ? {} : { level: opts.logLevel }) });
+      const graceMs = duration('--ipam-gc-grace', opts.ipamGcGrace);
+      const subnetsMs = duration('--aws-subnets-interval', opts.awsSubnetsInterval);
+      const endpoint = opts.awsEndpoint ?? process.env['AWS_ENDPOINT_URL_EC2'];
+      const region = opts.awsRegion ?? process.env['AWS_REGION'] ?? (endpoint === undefined ? undefined : 'us-west-2');
+      const clock = new SystemClock();
+      const ec2 =
+        region === undefined
+          ? undefined
+          : new ResilientEc2(new SdkEc2({ region, ...(endpoint === undefined ? {} : { endpoint }) }), { clock, logger: logger.child({ part: 'ec2' }) });
+      const { datastore } = cmd.optsWithGlobals<{ datastore?: string }>();
+      const store = await openDatastore(datastore);
+      const controller = new Controller(
+        { store, clock, logger, ...(ec2 === undefined ? {} : { ec2 }) },
+        { ipamGcGraceMs: graceMs, awsSubnetsIntervalMs: subnetsMs, ...(opts.gatewayImage === undefined ? {} : { gatewayImage: opts.gatewayImage }) },
+      );
+      controller.start();
+      await new Promise<void>((resolve) => {
+        process.once('SIGTERM', () => resolve());
+        process.once('SIGINT', () => resolve());
+      });
+      await controller.stop();
+      await store.close();
+    });
+}
