@@ -10,6 +10,7 @@ import type { Benchmark } from './harness.js';
 import { figuresLine } from './harness.js';
 import { selectorsBenchmark } from './selectors.js';
 import { datastoreBenchmark } from './datastore.js';
+import { calcScaleBenchmark } from './calc-scale.js';
 import { ipamBenchmark } from './ipam.js';
 import { cniBenchmark } from './cni.js';
 
@@ -17,6 +18,7 @@ import { cniBenchmark } from './cni.js';
 const benchmarks: readonly Benchmark[] = [
   selectorsBenchmark,
   datastoreBenchmark,
+  calcScaleBenchmark,
   ipamBenchmark,
   cniBenchmark,
 ];

@@ -7,12 +7,12 @@ import type { EgressGatewayPolicy, FelixConfiguration, Namespace, Node, Pod } fr
 import { effectiveFelixSettings, type EffectiveFelixSettings, type EgressIPSupport } from '../api/kinds/felix-configuration.js';
 import { namespaceLabels, prepareLabels, type Labels } from '../api/selector/index.js';
 import { egressAnnotationsOf, resolveEgressSource, sameEgressAnnotations, type EgressAnnotations, type EgressSource } from './egress-source.js';
-import { compareIPv4Text, compareNet4, formatNet4, net4Contains, parseIPv4, parseNet4, type Net4 } from './ipv4.js';
-import { addLoad, chooseNextHops } from './next-hops.js';
+import { compareNet4, formatNet4, net4Contains, parseIPv4, parseNet4, type Net4 } from './ipv4.js';
+import { addLoad, chooseNextHops, sameNextHops } from './next-hops.js';
 import { gatewayFactsDiffer, nodeAddress, podFacts, type PodFacts } from './pod-facts.js';
 import { annotationRule, policyRules, type RuleSpec } from './policy-rules.js';
 import { allocateTables, tableCapacity } from './route-tables.js';
-import { Selection, selectionKey, termKey, type SelectionScope } from './selection.js';
+import { Selection, selectionKey, SYNTHETIC_POD_LABELS, type SelectionScope } from './selection.js';
 import type {
   CalcIssue,
   CalcKind,
@@ -40,12 +40,16 @@ interface PodRec {
   readonly ns: string;
   node: string | undefined;
   raw: Pod;
-  labels: Labels;
-  terms: string[];
+  /** The labels a selector sees, prepared on first use (most pods are never evaluated). */
+  labels: Labels | undefined;
   facts: PodFacts;
   ann: EgressAnnotations | undefined;
   readonly memberOf: Set<Sel>;
   config: Config | undefined;
+  /** Set once the pod is deleted (queued work about it is then skipped). */
+  deleted: boolean;
+  /** Its entry in the return path, with the sort key it is filed under. */
+  ret: { client: ReturnClient; ipNum: number; nodeNum: number } | undefined;
 }
 
 type Sel = Selection<PodRec>;
@@ -63,6 +67,23 @@ interface Config {
   /** Method `policy` and the policy does not exist. */
   policyMissing: boolean;
   readonly pods: Set<PodRec>;
+  /** Bumped when the rules change (the policy changed). */
+  version: number;
+}
+
+/** A local client's computed state, kept while nothing it depends on changes. */
+interface ClientCalc {
+  readonly deps: readonly unknown[];
+  readonly choice: EgressNextHops | undefined;
+  readonly status: ClientStatus;
+  readonly routes: readonly CalcRoute[];
+  readonly key: string;
+  /** Gateways its routes name, and the remote ones among them that have a health port. */
+  readonly chosen: readonly PodRec[];
+  readonly polled: readonly PodRec[];
+  readonly selections: readonly Sel[];
+  /** The status with its table, for the table it had last time. */
+  withTable?: { id: number | undefined; status: ClientStatus };
 }
 
 interface NsRec {
@@ -73,21 +94,29 @@ interface NsRec {
 
 interface ClusterDestinations {
   readonly throws: readonly Net4[];
-  readonly nets: readonly Net4[];
   readonly nodeIps: ReadonlySet<number>;
   readonly routes: readonly CalcRoute[];
   readonly texts: readonly string[];
   readonly issues: readonly CalcIssue[];
 }
 
+/** Two-level index: label → value → members. */
+type LabelIndex<T> = Map<string, Map<string, Set<T>>>;
+
 const ALL: Net4 = { network: 0, prefix: 0 };
 const ALL_TEXT = '0.0.0.0/0';
+const FAIL_CLOSED_ROUTES: readonly CalcRoute[] = [{ cidr: ALL_TEXT, kind: 'unreachable' }];
 
 function byKey(a: { key: string }, b: { key: string }): number {
   return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
 }
 
+function byIp(a: PodRec, b: PodRec): number {
+  return a.facts.ipNum - b.facts.ipNum || byKey(a, b);
+}
+
 function sameStringMap(a: Readonly<Record<string, string>> | undefined, b: Readonly<Record<string, string>> | undefined): boolean {
+  if (a === b) return true;
   const ka = Object.keys(a ?? {});
   if (ka.length !== Object.keys(b ?? {}).length) return false;
   return ka.every((k) => a?.[k] === b?.[k]);
@@ -107,10 +136,13 @@ function routeKey(routes: readonly CalcRoute[]): string {
  * Feed it every change (`upsert`/`delete` of Pods, Namespaces, Nodes, EgressGatewayPolicies,
  * FelixConfigurations; the stored {@link EgressNextHops} records; the cluster CIDRs; this node's poll
  * verdicts; the previous table bindings) in any order, then call {@link result}. Events are idempotent
- * (an upsert of an unchanged object, or the delete of an absent one, changes nothing). Cluster-wide
- * indexes (gateways by selection, clients by configuration, the return path) are maintained per event;
- * the local part (this node's clients, tables, next hops, polls) is recomputed by `result()` when
- * anything changed, which costs in proportion to the node's own clients and the gateways they can use.
+ * (an upsert of an unchanged object, or the delete of an absent one, changes nothing).
+ *
+ * Cluster-wide indexes (gateways per selection, clients per configuration, the return path) are kept up
+ * to date per event. The local part (this node's clients, tables, next hops, polls) is recomputed by
+ * `result()` only when an event could have changed it: one of this node's pods, a gateway its clients can
+ * use, a record it owns or that moves the load of such a gateway, a namespace, policy, node or setting.
+ * Events elsewhere in the cluster cost only their index updates.
  *
  * Never throws for bad data: unparseable selectors, missing policies, invalid CIDRs become statuses.
  */
@@ -120,13 +152,15 @@ export class EgressCalculator {
   private readonly pods = new Map<string, PodRec>();
   private readonly podsByNs = new Map<string, Set<PodRec>>();
   private readonly podsByNode = new Map<string, Set<PodRec>>();
-  private readonly labelIndex = new Map<string, Set<PodRec>>();
+  private readonly labelIndex: LabelIndex<PodRec> = new Map();
   private readonly namespaces = new Map<string, NsRec>();
+  /** The namespace-level configuration key of each namespace (what pods without their own annotations follow). */
+  private readonly nsConfigKeys = new Map<string, { key: string; source: EgressSource } | null>();
   private readonly nodeIps = new Map<string, string | undefined>();
   private readonly policies = new Map<string, EgressGatewayPolicy>();
   private readonly configs = new Map<string, Config>();
   private readonly selections = new Map<string, Sel>();
-  private readonly termIndex = new Map<string, Set<Sel>>();
+  private readonly termIndex: LabelIndex<Sel> = new Map();
   private readonly untermed = new Set<Sel>();
   private readonly nssSelections = new Set<Sel>();
   private readonly records = new Map<string, EgressNextHops>();
@@ -140,15 +174,29 @@ export class EgressCalculator {
   private clusterCidrs: readonly string[] = [];
   private previousTables: readonly TableBinding[] = [];
 
-  private readonly returnSet = new Map<string, ReturnClient>();
+  /** Pods with a return entry, sorted by (address, node address, key). */
+  private readonly returnList: PodRec[] = [];
   private returnSorted: readonly ReturnClient[] = [];
   private returnDirty = false;
+  private returnVersion = 0;
   private readonly pendingPods = new Set<PodRec>();
   private readonly pendingSelections = new Set<Sel>();
   private cluster: ClusterDestinations | undefined;
   private readonly tableRoutes = new Map<string, readonly CalcRoute[]>();
-  private changed = true;
+
+  /** True when the local part must be recomputed. */
+  private localDirty = true;
+  /** The selections the local pods' configurations name, as of the last local computation. */
+  private localSelections = new Set<Sel>();
   private cached: NodeEgressState | undefined;
+  private cachedReturnVersion = -1;
+  /** Bumped whenever the cluster destinations or node addresses change. */
+  private clusterVersion = 0;
+  private clientCache = new Map<PodRec, ClientCalc>();
+  private previousDesired = new Map<string, EgressNextHops>();
+  private previousPeers: { list: readonly PodRec[]; facts: readonly PodFacts[]; clusterVersion: number; out: readonly GatewayPeer[] } | undefined;
+  private previousPolls: { list: readonly PodRec[]; facts: readonly PodFacts[]; out: readonly PollTarget[] } | undefined;
+  private readonly usableCache = new WeakMap<Sel, { version: number; list: PodRec[]; keys: Set<string>; keyList: string[] }>();
 
   constructor(nodeName: string) {
     this.nodeName = nodeName;
@@ -216,8 +264,9 @@ export class EgressCalculator {
     if (next.length === this.clusterCidrs.length && next.every((c, i) => c === this.clusterCidrs[i])) return;
     this.clusterCidrs = next;
     this.cluster = undefined;
+    this.clusterVersion++;
     this.tableRoutes.clear();
-    this.changed = true;
+    this.localDirty = true;
   }
 
   /** Sets this node's poll verdict on a gateway (from {@link PollTracker.record}). */
@@ -225,12 +274,20 @@ export class EgressCalculator {
     const old = this.health.get(health.gateway);
     if (old !== undefined && old.ip === health.ip && old.up === health.up) return;
     this.health.set(health.gateway, { gateway: health.gateway, ip: health.ip, up: health.up });
-    this.changed = true;
+    this.bumpSelectionsOf(health.gateway);
+    this.localDirty = true;
+  }
+
+  private bumpSelectionsOf(gateway: string): void {
+    const rec = this.pods.get(gateway);
+    if (rec !== undefined) for (const s of rec.memberOf) s.version++;
   }
 
   /** Forgets the poll verdict on a gateway (the datastore's readiness counts alone again). */
   clearGatewayHealth(gateway: string): void {
-    if (this.health.delete(gateway)) this.changed = true;
+    if (!this.health.delete(gateway)) return;
+    this.bumpSelectionsOf(gateway);
+    this.localDirty = true;
   }
 
   /** Sets the table bindings to keep (normally the `tables` of the previous result). */
@@ -239,12 +296,14 @@ export class EgressCalculator {
     const cur = this.previousTables;
     if (next.length === cur.length && next.every((t, i) => t.id === cur[i]?.id && t.key === cur[i]?.key)) return;
     this.previousTables = next;
-    this.changed = true;
+    this.localDirty = true;
   }
 
   /** Feeds a whole snapshot (on top of what is there; use a fresh calculator for a clean start). */
   load(snapshot: Omit<EgressCalcSnapshot, 'nodeName'>): this {
-    for (const r of snapshot.resources) this.upsert(r);
+    // Settings, namespaces and policies first: pods then resolve once, straight to their configuration.
+    const order = { FelixConfiguration: 0, Node: 1, Namespace: 2, EgressGatewayPolicy: 3, Pod: 4 } as const;
+    for (let pass = 0; pass <= 4; pass++) for (const r of snapshot.resources) if (order[r.kind] === pass) this.upsert(r);
     for (const r of snapshot.nextHops ?? []) this.upsertNextHops(r);
     this.setClusterCidrs(snapshot.clusterCidrs ?? []);
     for (const h of snapshot.gatewayHealth ?? []) this.setGatewayHealth(h);
@@ -254,35 +313,56 @@ export class EgressCalculator {
 
   // ---------------------------------------------------------------- pods
 
+  private labelsOf(rec: PodRec): Labels {
+    return (rec.labels ??= podLabels(rec.ns, rec.raw));
+  }
+
+  private indexLabels(rec: PodRec, labels: Readonly<Record<string, string>> | undefined, add: boolean): void {
+    if (labels === undefined) return;
+    for (const k of Object.keys(labels)) {
+      const v = labels[k];
+      if (typeof v !== 'string' || SYNTHETIC_POD_LABELS.has(k)) continue;
+      if (add) addTo2(this.labelIndex, k, v, rec);
+      else removeFrom2(this.labelIndex, k, v, rec);
+    }
+  }
+
   private upsertPod(pod: Pod): void {
     const key = podKeyOf(pod.metadata.namespace, pod.metadata.name);
     const old = this.pods.get(key);
     if (old !== undefined && old.raw === pod) return;
     const facts = podFacts(pod);
-    const rawLabels = pod.metadata.labels;
     const node = pod.spec.nodeName === undefined || pod.spec.nodeName === '' ? undefined : pod.spec.nodeName;
     const ann = egressAnnotationsOf(pod.metadata.annotations);
     if (old === undefined) {
       const ns = pod.metadata.namespace ?? 'default';
-      const rec: PodRec = { key, ns, node, raw: pod, labels: podLabels(ns, pod), terms: [], facts, ann, memberOf: new Set(), config: undefined };
-      rec.terms = termsOf(rec.labels);
+      const rec: PodRec = { key, ns, node, raw: pod, labels: undefined, facts, ann, memberOf: new Set(), config: undefined, deleted: false, ret: undefined };
       this.pods.set(key, rec);
       addTo(this.podsByNs, ns, rec);
       if (node !== undefined) addTo(this.podsByNode, node, rec);
-      for (const t of rec.terms) addTo(this.labelIndex, t, rec);
+      this.indexLabels(rec, pod.metadata.labels, true);
+      // A record this node wrote for a pod of that name is no longer this node's to delete.
+      if (node === this.nodeName || this.localRecords.has(key)) this.localDirty = true;
       this.updateMembership(rec);
       this.updateConfig(rec);
       this.pendingPods.add(rec);
-      this.changed = true;
       return;
     }
-    const labelsChanged = !sameStringMap(old.raw.metadata.labels, rawLabels) || serviceAccountOf(old.raw) !== serviceAccountOf(pod);
+    const oldRaw = old.raw;
+    old.raw = pod;
+    const labelsChanged = !sameStringMap(oldRaw.metadata.labels, pod.metadata.labels) || serviceAccountOf(oldRaw) !== serviceAccountOf(pod);
     const nodeChanged = old.node !== node;
     const factsChanged = gatewayFactsDiffer(old.facts, facts) || old.facts.uid !== facts.uid || old.facts.hostNetwork !== facts.hostNetwork || old.facts.finished !== facts.finished;
     const annChanged = !sameEgressAnnotations(old.ann, ann);
-    old.raw = pod;
-    if (!labelsChanged && !nodeChanged && !factsChanged && !annChanged) return;
-    this.changed = true;
+    if (!labelsChanged && !nodeChanged && !factsChanged && !annChanged) {
+      // Same content: keep the prepared labels valid for the new object.
+      return;
+    }
+    if (old.node === this.nodeName || node === this.nodeName) this.localDirty = true;
+    if (factsChanged || nodeChanged) {
+      for (const s of old.memberOf) s.version++;
+      if (this.touchesLocal(old.memberOf)) this.localDirty = true;
+    }
     if (nodeChanged) {
       // A pod does not move in Kubernetes, but a stored object may be rewritten: handle it as a move.
       for (const s of old.memberOf) this.localMemberDelta(s, old, -1);
@@ -292,12 +372,11 @@ export class EgressCalculator {
       for (const s of old.memberOf) this.localMemberDelta(s, old, 1);
     }
     old.facts = facts;
-    old.ann = annChanged ? ann : old.ann;
+    if (annChanged) old.ann = ann;
     if (labelsChanged) {
-      for (const t of old.terms) removeFrom(this.labelIndex, t, old);
-      old.labels = podLabels(old.ns, pod);
-      old.terms = termsOf(old.labels);
-      for (const t of old.terms) addTo(this.labelIndex, t, old);
+      this.indexLabels(old, oldRaw.metadata.labels, false);
+      this.indexLabels(old, pod.metadata.labels, true);
+      old.labels = undefined;
       this.updateMembership(old);
     }
     if (annChanged) this.updateConfig(old);
@@ -307,44 +386,61 @@ export class EgressCalculator {
   private deletePod(key: string): void {
     const rec = this.pods.get(key);
     if (rec === undefined) return;
-    this.changed = true;
+    // A record this node wrote for it is now this node's to delete.
+    if (rec.node === this.nodeName || this.localRecords.has(key)) this.localDirty = true;
     for (const s of [...rec.memberOf]) this.removeMember(s, rec);
     this.setConfig(rec, undefined);
-    for (const t of rec.terms) removeFrom(this.labelIndex, t, rec);
+    this.indexLabels(rec, rec.raw.metadata.labels, false);
     removeFrom(this.podsByNs, rec.ns, rec);
     if (rec.node !== undefined) removeFrom(this.podsByNode, rec.node, rec);
     this.pods.delete(key);
+    rec.deleted = true;
     this.pendingPods.delete(rec);
-    if (this.returnSet.delete(key)) this.returnDirty = true;
+    this.setReturn(rec, undefined);
+  }
+
+  /** True when one of these selections is used by this node's pods. */
+  private touchesLocal(selections: Iterable<Sel>): boolean {
+    for (const s of selections) if (this.localSelections.has(s)) return true;
+    return false;
   }
 
   /** Re-evaluates which active selections a pod belongs to (after its labels changed, or when new). */
   private updateMembership(rec: PodRec): void {
-    const matches = new Set<Sel>();
+    let matches: Set<Sel> | undefined;
     const consider = (s: Sel): void => {
-      if (!matches.has(s) && s.matcher !== undefined && s.inScope(rec.ns, () => this.nsLabels(rec.ns)) && s.matcher.evaluate(rec.labels)) matches.add(s);
+      if (matches?.has(s) === true || s.matcher === undefined || !s.inScope(rec.ns, () => this.nsLabels(rec.ns))) return;
+      if (s.matcher.evaluate(this.labelsOf(rec))) (matches ??= new Set()).add(s);
     };
     for (const s of this.untermed) consider(s);
-    for (const t of rec.terms) {
-      const sels = this.termIndex.get(t);
-      if (sels !== undefined) for (const s of sels) consider(s);
+    const labels = rec.raw.metadata.labels;
+    if (labels !== undefined && this.termIndex.size > 0) {
+      for (const k of Object.keys(labels)) {
+        const byValue = this.termIndex.get(k);
+        const sels = byValue?.get(labels[k]!);
+        if (sels !== undefined) for (const s of sels) consider(s);
+      }
     }
-    for (const s of [...rec.memberOf]) if (!matches.has(s)) this.removeMember(s, rec);
-    for (const s of matches) if (!rec.memberOf.has(s)) this.addMember(s, rec);
+    for (const s of [...rec.memberOf]) if (matches?.has(s) !== true) this.removeMember(s, rec);
+    if (matches !== undefined) for (const s of matches) if (!rec.memberOf.has(s)) this.addMember(s, rec);
   }
 
   private addMember(s: Sel, rec: PodRec): void {
+    s.version++;
     s.members.add(rec);
     rec.memberOf.add(s);
     this.localMemberDelta(s, rec, 1);
+    if (rec.node === this.nodeName || this.localSelections.has(s)) this.localDirty = true;
     // Becoming a gateway ends being a client (docs/egress-calc.md, "Gateways").
     if (rec.memberOf.size === 1) this.pendingPods.add(rec);
   }
 
   private removeMember(s: Sel, rec: PodRec): void {
+    s.version++;
     s.members.delete(rec);
     rec.memberOf.delete(s);
     this.localMemberDelta(s, rec, -1);
+    if (rec.node === this.nodeName || this.localSelections.has(s)) this.localDirty = true;
     if (rec.memberOf.size === 0) this.pendingPods.add(rec);
   }
 
@@ -361,12 +457,26 @@ export class EgressCalculator {
     return this.namespaces.get(ns)?.labels ?? namespaceLabels({ name: ns });
   }
 
+  /** The configuration a pod follows: its own annotations', or (cached per namespace) its namespace's. */
+  private sourceOf(rec: PodRec): { key: string; source: EgressSource } | undefined {
+    const own = rec.ann;
+    if (this.mode === 'EnabledPerNamespaceOrPerPod' && own !== undefined && (own.selector !== undefined || own.policy !== undefined)) {
+      const source = resolveEgressSource(this.mode, own, undefined)!;
+      return { key: configKey(source, rec.ns), source };
+    }
+    let cached = this.nsConfigKeys.get(rec.ns);
+    if (cached === undefined) {
+      const source = resolveEgressSource(this.mode, undefined, this.namespaces.get(rec.ns)?.ann);
+      cached = source === undefined ? null : { key: configKey(source, rec.ns), source };
+      this.nsConfigKeys.set(rec.ns, cached);
+    }
+    return cached ?? undefined;
+  }
+
   private updateConfig(rec: PodRec): void {
-    const source = resolveEgressSource(this.mode, rec.ann, this.namespaces.get(rec.ns)?.ann);
-    const key = source === undefined ? undefined : configKey(source, rec.ns);
-    if (rec.config?.key === key) return;
-    let config: Config | undefined;
-    if (source !== undefined && key !== undefined) config = this.configs.get(key) ?? this.createConfig(key, source, rec.ns);
+    const wanted = this.sourceOf(rec);
+    if (rec.config?.key === wanted?.key) return;
+    const config = wanted === undefined ? undefined : (this.configs.get(wanted.key) ?? this.createConfig(wanted.key, wanted.source, rec.ns));
     this.setConfig(rec, config);
     this.pendingPods.add(rec);
   }
@@ -383,7 +493,7 @@ export class EgressCalculator {
   }
 
   private createConfig(key: string, source: EgressSource, namespace: string): Config {
-    const config: Config = { key, source, namespace, rules: [], policyMissing: false, pods: new Set() };
+    const config: Config = { key, source, namespace, rules: [], policyMissing: false, pods: new Set(), version: 0 };
     this.configs.set(key, config);
     this.buildRules(config);
     return config;
@@ -391,6 +501,7 @@ export class EgressCalculator {
 
   private buildRules(config: Config): void {
     const old = config.rules;
+    config.version++;
     const source = config.source;
     let specs: RuleSpec[];
     if (source.method === 'selector') {
@@ -447,33 +558,34 @@ export class EgressCalculator {
     this.selections.delete(s.key);
     this.pendingSelections.delete(s);
     if (s.matcher === undefined) return;
-    if (s.term !== undefined) for (const v of s.term.values) removeFrom(this.termIndex, termKey(s.term.label, v), s);
+    if (s.term !== undefined) for (const v of s.term.values) removeFrom2(this.termIndex, s.term.label, v, s);
     else this.untermed.delete(s);
     this.nssSelections.delete(s);
   }
 
   private populate(s: Sel): void {
-    if (s.matcher === undefined || s.scope === undefined) return;
+    const matcher = s.matcher;
+    const scope = s.scope;
+    if (matcher === undefined || scope === undefined) return;
     const check = (rec: PodRec): void => {
-      if (s.inScope(rec.ns, () => this.nsLabels(rec.ns)) && s.matcher!.evaluate(rec.labels)) this.addMember(s, rec);
+      if (s.inScope(rec.ns, () => this.nsLabels(rec.ns)) && matcher.evaluate(this.labelsOf(rec))) this.addMember(s, rec);
     };
     if (s.term !== undefined) {
+      const byValue = this.labelIndex.get(s.term.label);
       for (const v of s.term.values) {
-        const t = termKey(s.term.label, v);
-        addTo(this.termIndex, t, s);
-        const pods = this.labelIndex.get(t);
+        addTo2(this.termIndex, s.term.label, v, s);
+        const pods = byValue?.get(v);
         if (pods !== undefined) for (const rec of pods) check(rec);
       }
     } else {
       this.untermed.add(s);
-      const scope = s.scope;
       if (scope.kind === 'namespace') {
         for (const rec of this.podsByNs.get(scope.namespace) ?? []) check(rec);
       } else {
         for (const [ns, pods] of this.podsByNs) if (s.inScope(ns, () => this.nsLabels(ns))) for (const rec of pods) check(rec);
       }
     }
-    if (s.scope.kind === 'namespaceSelector') this.nssSelections.add(s);
+    if (scope.kind === 'namespaceSelector') this.nssSelections.add(s);
   }
 
   // ---------------------------------------------------------------- namespaces, nodes, policies, felix
@@ -484,12 +596,15 @@ export class EgressCalculator {
     const ann = egressAnnotationsOf(ns?.metadata.annotations);
     const labelsChanged = (old === undefined) !== (ns === undefined) || !sameStringMap(old?.rawLabels, rawLabels);
     const annChanged = !sameEgressAnnotations(old?.ann, ann);
+    if (!labelsChanged && !annChanged) return;
     if (ns === undefined) this.namespaces.delete(name);
     else this.namespaces.set(name, { labels: namespaceLabels({ name, labels: rawLabels }), rawLabels, ann });
-    if (!labelsChanged && !annChanged) return;
-    this.changed = true;
+    this.localDirty = true;
     if (labelsChanged) for (const s of this.nssSelections) this.refreshNamespace(s, name);
-    if (annChanged) for (const rec of this.podsByNs.get(name) ?? []) this.updateConfig(rec);
+    if (annChanged) {
+      this.nsConfigKeys.delete(name);
+      for (const rec of this.podsByNs.get(name) ?? []) this.updateConfig(rec);
+    }
   }
 
   private refreshNamespace(s: Sel, ns: string): void {
@@ -498,7 +613,7 @@ export class EgressCalculator {
     const now = s.inScope(ns, () => this.nsLabels(ns));
     if (before === now) return;
     for (const rec of [...(this.podsByNs.get(ns) ?? [])]) {
-      const match = now && s.matcher !== undefined && s.matcher.evaluate(rec.labels);
+      const match = now && s.matcher !== undefined && s.matcher.evaluate(this.labelsOf(rec));
       if (match && !rec.memberOf.has(s)) this.addMember(s, rec);
       else if (!match && rec.memberOf.has(s)) this.removeMember(s, rec);
     }
@@ -510,8 +625,9 @@ export class EgressCalculator {
     if (had === (node !== undefined) && this.nodeIps.get(name) === ip) return;
     if (node === undefined) this.nodeIps.delete(name);
     else this.nodeIps.set(name, ip);
-    this.changed = true;
+    this.localDirty = true;
     this.cluster = undefined;
+    this.clusterVersion++;
     this.tableRoutes.clear();
     // Clients there: their return route names the node's address.
     for (const rec of this.podsByNode.get(name) ?? []) this.pendingPods.add(rec);
@@ -526,7 +642,7 @@ export class EgressCalculator {
     if (old === undefined && policy === undefined) return;
     if (policy === undefined) this.policies.delete(name);
     else this.policies.set(name, policy);
-    this.changed = true;
+    this.localDirty = true;
     const config = this.configs.get(configKey({ from: 'namespace', method: 'policy', policy: name }, ''));
     if (config === undefined) return;
     this.buildRules(config);
@@ -540,12 +656,13 @@ export class EgressCalculator {
     else if (name === `node.${this.nodeName}`) this.felixNode = fc;
     else return;
     if (same) return;
-    this.changed = true;
+    this.localDirty = true;
     this.settings = effectiveFelixSettings(this.felixDefault, this.felixNode);
     // egressIPSupport must be the same on every node (calico-semantics.md 1.4): read from `default` only.
     const mode = effectiveFelixSettings(this.felixDefault).egressIPSupport;
     if (mode === this.mode) return;
     this.mode = mode;
+    this.nsConfigKeys.clear();
     for (const rec of this.pods.values()) this.updateConfig(rec);
   }
 
@@ -562,9 +679,22 @@ export class EgressCalculator {
       addLoad(this.gatewayLoad, record, 1);
       if (record.node === this.nodeName) this.localRecords.add(client);
     }
-    this.changed = true;
     const rec = this.pods.get(client);
     if (rec !== undefined) this.pendingPods.add(rec);
+    // Local when this node owns it, or when it moves the load of a gateway this node's clients can use.
+    if (old?.node === this.nodeName || record?.node === this.nodeName || rec?.node === this.nodeName) this.localDirty = true;
+    else if (!this.localDirty && (this.recordTouchesLocal(old) || this.recordTouchesLocal(record))) this.localDirty = true;
+  }
+
+  private recordTouchesLocal(record: EgressNextHops | undefined): boolean {
+    if (record === undefined) return false;
+    for (const choice of Object.values(record.rules)) {
+      for (const g of choice.gateways) {
+        const p = this.pods.get(g);
+        if (p !== undefined && this.touchesLocal(p.memberOf)) return true;
+      }
+    }
+    return false;
   }
 
   // ---------------------------------------------------------------- return path (cluster-wide, incremental)
@@ -588,9 +718,8 @@ export class EgressCalculator {
    */
   private returnEntry(rec: PodRec): ReturnClient | undefined {
     if (!this.isClient(rec) || rec.node === undefined || rec.node === this.nodeName || rec.facts.ip === undefined) return undefined;
-    const config = rec.config!;
     let uses = false;
-    for (const r of config.rules) {
+    for (const r of rec.config!.rules) {
       const s = r.selection;
       if (s === undefined || s.localMembers === 0) continue;
       const stored = r.spec.gateway!.maxNextHops > 0 ? this.storedRecord(rec)?.rules[s.key] : undefined;
@@ -612,31 +741,55 @@ export class EgressCalculator {
   private flush(): void {
     for (const s of this.pendingSelections) for (const user of s.users) for (const rec of (user as Config).pods) this.pendingPods.add(rec);
     this.pendingSelections.clear();
-    for (const rec of this.pendingPods) {
-      if (this.pods.get(rec.key) !== rec) continue;
-      const entry = this.returnEntry(rec);
-      const old = this.returnSet.get(rec.key);
-      if (entry === undefined) {
-        if (old !== undefined) {
-          this.returnSet.delete(rec.key);
-          this.returnDirty = true;
-        }
-      } else if (old === undefined || old.ip !== entry.ip || old.nodeIp !== entry.nodeIp) {
-        this.returnSet.set(rec.key, entry);
-        this.returnDirty = true;
-      }
-    }
+    for (const rec of this.pendingPods) if (!rec.deleted) this.setReturn(rec, this.returnEntry(rec));
     this.pendingPods.clear();
     if (this.returnDirty) {
-      const byIp = new Map<string, ReturnClient>();
-      for (const c of this.returnSet.values()) {
-        const prev = byIp.get(c.ip);
-        // Two stored pods with one address (a stale object): the lower node address wins, deterministically.
-        if (prev === undefined || compareIPv4Text(c.nodeIp, prev.nodeIp) < 0) byIp.set(c.ip, c);
+      // Two stored pods with one address (a stale object): the first by node address wins, deterministically.
+      const out: ReturnClient[] = [];
+      let last = -1;
+      for (const rec of this.returnList) {
+        if (rec.ret!.ipNum === last) continue;
+        last = rec.ret!.ipNum;
+        out.push(rec.ret!.client);
       }
-      this.returnSorted = [...byIp.values()].sort((a, b) => compareIPv4Text(a.ip, b.ip));
+      this.returnSorted = out;
       this.returnDirty = false;
+      this.returnVersion++;
     }
+  }
+
+  /** Files a pod's return entry (or removes it) in the sorted return list. */
+  private setReturn(rec: PodRec, entry: ReturnClient | undefined): void {
+    const old = rec.ret;
+    if (old === undefined && entry === undefined) return;
+    if (old !== undefined && entry !== undefined && old.client.ip === entry.ip && old.client.nodeIp === entry.nodeIp) return;
+    const list = this.returnList;
+    if (old !== undefined) {
+      const i = this.returnIndex(old.ipNum, old.nodeNum, rec.key);
+      if (list[i] === rec) list.splice(i, 1);
+    }
+    if (entry === undefined) rec.ret = undefined;
+    else {
+      rec.ret = { client: entry, ipNum: parseIPv4(entry.ip)!, nodeNum: parseIPv4(entry.nodeIp)! };
+      list.splice(this.returnIndex(rec.ret.ipNum, rec.ret.nodeNum, rec.key), 0, rec);
+    }
+    this.returnDirty = true;
+  }
+
+  /** Where (address, node address, key) is or would be in the return list (binary search). */
+  private returnIndex(ipNum: number, nodeNum: number, key: string): number {
+    const list = this.returnList;
+    let lo = 0;
+    let hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const r = list[mid]!.ret!;
+      const k = list[mid]!.key;
+      const less = r.ipNum < ipNum || (r.ipNum === ipNum && (r.nodeNum < nodeNum || (r.nodeNum === nodeNum && k < key)));
+      if (less) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
   }
 
   // ---------------------------------------------------------------- cluster destinations
@@ -646,7 +799,8 @@ export class EgressCalculator {
     const issues: CalcIssue[] = [];
     const nets: Net4[] = [];
     for (const text of this.clusterCidrs) {
-      const net = parseNet4(text) ?? (parseIPv4(text.trim()) !== undefined ? { network: parseIPv4(text.trim())!, prefix: 32 } : undefined);
+      const bare = parseIPv4(text.trim());
+      const net = parseNet4(text) ?? (bare !== undefined ? { network: bare, prefix: 32 } : undefined);
       if (net === undefined) {
         if (!text.includes(':')) issues.push({ code: 'InvalidClusterCidr', message: `cluster CIDR "${text}" is not an IPv4 CIDR; it is ignored` });
         continue;
@@ -667,22 +821,42 @@ export class EgressCalculator {
       throws.push(n);
     }
     const texts = throws.map(formatNet4);
-    this.cluster = { throws, nets, nodeIps, texts, routes: texts.map((cidr) => ({ cidr, kind: 'throw' as const })), issues };
+    this.cluster = { throws, nodeIps, texts, routes: texts.map((cidr) => ({ cidr, kind: 'throw' as const })), issues };
     return this.cluster;
   }
 
   // ---------------------------------------------------------------- the result
 
   /**
-   * The node's desired state for the current inputs. Returns the same object until something changes.
-   * Deterministic: equal inputs give deep-equal results, however they arrived.
+   * The node's desired state for the current inputs. Returns the same object until something that
+   * matters to this node changes. Deterministic: equal inputs give deep-equal results, however they arrived.
    */
   result(): NodeEgressState {
-    if (!this.changed && this.cached !== undefined) return this.cached;
     this.flush();
-    this.cached = this.computeLocal();
-    this.changed = false;
+    if (this.localDirty || this.cached === undefined) {
+      this.cached = this.computeLocal();
+      this.localDirty = false;
+      this.cachedReturnVersion = this.returnVersion;
+    } else if (this.cachedReturnVersion !== this.returnVersion) {
+      // Only remote clients of this node's gateways changed: patch the return path.
+      const rp = this.cached.returnPath;
+      this.cached = { ...this.cached, returnPath: rp === undefined ? undefined : { gatewayPodIps: rp.gatewayPodIps, clients: this.returnSorted } };
+      this.cachedReturnVersion = this.returnVersion;
+    }
     return this.cached;
+  }
+
+  private usable(s: Sel): { list: PodRec[]; keys: Set<string>; keyList: string[] } {
+    let u = this.usableCache.get(s);
+    if (u === undefined || u.version !== s.version) {
+      const list: PodRec[] = [];
+      for (const g of s.members) if (this.usableGateway(g)) list.push(g);
+      list.sort(byKey);
+      const keyList = list.map((g) => g.key);
+      u = { version: s.version, list, keys: new Set(keyList), keyList };
+      this.usableCache.set(s, u);
+    }
+    return u;
   }
 
   private computeLocal(): NodeEgressState {
@@ -699,6 +873,9 @@ export class EgressCalculator {
       routeTableRanges: settings.routeTableRanges.map((r) => ({ min: r.min, max: r.max })),
       poll: { interval: settings.egressGatewayPollInterval, failureCount: settings.egressGatewayPollFailureCount },
     };
+    const localSelections = new Set<Sel>();
+    for (const rec of localPods) for (const r of rec.config?.rules ?? []) if (r.selection !== undefined) localSelections.add(r.selection);
+    this.localSelections = localSelections;
     const owned = this.ownedRecords(localPods);
 
     if (mode === 'Disabled') {
@@ -706,6 +883,8 @@ export class EgressCalculator {
       for (const rec of localPods) {
         if (rec.ann !== undefined || this.namespaces.get(rec.ns)?.ann !== undefined) ignored.push({ pod: rec.key, reason: 'egressIPSupport is Disabled' });
       }
+      this.clientCache.clear();
+      this.previousDesired.clear();
       return {
         ...base, vxlan: undefined, clusterThrows: [], tables: [], clients: [], ignored, gateways: [], pollTargets: [], returnPath: undefined,
         localGateways: [], nextHops: [], staleNextHops: [...owned.keys()].sort(), issues: [],
@@ -714,16 +893,6 @@ export class EgressCalculator {
     if (localIp === undefined) issues.push({ code: 'NodeAddressUnknown', message: `node ${local} has no IPv4 InternalIP: the tunnel has no local address` });
     const cluster = this.clusterDestinations();
     issues.push(...cluster.issues);
-
-    const usableMemo = new Map<Sel, PodRec[]>();
-    const usable = (s: Sel): PodRec[] => {
-      let list = usableMemo.get(s);
-      if (list === undefined) {
-        list = [...s.members].filter((g) => this.usableGateway(g)).sort(byKey);
-        usableMemo.set(s, list);
-      }
-      return list;
-    };
 
     const clients = localPods.filter((rec) => this.isClient(rec));
 
@@ -734,114 +903,46 @@ export class EgressCalculator {
     const loadOf = (g: string): number => (this.gatewayLoad.get(g) ?? 0) + (delta.get(g) ?? 0);
     const desired = new Map<string, EgressNextHops>();
     for (const rec of clients) {
-      const stored = this.storedRecord(rec);
-      const rules: Record<string, NextHopsChoice> = {};
-      let any = false;
+      let rules: Record<string, NextHopsChoice> | undefined;
       for (const r of rec.config!.rules) {
         const s = r.selection;
         const n = r.spec.gateway?.maxNextHops ?? 0;
-        if (s === undefined || n === 0 || r.spec.skip !== undefined || rules[s.key] !== undefined) continue;
-        const prev = stored?.rules[s.key];
+        if (s === undefined || n === 0 || r.spec.skip !== undefined || rules?.[s.key] !== undefined) continue;
+        const prev = this.storedRecord(rec)?.rules[s.key];
         const want = prev?.maxNextHops ?? n;
-        const cands = usable(s);
-        const usableKeys = new Set(cands.map((g) => g.key));
-        const gateways = chooseNextHops({ keep: (prev?.gateways ?? []).filter((g) => usableKeys.has(g)), candidates: cands.map((g) => g.key), want, load: loadOf, seed: rec.facts.uid });
+        const u = this.usable(s);
+        const gateways = chooseNextHops({ keep: (prev?.gateways ?? []).filter((g) => u.keys.has(g)), candidates: u.keyList, want, load: loadOf, seed: rec.facts.uid });
         if (gateways.length === 0) continue;
         for (const g of gateways) bump(g, 1);
-        rules[s.key] = { maxNextHops: want, gateways };
-        any = true;
+        (rules ??= {})[s.key] = { maxNextHops: want, gateways };
       }
-      if (any) desired.set(rec.key, { client: rec.key, podUID: rec.facts.uid, node: local, rules });
+      if (rules === undefined) continue;
+      const fresh: EgressNextHops = { client: rec.key, podUID: rec.facts.uid, node: local, rules };
+      const before = this.previousDesired.get(rec.key);
+      desired.set(rec.key, before !== undefined && sameNextHops(before, fresh) ? before : fresh);
     }
+    this.previousDesired = desired;
 
-    // ---- routes per client
-    const peers = new Map<string, PodRec>();
-    const polled = new Set<PodRec>();
-    const statuses: ClientStatus[] = [];
-    const routesOf = new Map<PodRec, { key: string; routes: CalcRoute[] }>();
-    const failClosedRoutes: CalcRoute[] = [{ cidr: ALL_TEXT, kind: 'unreachable' }];
-    const failClosedKey = routeKey(failClosedRoutes);
+    // ---- each client's routes and status, recomputed only when something it depends on changed.
+    const failClosedKey = routeKey(FAIL_CLOSED_ROUTES);
+    const cache = new Map<PodRec, ClientCalc>();
+    const calcs: ClientCalc[] = [];
     for (const rec of clients) {
       const config = rec.config!;
-      const notes: string[] = [];
-      const source = resolveEgressSource(mode, rec.ann, this.namespaces.get(rec.ns)?.ann, notes) ?? config.source;
-      const ruleStatus: ClientRuleStatus[] = [];
-      const routes: CalcRoute[] = [];
-      const nets: Net4[] = [];
-      let gatewayRules = 0;
-      let closedRules = 0;
-      const programmed = config.rules.filter((r) => r.spec.skip === undefined);
-      if (config.policyMissing || programmed.length === 0) {
-        const reason: CalcReason = config.policyMissing ? 'policy-not-found' : 'policy-has-no-usable-rule';
-        for (const r of config.rules) ruleStatus.push(skipped(r.spec, r.spec.skip ?? reason));
-        ruleStatus.push({ destination: ALL_TEXT, action: 'unreachable', gateways: [], reason });
-        routes.push({ cidr: ALL_TEXT, kind: 'unreachable' });
-        nets.push(ALL);
-        gatewayRules = closedRules = 1;
-      } else {
-        for (const r of config.rules) {
-          const spec = r.spec;
-          if (spec.skip !== undefined || spec.net === undefined) {
-            ruleStatus.push(skipped(spec, spec.skip ?? 'invalid-destination'));
-            continue;
-          }
-          if (this.insideCluster(spec.net, cluster)) {
-            ruleStatus.push(skipped(spec, 'cluster-destination'));
-            continue;
-          }
-          const description = spec.description === undefined ? {} : { description: spec.description };
-          if (spec.gateway === undefined) {
-            routes.push({ cidr: spec.destination, kind: 'throw' });
-            nets.push(spec.net);
-            ruleStatus.push({ destination: spec.destination, action: 'throw', gateways: [], ...description });
-            continue;
-          }
-          gatewayRules++;
-          const s = r.selection!;
-          const chosen = this.effectiveGateways(rec, r, s, usable(s), desired.get(rec.key));
-          for (const g of chosen) if (g.node !== local && g.facts.healthPort !== undefined) polled.add(g);
-          // Gateways this node judged down stay polled, so that they can come back.
-          for (const g of s.members) if (this.polledDown(g)) polled.add(g);
-          if (chosen.length === 0) {
-            closedRules++;
-            const reason: CalcReason = s.error ?? (s.members.size === 0 ? 'no-gateway-matches' : 'no-gateway-ready');
-            routes.push({ cidr: spec.destination, kind: 'unreachable' });
-            ruleStatus.push({ destination: spec.destination, action: 'unreachable', gateways: [], reason, ...description });
-          } else {
-            const ips = chosen.map((g) => g.facts.ip!).sort(compareIPv4Text);
-            for (const g of chosen) peers.set(g.facts.ip!, g);
-            routes.push({ cidr: spec.destination, kind: 'via-gateways', gateways: ips });
-            ruleStatus.push({
-              destination: spec.destination,
-              action: 'gateways',
-              gateways: chosen.map((g) => ({ pod: g.key, ip: g.facts.ip! })).sort((a, b) => compareIPv4Text(a.ip, b.ip)),
-              ...description,
-            });
-          }
-          nets.push(spec.net);
-        }
+      const deps: unknown[] = [rec.facts, rec.ann, this.namespaces.get(rec.ns), config, config.version, mode, this.clusterVersion];
+      for (const r of config.rules) deps.push(r.selection?.version);
+      const choice = desired.get(rec.key);
+      let c = this.clientCache.get(rec);
+      if (c === undefined || c.choice !== choice || c.deps.length !== deps.length || c.deps.some((d, i) => d !== deps[i])) {
+        c = this.computeClient(rec, deps, choice, cluster);
       }
-      const order = routes.map((route, i) => ({ route, net: nets[i]! })).sort((a, b) => compareNet4(a.net, b.net));
-      const sortedRoutes = order.map((o) => o.route);
-      routesOf.set(rec, { key: routeKey(sortedRoutes), routes: sortedRoutes });
-      const state: ClientStatus['state'] =
-        closedRules === 0 ? 'routed' : closedRules === gatewayRules ? 'fail-closed' : 'partly-fail-closed';
-      statuses.push({
-        pod: rec.key,
-        ip: rec.facts.ip,
-        source: source.from,
-        method: source.method,
-        ...(source.method === 'policy' ? { policy: source.policy } : {}),
-        table: undefined,
-        state: rec.facts.ip === undefined ? 'no-ip' : state,
-        rules: ruleStatus,
-        notes,
-      });
+      cache.set(rec, c);
+      calcs.push(c);
     }
+    this.clientCache = cache;
 
     // ---- tables: one per distinct route set among the clients that have an address.
-    const withIp = clients.filter((rec) => rec.facts.ip !== undefined);
-    const keys = [...new Set(withIp.map((rec) => routesOf.get(rec)!.key))].sort();
+    const keys = [...new Set(calcs.filter((c) => c.status.ip !== undefined).map((c) => c.key))].sort();
     const capacity = tableCapacity(settings.routeTableRanges);
     const short = keys.length > capacity;
     if (short && !keys.includes(failClosedKey)) keys.push(failClosedKey);
@@ -853,48 +954,73 @@ export class EgressCalculator {
       });
     }
     const fallback = allocation.ids.get(failClosedKey);
-    const members = new Map<number, string[]>();
-    const routesById = new Map<number, readonly CalcRoute[]>();
-    statuses.forEach((st, i) => {
+    const tableOf = new Map<number, { key: string; routes: readonly CalcRoute[]; ips: PodRec[] }>();
+    const statuses: ClientStatus[] = [];
+    const peerSet = new Set<PodRec>();
+    const polled = new Set<PodRec>();
+    calcs.forEach((c, i) => {
       const rec = clients[i]!;
-      if (rec.facts.ip === undefined) return;
-      const mine = routesOf.get(rec)!;
-      let id = allocation.ids.get(mine.key);
-      let routes: readonly CalcRoute[] = mine.routes;
-      let key = mine.key;
+      if (c.status.ip === undefined) {
+        statuses.push(c.status);
+        for (const g of c.polled) polled.add(g);
+        return;
+      }
+      let id = allocation.ids.get(c.key);
+      let key = c.key;
+      let routes = c.routes;
+      let status: ClientStatus;
       if (id === undefined) {
         id = fallback;
-        routes = failClosedRoutes;
         key = failClosedKey;
-        const failed: ClientStatus = {
-          ...st,
+        routes = FAIL_CLOSED_ROUTES;
+        status = {
+          ...c.status,
           table: id,
           state: id === undefined ? 'no-table' : 'fail-closed',
           rules: [{ destination: ALL_TEXT, action: 'unreachable', gateways: [], reason: 'route-tables-exhausted' }],
         };
-        statuses[i] = failed;
-        if (id === undefined) return;
-      } else statuses[i] = { ...st, table: id };
-      const list = members.get(id);
-      if (list === undefined) members.set(id, [rec.facts.ip]);
-      else list.push(rec.facts.ip);
-      if (!routesById.has(id)) routesById.set(id, this.fullRoutes(key, routes, cluster));
+      } else {
+        if (c.withTable?.id !== id) c.withTable = { id, status: { ...c.status, table: id } };
+        status = c.withTable.status;
+        for (const g of c.chosen) peerSet.add(g);
+      }
+      for (const g of c.polled) polled.add(g);
+      statuses.push(status);
+      if (id === undefined) return;
+      const t = tableOf.get(id);
+      if (t === undefined) tableOf.set(id, { key, routes: this.fullRoutes(key, routes, cluster), ips: [rec] });
+      else t.ips.push(rec);
     });
-    const tables: EgressTable[] = [...members.entries()]
+    const tables: EgressTable[] = [...tableOf.entries()]
       .sort((a, b) => a[0] - b[0])
-      .map(([id, ips]) => ({ id, key: [...allocation.ids].find(([, v]) => v === id)![0], routes: routesById.get(id)!, clientIps: ips.sort(compareIPv4Text) }));
-    // Peers only of routes that are programmed (a client that lost its table names nobody).
-    const named = new Set<string>();
-    for (const t of tables) for (const r of t.routes) if (r.kind === 'via-gateways') for (const ip of r.gateways) named.add(ip);
+      .map(([id, t]) => ({ id, key: t.key, routes: t.routes, clientIps: t.ips.sort(byIp).map((rec) => rec.facts.ip!) }));
 
-    const gateways: GatewayPeer[] = [...peers.entries()]
-      .filter(([ip]) => named.has(ip))
-      .sort((a, b) => compareIPv4Text(a[0], b[0]))
-      .map(([ip, g]) => ({ pod: g.key, ip, nodeName: g.node!, nodeIp: this.nodeIpOf(g), local: g.node === local }));
-    const pollTargets: PollTarget[] = [...polled]
-      .filter((g) => g.facts.ip !== undefined && g.facts.healthPort !== undefined && g.node !== local)
-      .sort(byKey)
-      .map((g) => ({ gateway: g.key, ip: g.facts.ip!, port: g.facts.healthPort! }));
+    // Gateways this node judged down stay polled, so that they can come back.
+    if (this.health.size > 0) {
+      const seen = new Set<Sel>();
+      for (const c of calcs) for (const s of c.selections) if (!seen.has(s)) {
+        seen.add(s);
+        for (const g of s.members) if (this.polledDown(g)) polled.add(g);
+      }
+    }
+    const peerList = [...peerSet].sort(byIp);
+    const peerFacts = peerList.map((g) => g.facts);
+    const pp = this.previousPeers;
+    let gateways: readonly GatewayPeer[];
+    if (pp !== undefined && pp.clusterVersion === this.clusterVersion && sameList(pp.list, peerList) && sameList(pp.facts, peerFacts)) gateways = pp.out;
+    else {
+      gateways = peerList.map((g) => ({ pod: g.key, ip: g.facts.ip!, nodeName: g.node!, nodeIp: this.nodeIpOf(g), local: g.node === local }));
+      this.previousPeers = { list: peerList, facts: peerFacts, clusterVersion: this.clusterVersion, out: gateways };
+    }
+    const pollList = [...polled].filter((g) => g.facts.ip !== undefined && g.facts.healthPort !== undefined && g.node !== local).sort(byKey);
+    const pollFacts = pollList.map((g) => g.facts);
+    const pq = this.previousPolls;
+    let pollTargets: readonly PollTarget[];
+    if (pq !== undefined && sameList(pq.list, pollList) && sameList(pq.facts, pollFacts)) pollTargets = pq.out;
+    else {
+      pollTargets = pollList.map((g) => ({ gateway: g.key, ip: g.facts.ip!, port: g.facts.healthPort! }));
+      this.previousPolls = { list: pollList, facts: pollFacts, out: pollTargets };
+    }
 
     // ---- this node's gateways and the return path.
     const localGatewayPods = localPods.filter((rec) => rec.memberOf.size > 0);
@@ -904,7 +1030,7 @@ export class EgressCalculator {
       ready: g.facts.ready,
       ...(g.facts.notReadyReason === undefined ? {} : { reason: g.facts.notReadyReason }),
     }));
-    const gatewayPodIps = localGatewayPods.flatMap((g) => (g.facts.ip === undefined ? [] : [g.facts.ip])).sort(compareIPv4Text);
+    const gatewayPodIps = localGatewayPods.filter((g) => g.facts.ip !== undefined).sort(byIp).map((g) => g.facts.ip!);
     const returnPath = gatewayPodIps.length === 0 ? undefined : { gatewayPodIps, clients: this.returnSorted };
 
     const ignored: IgnoredPod[] = [];
@@ -941,6 +1067,77 @@ export class EgressCalculator {
     };
   }
 
+  /** One local client's routes and status (its table is filled in by the caller). */
+  private computeClient(rec: PodRec, deps: readonly unknown[], choice: EgressNextHops | undefined, cluster: ClusterDestinations): ClientCalc {
+    const config = rec.config!;
+    const notes: string[] = [];
+    const source = resolveEgressSource(this.mode, rec.ann, this.namespaces.get(rec.ns)?.ann, notes) ?? config.source;
+    const ruleStatus: ClientRuleStatus[] = [];
+    const routes: { route: CalcRoute; net: Net4 }[] = [];
+    const chosenAll: PodRec[] = [];
+    const polled: PodRec[] = [];
+    const selections: Sel[] = [];
+    let gatewayRules = 0;
+    let closedRules = 0;
+    const programmed = config.rules.filter((r) => r.spec.skip === undefined);
+    if (config.policyMissing || programmed.length === 0) {
+      const reason: CalcReason = config.policyMissing ? 'policy-not-found' : 'policy-has-no-usable-rule';
+      for (const r of config.rules) ruleStatus.push(skipped(r.spec, r.spec.skip ?? reason));
+      ruleStatus.push({ destination: ALL_TEXT, action: 'unreachable', gateways: [], reason });
+      routes.push({ route: { cidr: ALL_TEXT, kind: 'unreachable' }, net: ALL });
+      gatewayRules = closedRules = 1;
+    } else {
+      for (const r of config.rules) {
+        const spec = r.spec;
+        if (spec.skip !== undefined || spec.net === undefined) {
+          ruleStatus.push(skipped(spec, spec.skip ?? 'invalid-destination'));
+          continue;
+        }
+        if (this.insideCluster(spec.net, cluster)) {
+          ruleStatus.push(skipped(spec, 'cluster-destination'));
+          continue;
+        }
+        const description = spec.description === undefined ? {} : { description: spec.description };
+        if (spec.gateway === undefined) {
+          routes.push({ route: { cidr: spec.destination, kind: 'throw' }, net: spec.net });
+          ruleStatus.push({ destination: spec.destination, action: 'throw', gateways: [], ...description });
+          continue;
+        }
+        gatewayRules++;
+        const s = r.selection!;
+        selections.push(s);
+        const chosen = this.effectiveGateways(rec, r, s, this.usable(s).list, choice).sort(byIp);
+        for (const g of chosen) {
+          chosenAll.push(g);
+          if (g.node !== this.nodeName && g.facts.healthPort !== undefined) polled.push(g);
+        }
+        if (chosen.length === 0) {
+          closedRules++;
+          const reason: CalcReason = s.error ?? (s.members.size === 0 ? 'no-gateway-matches' : 'no-gateway-ready');
+          routes.push({ route: { cidr: spec.destination, kind: 'unreachable' }, net: spec.net });
+          ruleStatus.push({ destination: spec.destination, action: 'unreachable', gateways: [], reason, ...description });
+        } else {
+          routes.push({ route: { cidr: spec.destination, kind: 'via-gateways', gateways: chosen.map((g) => g.facts.ip!) }, net: spec.net });
+          ruleStatus.push({ destination: spec.destination, action: 'gateways', gateways: chosen.map((g) => ({ pod: g.key, ip: g.facts.ip! })), ...description });
+        }
+      }
+    }
+    const sortedRoutes = routes.sort((a, b) => compareNet4(a.net, b.net)).map((o) => o.route);
+    const state: ClientStatus['state'] = closedRules === 0 ? 'routed' : closedRules === gatewayRules ? 'fail-closed' : 'partly-fail-closed';
+    const status: ClientStatus = {
+      pod: rec.key,
+      ip: rec.facts.ip,
+      source: source.from,
+      method: source.method,
+      ...(source.method === 'policy' ? { policy: source.policy } : {}),
+      table: undefined,
+      state: rec.facts.ip === undefined ? 'no-ip' : state,
+      rules: ruleStatus,
+      notes,
+    };
+    return { deps, choice, status, routes: sortedRoutes, key: routeKey(sortedRoutes), chosen: chosenAll, polled, selections };
+  }
+
   /** Records this node owns: those of its pods, and those it wrote for pods that no longer exist. */
   private ownedRecords(localPods: readonly PodRec[]): Map<string, EgressNextHops> {
     const owned = new Map<string, EgressNextHops>();
@@ -975,13 +1172,7 @@ export class EgressCalculator {
     }
     if ((rule.spec.gateway?.maxNextHops ?? 0) > 0) {
       const choice = record?.rules[s.key];
-      if (choice !== undefined) {
-        const byKeyMap = new Map(cands.map((g) => [g.key, g]));
-        return choice.gateways.flatMap((k) => {
-          const g = byKeyMap.get(k);
-          return g === undefined ? [] : [g];
-        });
-      }
+      if (choice !== undefined) return choice.gateways.flatMap((k) => this.pods.get(k) ?? []);
     }
     return [...cands];
   }
@@ -995,12 +1186,16 @@ export class EgressCalculator {
     let full = this.tableRoutes.get(key);
     if (full === undefined) {
       full = [...cluster.routes, ...routes];
-      this.tableRoutes.set(key, full);
       // Bounded: tables come and go with route sets; keep the cache from growing without end.
-      if (this.tableRoutes.size > 4096) this.tableRoutes.clear();
+      if (this.tableRoutes.size >= 4096) this.tableRoutes.clear();
+      this.tableRoutes.set(key, full);
     }
     return full;
   }
+}
+
+function sameList<T>(a: readonly T[], b: readonly T[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 function skipped(spec: RuleSpec, reason: CalcReason): ClientRuleStatus {
@@ -1015,6 +1210,10 @@ function configKey(source: EgressSource, namespace: string): string {
   return `selector|${source.maxNextHops}|${selectionKey(source.selector, scope)}`;
 }
 
+function serviceAccountOf(pod: Pod): unknown {
+  return (pod.spec as { serviceAccountName?: unknown }).serviceAccountName;
+}
+
 /**
  * The labels a pod selector sees: the pod's labels plus those Calico gives every workload endpoint
  * (`projectcalico.org/namespace`, `projectcalico.org/orchestrator`, `projectcalico.org/serviceaccount`).
@@ -1023,17 +1222,9 @@ function podLabels(ns: string, pod: Pod): Labels {
   const out = prepareLabels(pod.metadata.labels ?? {}) as Record<string, string>;
   out['projectcalico.org/namespace'] = ns;
   out['projectcalico.org/orchestrator'] = 'k8s';
-  const sa = (pod.spec as { serviceAccountName?: unknown }).serviceAccountName;
+  const sa = serviceAccountOf(pod);
   if (typeof sa === 'string' && sa !== '') out['projectcalico.org/serviceaccount'] = sa;
   return out;
-}
-
-function serviceAccountOf(pod: Pod): unknown {
-  return (pod.spec as { serviceAccountName?: unknown }).serviceAccountName;
-}
-
-function termsOf(labels: Labels): string[] {
-  return Object.keys(labels).map((k) => termKey(k, labels[k]!));
 }
 
 function addTo<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
@@ -1047,4 +1238,20 @@ function removeFrom<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
   if (cur === undefined) return;
   cur.delete(value);
   if (cur.size === 0) map.delete(key);
+}
+
+function addTo2<V>(index: LabelIndex<V>, label: string, value: string, member: V): void {
+  let byValue = index.get(label);
+  if (byValue === undefined) {
+    byValue = new Map<string, Set<V>>();
+    index.set(label, byValue);
+  }
+  addTo(byValue, value, member);
+}
+
+function removeFrom2<V>(index: LabelIndex<V>, label: string, value: string, member: V): void {
+  const byValue = index.get(label);
+  if (byValue === undefined) return;
+  removeFrom(byValue, value, member);
+  if (byValue.size === 0) index.delete(label);
 }

@@ -35,8 +35,8 @@ export interface NextHopsRequest {
  * lowered) keeps the first N by name.
  */
 export function chooseNextHops(req: NextHopsRequest): string[] {
-  const chosen = [...new Set(req.keep)].sort();
-  if (chosen.length >= req.want) return chosen.slice(0, req.want);
+  const chosen = req.keep.length > 1 ? [...new Set(req.keep)].sort() : [...req.keep];
+  if (chosen.length >= req.want) return chosen.length === req.want ? chosen : chosen.slice(0, req.want);
   const taken = new Set(chosen);
   const pool = req.candidates
     .filter((g) => !taken.has(g))

@@ -8,6 +8,8 @@ import { ipv4OrUndefined, parseIPv4 } from './ipv4.js';
 export interface PodFacts {
   /** The pod's IPv4 address (`status.podIP`, else the first IPv4 of `status.podIPs`). */
   readonly ip: string | undefined;
+  /** `ip` as an unsigned number (for sorting); 0 when there is none. */
+  readonly ipNum: number;
   /** `status.hostIP` when IPv4: the node address, when the Node resource does not say it. */
   readonly hostIp: string | undefined;
   /** A hostNetwork pod has the node's address: never a client, never a usable gateway. */
@@ -64,6 +66,7 @@ export function podFacts(pod: Pod): PodFacts {
   const key = `${pod.metadata.namespace ?? 'default'}/${pod.metadata.name}`;
   return {
     ip,
+    ipNum: ip === undefined ? 0 : parseIPv4(ip)!,
     hostIp: ipv4OrUndefined(status?.hostIP),
     hostNetwork,
     finished: phase === 'Succeeded' || phase === 'Failed',

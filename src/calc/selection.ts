@@ -30,6 +30,7 @@ export interface RequiredTerm {
  * set). Lets the calculator evaluate a selection only against pods carrying one of the term's labels.
  */
 export function requiredTerm(node: SelectorNode): RequiredTerm | undefined {
+  if ((node.kind === 'eq' || node.kind === 'in') && SYNTHETIC_POD_LABELS.has(node.label)) return undefined;
   if (node.kind === 'eq') return { label: node.label, values: [node.value] };
   if (node.kind === 'in') return { label: node.label, values: node.values };
   if (node.kind === 'and') {
@@ -43,10 +44,11 @@ export function requiredTerm(node: SelectorNode): RequiredTerm | undefined {
   return undefined;
 }
 
-/** The index key of one label value. */
-export function termKey(label: string, value: string): string {
-  return `${label}\u0000${value}`;
-}
+/**
+ * Labels Calico gives every workload endpoint, which calc adds when it evaluates a pod selector. Every pod
+ * has them, so they are useless as index terms (and a 100,000-entry index set costs more than it saves).
+ */
+export const SYNTHETIC_POD_LABELS: ReadonlySet<string> = new Set(['projectcalico.org/namespace', 'projectcalico.org/orchestrator', 'projectcalico.org/serviceaccount']);
 
 /** A selection of gateway pods (see the calculator for how members are maintained). */
 export class Selection<P> {
@@ -65,6 +67,8 @@ export class Selection<P> {
   readonly users = new Set<object>();
   /** Members on the calculator's own node. */
   localMembers = 0;
+  /** Bumped whenever a member joins or leaves or changes what its users see (address, readiness, node, health). */
+  version = 0;
 
   constructor(
     selector: string | undefined,
