@@ -1,0 +1,174 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { AwsFabric } from '../../../src/agent/fabric/aws-fabric.js';
+import type { EniRoutingPort } from '../../../src/agent/fabric/ports.js';
+import { NODE_AWS_CONDITION, POD_AWS_CONDITION } from '../../../src/agent/fabric/status.js';
+import type { Condition } from '../../../src/agent/fabric/status.js';
+import { iamPolicyActions } from '../../../src/aws/iam-policy.js';
+import { SdkImds } from '../../../src/aws/imds.js';
+import type { SdkEc2 } from '../../../src/aws/sdk-ec2.js';
+import { getResource } from '../../../src/datastore/resources.js';
+import type { EniConfig, EniState } from '../../../src/linux/eni/eni-routing.js';
+import { SystemClock } from '../../../src/platform/clock.js';
+import { startAwsSim } from '../../../src/sim/aws/server.js';
+import type { AwsSimHandle } from '../../../src/sim/aws/server.js';
+import type { SimDefinition } from '../../../src/sim/aws/world.js';
+import { associations, EGRESS_A, EGRESS_B, EIP1, fabricWorld, instanceFacts, NODE_A1, nodeView, sdkFor, secondaryEnis } from '../../aws/helpers.js';
+import type { TestStore } from './store.js';
+import { awsSubnet, eventually, felix, gatewayPod, ipPool, node, openTestStore, put, remove } from './store.js';
+
+const RES = 'projectcalico.org/aws-secondary-ipv4';
+
+/** Records what the Linux side was asked to converge to. */
+class RecordingEniRouting implements EniRoutingPort {
+  calls: { state: EniState; config: EniConfig }[] = [];
+  async apply(state: EniState, config: EniConfig): Promise<{ problems: { object: string; code: string; message: string }[]; failures: { message: string }[] }> {
+    this.calls.push({ state: structuredClone(state), config: structuredClone(config) });
+    return { problems: [], failures: [] };
+  }
+  last(): { state: EniState; config: EniConfig } | undefined {
+    return this.calls[this.calls.length - 1];
+  }
+}
+
+describe('AwsFabric component (datastore → EC2 emulator → status)', () => {
+  let sim: AwsSimHandle;
+  let ec2: SdkEc2;
+  let t: TestStore;
+  let fabric: AwsFabric | undefined;
+  let linux: RecordingEniRouting;
+
+  const start = async (sim2: SimDefinition = {}): Promise<void> => {
+    sim = await startAwsSim({ world: fabricWorld(sim2), listen: '127.0.0.1:0', imdsBindings: [{ listen: '127.0.0.1:0', instanceId: NODE_A1 }] });
+    ec2 = sdkFor(sim);
+  };
+  const fabricFor = (): AwsFabric =>
+    new AwsFabric(
+      { store: t.store, ec2, imds: new SdkImds({ endpoint: sim.imdsBindingUrls[NODE_A1]! }), linux, clock: new SystemClock() },
+      { nodeName: 'node-a1', cluster: 'test', gcCooldownMs: 500, resyncIntervalMs: 2_000, ec2Policy: { retryBaseMs: 5, throttleBaseMs: 20, maxBackoffMs: 200 }, retryBaseMs: 50, retryMaxMs: 200 },
+    );
+  const podCondition = async (name: string): Promise<Condition | undefined> => {
+    const p = await getResource(t.store, 'Pod', name, 'default');
+    return ((p?.status as { conditions?: Condition[] } | undefined)?.conditions ?? []).find((c) => c.type === POD_AWS_CONDITION);
+  };
+  type NodeFabricStatus = { capacity?: Record<string, unknown>; allocatable?: Record<string, unknown>; conditions?: Condition[] };
+  const nodeStatus = async (): Promise<NodeFabricStatus> => {
+    const status: unknown = (await getResource(t.store, 'Node', 'node-a1'))?.status;
+    return (status ?? {});
+  };
+
+  beforeEach(async () => {
+    t = await openTestStore();
+    linux = new RecordingEniRouting();
+    await put(
+      t.store,
+      node('node-a1', 'us-west-2a'),
+      awsSubnet(EGRESS_A, '100.64.0.0/22', 'us-west-2a'),
+      awsSubnet(EGRESS_B, '100.64.4.0/22', 'us-west-2b'),
+      ipPool('egress-red-west-1', '100.64.0.4/30', EGRESS_A),
+      ipPool('egress-blue-west-1', '100.64.0.8/30', EGRESS_A),
+    );
+  });
+  afterEach(async () => {
+    await fabric?.stop();
+    fabric = undefined;
+    ec2.destroy();
+    await sim.close();
+    await t.cleanup();
+  });
+
+  it('ENI-per-workload: places gateways, reports them Ready on the pods, publishes capacity, programs Linux, and removes what goes', async () => {
+    await start();
+    await put(
+      t.store,
+      felix('default', { awsSecondaryIPSupport: 'EnabledENIPerWorkload', awsSecondaryIPRoutingRulePriority: 150 }),
+      gatewayPod('red-1', 'node-a1', '100.64.0.5', { 'cni.projectcalico.org/awsElasticIPs': `["${EIP1.publicIp}"]` }),
+      gatewayPod('blue-1', 'node-a1', '100.64.0.9'),
+      gatewayPod('elsewhere', 'node-a2', '100.64.0.10'),
+    );
+    fabric = fabricFor();
+    fabric.start();
+    const red = await eventually(async () => ((await podCondition('red-1'))?.status === 'True' ? podCondition('red-1') : undefined), 15_000, 'red-1 ready');
+    expect(red).toMatchObject({ reason: 'Ready' });
+    expect(red?.message).toContain(EIP1.publicIp);
+    await eventually(async () => ((await podCondition('blue-1'))?.status === 'True' ? true : undefined), 15_000, 'blue-1 ready');
+    expect(await podCondition('elsewhere')).toBeUndefined();
+    expect(nodeView(sim, NODE_A1).map((e) => e.ips)).toEqual([['100.64.0.5'], ['100.64.0.9']]);
+    expect(associations(sim)).toEqual({ [EIP1.publicIp]: '100.64.0.5' });
+    const status = await nodeStatus();
+    expect(status.capacity?.[RES]).toBe('2');
+    expect(status.allocatable?.[RES]).toBe('2');
+    expect(status.conditions?.find((c) => c.type === NODE_AWS_CONDITION)).toMatchObject({ status: 'True' });
+    const programmed = await eventually(async () => (linux.last()?.state.interfaces.length === 2 ? linux.last() : undefined), 10_000, 'linux');
+    expect(programmed.config).toEqual({ routeTableRanges: [{ min: 1, max: 250 }], rulePriority: 150 });
+    expect(programmed.state.interfaces.map((i) => `${i.subnetCidr} ${i.workloadIps.join()}`).sort()).toEqual(['100.64.0.0/22 100.64.0.5', '100.64.0.0/22 100.64.0.9']);
+    const macs = Object.values(sim.state().state.enis).filter((e) => e.primaryOf === undefined).map((e) => e.macAddress).sort();
+    expect(programmed.state.interfaces.map((i) => i.mac).sort()).toEqual(macs);
+    // The gateway goes: its ENI (and Elastic IP) go.
+    await remove(t.store, 'Pod', 'red-1', 'default');
+    await eventually(async () => (secondaryEnis(sim).length === 1 ? true : undefined), 15_000, 'red ENI removed');
+    expect(associations(sim)).toEqual({});
+    await eventually(async () => (linux.last()?.state.interfaces.map((i) => i.workloadIps).flat().join() === '100.64.0.9' ? true : undefined), 10_000, 'linux follows');
+  });
+
+  it('a restarted agent adopts what is there and changes nothing', async () => {
+    await start();
+    await put(t.store, felix('default', { awsSecondaryIPSupport: 'EnabledENIPerWorkload' }), gatewayPod('red-1', 'node-a1', '100.64.0.5'));
+    fabric = fabricFor();
+    fabric.start();
+    await eventually(async () => ((await podCondition('red-1'))?.status === 'True' ? true : undefined), 15_000, 'ready');
+    await fabric.stop();
+    const mutating = (): number => Object.entries(sim.state().stats.actions).filter(([a]) => !a.startsWith('Describe')).reduce((n, [, c]) => n + c.calls, 0);
+    const before = mutating();
+    let passes = 0;
+    fabric = new AwsFabric(
+      { store: t.store, ec2, imds: new SdkImds({ endpoint: sim.imdsBindingUrls[NODE_A1]! }), linux },
+      { nodeName: 'node-a1', cluster: 'test', onPass: () => passes++ },
+    );
+    fabric.start();
+    await eventually(async () => (passes > 0 ? true : undefined), 10_000, 'a pass');
+    expect(fabric.status().report?.mutations).toBe(0);
+    expect(mutating()).toBe(before);
+    expect(fabric.status().instance).toEqual(instanceFacts(sim, NODE_A1));
+  });
+
+  it('Secondary-IP mode: the shared ENI takes its primary address from the HostSecondaryInterface pool through IPAM', async () => {
+    await start();
+    await put(
+      t.store,
+      felix('default', { awsSecondaryIPSupport: 'Enabled' }),
+      ipPool('egress-hosts-west-1', '100.64.3.240/28', EGRESS_A, { allowedUses: ['HostSecondaryInterface'] }),
+      gatewayPod('red-1', 'node-a1', '100.64.0.5'),
+      gatewayPod('blue-1', 'node-a1', '100.64.0.9'),
+    );
+    fabric = fabricFor();
+    fabric.start();
+    for (const p of ['red-1', 'blue-1']) await eventually(async () => ((await podCondition(p))?.status === 'True' ? true : undefined), 15_000, `${p} ready`);
+    const [eni, ...more] = nodeView(sim, NODE_A1);
+    expect(more).toEqual([]);
+    expect(eni!.ips.slice(1).sort()).toEqual(['100.64.0.5', '100.64.0.9']);
+    const handles = (await t.store.list('IPAMHandle')).items.map((h) => h.value as { ip: string; use: string; owner: { kind: string; node: string } });
+    expect(handles.map((h) => [h.ip, h.use, h.owner.kind, h.owner.node])).toEqual([[eni!.ips[0], 'HostSecondaryInterface', 'ENI', 'node-a1']]);
+    expect((await nodeStatus()).capacity?.[RES]).toBe('22');
+  });
+
+  it('Disabled: no EC2 call at all, capacity 0', async () => {
+    await start();
+    await put(t.store, felix('default', { awsSecondaryIPSupport: 'Disabled' }), gatewayPod('red-1', 'node-a1', '100.64.0.5'));
+    fabric = fabricFor();
+    fabric.start();
+    const status = await eventually(async () => ((await nodeStatus()).capacity?.[RES] === '0' ? nodeStatus() : undefined), 10_000, 'capacity 0');
+    expect(status.allocatable?.[RES]).toBe('0');
+    expect(Object.keys(sim.state().stats.actions)).toEqual([]);
+    expect(await podCondition('red-1')).toBeUndefined();
+  });
+
+  it('reports an AWS refusal with its code on the pod and the node', async () => {
+    await start({ allowActions: iamPolicyActions().filter((a) => a !== 'ec2:CreateNetworkInterface') });
+    await put(t.store, felix('default', { awsSecondaryIPSupport: 'EnabledENIPerWorkload' }), gatewayPod('red-1', 'node-a1', '100.64.0.5'));
+    fabric = fabricFor();
+    fabric.start();
+    const c = await eventually(async () => ((await podCondition('red-1'))?.reason === 'UnauthorizedOperation' ? podCondition('red-1') : undefined), 15_000, 'refusal reported');
+    expect(c).toMatchObject({ status: 'False' });
+    expect(c?.message).toContain('egw aws iam-policy');
+  });
+});
