@@ -112,6 +112,9 @@ export class EgressAgent {
   private lastStatusContent: string | undefined;
   private lastStatusWriteAt = -Infinity;
   private lastResultRef: NodeEgressState | undefined;
+  private lastApply: ClientNodeApplyResult | undefined;
+  private lastApplyKey: string | undefined;
+  private lastKernelAt = -Infinity;
   private readonly loggedClients = new Map<string, string>();
   private warnedNodeIp = false;
 
@@ -311,33 +314,46 @@ export class EgressAgent {
     }
     const { state, config } = clientNodeStateOf(result, ctx);
 
-    // 1. The kernel.
+    // 1. The kernel: when the desired state changed, after a failure, and at least every resync
+    // interval (to repair what someone else changed). An unchanged desired state skips the read.
     const started = this.clock.now();
+    const desiredKey = JSON.stringify([state, config]);
     let apply: ClientNodeApplyResult | { error: string };
     let ok = true;
-    try {
-      apply = await applyClientNode(this.shell, state, config);
-      const seconds = (this.clock.now() - started) / 1000;
-      this.metrics.applyDuration.observe(seconds);
-      const failed = apply.failures.length > 0 || apply.problems.length > 0;
-      this.metrics.applies.inc({ result: failed ? 'failed' : apply.changed ? 'changed' : 'unchanged' });
-      if (apply.changed) {
-        this.changes++;
-        this.lastChangeCommands = apply.commands;
+    if (this.lastApply !== undefined && desiredKey === this.lastApplyKey && started - this.lastKernelAt < this.opts.resyncIntervalMs) {
+      apply = { ...this.lastApply, changed: false, commands: 0 };
+      this.metrics.applies.inc({ result: 'skipped' });
+    } else {
+      try {
+        const r = await applyClientNode(this.shell, state, config);
+        apply = r;
+        const seconds = (this.clock.now() - started) / 1000;
+        this.metrics.applyDuration.observe(seconds);
+        const failed = r.failures.length > 0 || r.problems.length > 0;
+        this.metrics.applies.inc({ result: failed ? 'failed' : r.changed ? 'changed' : 'unchanged' });
+        if (r.changed) {
+          this.changes++;
+          this.lastChangeCommands = r.commands;
+        }
+        if (r.changed || failed) {
+          this.log.info(
+            { changed: r.changed, commands: r.commands, durationMs: Math.round(seconds * 1000), failures: r.failures.map((f) => `${f.command.line}: ${f.message}`), problems: r.problems },
+            'dataplane applied',
+          );
+        }
+        // Problems (tables exhausted, a gateway's interface not there yet) are retried too.
+        ok = !failed;
+        this.lastKernelAt = started;
+        this.lastApply = ok ? r : undefined;
+        this.lastApplyKey = ok ? desiredKey : undefined;
+      } catch (e) {
+        apply = { error: errorMessage(e) };
+        this.metrics.applies.inc({ result: 'failed' });
+        this.log.error({ err: apply.error }, 'dataplane apply failed');
+        ok = false;
+        this.lastApply = undefined;
+        this.lastApplyKey = undefined;
       }
-      if (apply.changed || failed) {
-        this.log.info(
-          { changed: apply.changed, commands: apply.commands, durationMs: Math.round(seconds * 1000), failures: apply.failures.map((f) => `${f.command.line}: ${f.message}`), problems: apply.problems },
-          'dataplane applied',
-        );
-      }
-      // Problems (tables exhausted, a gateway's interface not there yet) are retried too.
-      ok = !failed;
-    } catch (e) {
-      apply = { error: errorMessage(e) };
-      this.metrics.applies.inc({ result: 'failed' });
-      this.log.error({ err: apply.error }, 'dataplane apply failed');
-      ok = false;
     }
     this.calc.setPreviousTables(result.tables.map((t) => ({ id: t.id, key: t.key })));
 

@@ -21,7 +21,7 @@ export class AgentMetrics {
     buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [this.registry],
   });
-  /** Applies by result: `unchanged`, `changed`, `failed` (kernel refused lines or the apply threw). */
+  /** Applies by result: `changed`, `unchanged` (kernel read, nothing to do), `skipped` (desired state as last applied, no read), `failed`. */
   readonly applies = new Counter({ name: 'egw_agent_dataplane_applies_total', help: 'Data-plane applies, by result', labelNames: ['result'], registers: [this.registry] });
   readonly clients = new Gauge({ name: 'egw_agent_clients', help: 'Local egress clients, by state', labelNames: ['state'], registers: [this.registry] });
   readonly nextHopWrites = new Counter({ name: 'egw_agent_nexthops_writes_total', help: 'maxNextHops record writes, by result', labelNames: ['result'], registers: [this.registry] });

@@ -409,6 +409,11 @@ export class MiniCluster {
 
   // ---------------------------------------------------------------- status
 
+  /** {@link waitFor}, for convenience. */
+  waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 20_000): Promise<T> {
+    return waitFor(what, fn, timeoutMs);
+  }
+
   /** A node's status record, or undefined before its agent wrote one. */
   async nodeStatus(node: string): Promise<NodeStatus | undefined> {
     return parseNodeStatus(await this.store.get(nodeStatusKey(node)));

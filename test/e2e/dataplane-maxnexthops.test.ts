@@ -1,0 +1,73 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NEXT_HOPS_KIND, parseNextHops } from '../../src/agent/records.js';
+import { tally } from '../../src/linux/topology/echo.js';
+import type { MiniPod } from './support/mini-cluster.js';
+import { MiniCluster, namespace } from './support/mini-cluster.js';
+
+// maxNextHops with real processes and packets: 30 clients on two nodes, created one after another as a
+// cluster creates pods, 6 gateways on three nodes, maxNextHops 2. Prefix "dpmh".
+const SEL = 'egress.projectcalico.org/selector';
+const NSSEL = 'egress.projectcalico.org/namespaceSelector';
+const MAXHOPS = 'egress.projectcalico.org/maxNextHops';
+
+let c: MiniCluster;
+const clients: MiniPod[] = [];
+const gateways: MiniPod[] = [];
+
+beforeAll(async () => {
+  for (let i = 0; i < 6; i++) {
+    gateways.push({ name: `g${i + 1}`, namespace: 'egw', node: `n${3 + (i % 3)}`, ip: `100.64.0.${51 + i}`, labels: { 'egress-code': 'red' }, gateway: true });
+  }
+  for (let i = 0; i < 30; i++) {
+    const node = i % 2 === 0 ? 'n1' : 'n2';
+    clients.push({ name: `c${i + 1}`, namespace: 'app', node, ip: `10.20.${node === 'n1' ? 1 : 2}.${10 + Math.floor(i / 2)}`, record: false });
+  }
+  c = await MiniCluster.create({
+    prefix: 'dpmh',
+    nodes: ['n1', 'n2', 'n3', 'n4', 'n5'],
+    pods: [...gateways, ...clients],
+    resources: [namespace('egw'), namespace('app', { [SEL]: "egress-code == 'red'", [NSSEL]: "projectcalico.org/name == 'egw'", [MAXHOPS]: '2' })],
+  });
+  // Clients are created one after another (as pods are), each once the previous one has its gateways.
+  for (const p of clients) {
+    await c.addPod(p.name);
+    await c.waitForClient(p.name, 'two gateways', (s) => MiniCluster.gatewaysOf(s).length === 2);
+  }
+}, 180_000);
+
+afterAll(async () => {
+  await c?.teardown();
+}, 60_000);
+
+describe('maxNextHops 2 over 6 gateways, 30 clients', () => {
+  it('every client has exactly 2 gateways and every gateway serves 10 ± 1 clients, as stored and as programmed', async () => {
+    const load = new Map(gateways.map((g) => [g.ip, 0]));
+    for (const p of clients) {
+      const mine = MiniCluster.gatewaysOf(await c.clientStatus(p.name));
+      expect(mine, p.name).toHaveLength(2);
+      for (const ip of mine) load.set(ip, (load.get(ip) ?? 0) + 1);
+    }
+    for (const [ip, n] of load) expect(n, `clients of ${ip}`).toBeGreaterThanOrEqual(9);
+    for (const [ip, n] of load) expect(n, `clients of ${ip}`).toBeLessThanOrEqual(11);
+
+    const { items } = await c.store.list(NEXT_HOPS_KIND);
+    const records = items.map(parseNextHops);
+    expect(records).toHaveLength(30);
+    for (const r of records) {
+      const choices = Object.values(r!.rules);
+      expect(choices).toHaveLength(1);
+      expect(choices[0]!.maxNextHops).toBe(2);
+      expect(choices[0]!.gateways).toHaveLength(2);
+    }
+  });
+
+  it('each client\'s connections leave only through its own two gateways', async () => {
+    for (let i = 0; i < clients.length; i += 10) {
+      await Promise.all(clients.slice(i, i + 10).map(async (p) => {
+        const mine = MiniCluster.gatewaysOf(await c.clientStatus(p.name));
+        const seen = Object.keys(tally(await c.connect(p.name, 'internet', { count: 8 })));
+        expect(seen.every((ip) => mine.includes(ip)), `${p.name}: saw ${seen.join()} but has ${mine.join()}`).toBe(true);
+      }));
+    }
+  });
+});
