@@ -152,7 +152,9 @@ export class EgressCalculator {
   private readonly pods = new Map<string, PodRec>();
   private readonly podsByNs = new Map<string, Set<PodRec>>();
   private readonly podsByNode = new Map<string, Set<PodRec>>();
+  /** Pods by label value, for the label keys some selection's required term names (the others are not indexed). */
   private readonly labelIndex: LabelIndex<PodRec> = new Map();
+  private readonly indexedLabels = new Set<string>();
   private readonly namespaces = new Map<string, NsRec>();
   /** The namespace-level configuration key of each namespace (what pods without their own annotations follow). */
   private readonly nsConfigKeys = new Map<string, { key: string; source: EgressSource } | null>();
@@ -318,10 +320,10 @@ export class EgressCalculator {
   }
 
   private indexLabels(rec: PodRec, labels: Readonly<Record<string, string>> | undefined, add: boolean): void {
-    if (labels === undefined) return;
+    if (labels === undefined || this.indexedLabels.size === 0) return;
     for (const k of Object.keys(labels)) {
       const v = labels[k];
-      if (typeof v !== 'string' || SYNTHETIC_POD_LABELS.has(k)) continue;
+      if (typeof v !== 'string' || !this.indexedLabels.has(k)) continue;
       if (add) addTo2(this.labelIndex, k, v, rec);
       else removeFrom2(this.labelIndex, k, v, rec);
     }
@@ -571,7 +573,16 @@ export class EgressCalculator {
       if (s.inScope(rec.ns, () => this.nsLabels(rec.ns)) && matcher.evaluate(this.labelsOf(rec))) this.addMember(s, rec);
     };
     if (s.term !== undefined) {
-      const byValue = this.labelIndex.get(s.term.label);
+      const label = s.term.label;
+      if (!this.indexedLabels.has(label) && !SYNTHETIC_POD_LABELS.has(label)) {
+        // First selection keyed on this label: index it once; pod events keep it up to date from now on.
+        this.indexedLabels.add(label);
+        for (const rec of this.pods.values()) {
+          const v = rec.raw.metadata.labels?.[label];
+          if (typeof v === 'string') addTo2(this.labelIndex, label, v, rec);
+        }
+      }
+      const byValue = this.labelIndex.get(label);
       for (const v of s.term.values) {
         addTo2(this.termIndex, s.term.label, v, s);
         const pods = byValue?.get(v);
