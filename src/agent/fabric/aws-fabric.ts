@@ -81,6 +81,8 @@ export interface AwsFabricOptions {
   attachPollMs?: number;
   /** Give up waiting on the watcher and ask EC2 after this long (default 10 s). */
   attachWaitMaxMs?: number;
+  /** A pass waits until the datastore has been quiet this long (default 20 ms), so a burst is one pass. */
+  debounceMs?: number;
   /** Backoff after a failed pass: first (default 1 s) and ceiling (default 30 s). */
   retryBaseMs?: number;
   retryMaxMs?: number;
@@ -122,6 +124,7 @@ export class AwsFabric {
   /** Datastore events seen; the loop re-reads its inputs when this moved. */
   private events = 0;
   private eventsSeen = -1;
+  private lastEventAt = 0;
   private instance: InstanceFacts | undefined;
   private ec2: ResilientEc2 | undefined;
   private reconciler: FabricReconciler | undefined;
@@ -182,6 +185,7 @@ export class AwsFabric {
       return;
     }
     this.events++;
+    this.lastEventAt = this.clock.now();
     this.wakeUp?.();
   }
 
@@ -202,6 +206,12 @@ export class AwsFabric {
       const report = this.statusValue.report;
       // A pass when: the desired state changed, a resync or a retry is due, or a timed decision fell due.
       if (this.dirty || inputs.fingerprint !== this.lastFingerprint || now >= nextResync) {
+        // A burst of changes (one commit of many pods arrives as many events) is taken as one.
+        const quiet = this.lastEventAt + (this.options.debounceMs ?? 20) - now;
+        if (quiet > 0 && inputs.fingerprint !== this.lastFingerprint) {
+          await this.clock.sleep(quiet, signal).catch(() => undefined);
+          continue;
+        }
         this.dirty = false;
         const ok = await this.pass(inputs);
         this.lastFingerprint = inputs.fingerprint;
