@@ -10,6 +10,8 @@ import type { Benchmark } from './harness.js';
 import { figuresLine } from './harness.js';
 import { selectorsBenchmark } from './selectors.js';
 import { datastoreBenchmark } from './datastore.js';
+import { ec2CallsBenchmark } from './ec2-calls.js';
+import { awsConvergeBenchmark } from './aws-converge.js';
 import { calcScaleBenchmark } from './calc-scale.js';
 import { ipamBenchmark } from './ipam.js';
 import { cniBenchmark } from './cni.js';
@@ -18,6 +20,8 @@ import { cniBenchmark } from './cni.js';
 const benchmarks: readonly Benchmark[] = [
   selectorsBenchmark,
   datastoreBenchmark,
+  ec2CallsBenchmark,
+  awsConvergeBenchmark,
   calcScaleBenchmark,
   ipamBenchmark,
   cniBenchmark,
