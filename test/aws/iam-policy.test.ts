@@ -1,4 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { EGW_CLI } from '../support/dist.js';
 import { FabricReconciler } from '../../src/aws/fabric-reconciler.js';
 import { EC2_CALLS, EC2_METHODS } from '../../src/aws/ec2-port.js';
 import { iamPolicy, iamPolicyActions } from '../../src/aws/iam-policy.js';
@@ -50,5 +52,13 @@ describe('egw aws iam-policy', () => {
       ec2.destroy();
       await sim.close();
     }
+  });
+
+  it('is what `egw aws iam-policy` prints (JSON), and `--actions` lists the actions', () => {
+    const json = spawnSync(process.execPath, [EGW_CLI, 'aws', 'iam-policy'], { encoding: 'utf8' });
+    expect(json.status).toBe(0);
+    expect(JSON.parse(json.stdout)).toEqual(iamPolicy());
+    const actions = spawnSync(process.execPath, [EGW_CLI, 'aws', 'iam-policy', '--actions'], { encoding: 'utf8' });
+    expect(actions.stdout.trim().split('\n')).toEqual(iamPolicyActions());
   });
 });

@@ -125,6 +125,9 @@ export class AwsFabric {
   private events = 0;
   private eventsSeen = -1;
   private lastEventAt = 0;
+  private lastPassAt = 0;
+  private awaitKey = '';
+  private awaitGapMs = 0;
   private instance: InstanceFacts | undefined;
   private ec2: ResilientEc2 | undefined;
   private reconciler: FabricReconciler | undefined;
@@ -219,12 +222,19 @@ export class AwsFabric {
         awaitingSince = undefined;
         const r = this.statusValue.report;
         if (r?.wakeInMs !== undefined) nextResync = Math.min(nextResync, this.clock.now() + r.wakeInMs + 1);
+        // The same transitions still awaited after a pass: EC2 lags what IMDS shows (a detachment leaves
+        // IMDS before EC2 reports the ENI available), so space further passes out.
+        const awaitKey = stableJson(r?.awaiting ?? []);
+        const poll = this.options.attachPollMs ?? 200;
+        this.awaitGapMs = awaitKey === this.awaitKey && awaitKey !== '[]' ? Math.min(Math.max(this.awaitGapMs * 2, poll), 5_000) : 0;
+        this.awaitKey = awaitKey;
+        this.lastPassAt = this.clock.now();
         continue;
       }
       if (report !== undefined && report.awaiting.length > 0) {
         // An attachment (or detachment) is in progress: watch for it without EC2 calls, then pass.
         awaitingSince ??= now;
-        if (await this.awaitedDone(report)) {
+        if (now - this.lastPassAt >= this.awaitGapMs && (await this.awaitedDone(report))) {
           this.dirty = true;
           continue;
         }
