@@ -44,6 +44,8 @@ export interface GatewayOptions {
   datastorePingMs?: number;
   /** Address the readiness server binds (default all). */
   listenHost?: string;
+  /** Port the readiness server binds instead of `config.healthPort` (tests: 0 = any free port). */
+  listenPort?: number;
 }
 
 /** The node addresses a tunnel may come from: every IPv4 InternalIP and ExternalIP of every Node. */
@@ -202,7 +204,7 @@ export class GatewayProcess {
     });
     return new Promise<Server>((resolve, reject) => {
       server.once('error', (e) => reject(new EgwError('InvalidInput', `cannot listen on the health port ${this.config.healthPort}: ${e.message}`, { cause: e, hint: 'set HEALTH_PORT to a free port' })));
-      server.listen(this.config.healthPort, this.options.listenHost ?? '0.0.0.0', () => resolve(server));
+      server.listen(this.options.listenPort ?? this.config.healthPort, this.options.listenHost ?? '0.0.0.0', () => resolve(server));
     });
   }
 
@@ -211,13 +213,22 @@ export class GatewayProcess {
     this.applyWake?.();
   }
 
+  /** Sleeps `ms` on the clock; ends early on stop (and, when `wakeable`, on an apply request). */
   private async sleep(ms: number, signal: AbortSignal, wakeable = false): Promise<void> {
+    if (signal.aborted) return;
     const woken = wakeable ? new Promise<void>((r) => (this.applyWake = r)) : undefined;
     const local = new AbortController();
-    const onAbort = (): void => local.abort();
+    // A fake clock ignores the signal: the race on `aborted` ends the sleep on stop all the same.
+    let onAbort = (): void => local.abort();
+    const aborted = new Promise<void>((r) => {
+      onAbort = () => {
+        local.abort();
+        r();
+      };
+    });
     signal.addEventListener('abort', onAbort, { once: true });
     try {
-      await Promise.race([this.clock.sleep(ms, local.signal).catch(() => undefined), ...(woken === undefined ? [] : [woken])]);
+      await Promise.race([this.clock.sleep(ms, local.signal).catch(() => undefined), aborted, ...(woken === undefined ? [] : [woken])]);
     } finally {
       local.abort();
       signal.removeEventListener('abort', onAbort);

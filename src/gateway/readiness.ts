@@ -38,8 +38,14 @@ export interface ReadinessReport {
   checks: { dataplane: CheckReport; datastore: CheckReport; icmp?: CheckReport; http?: CheckReport; shutdown: CheckReport };
 }
 
+/** An elapsed time, to a tenth of a second. */
 function seconds(ms: number): string {
-  return `${(ms / 1000).toFixed(ms % 1000 === 0 ? 0 : 1)}s`;
+  return `${(ms / 1000).toFixed(1)}s`;
+}
+
+/** A configured duration, as short as it goes. */
+function limit(ms: number): string {
+  return `${ms / 1000}s`;
 }
 
 /** The readiness state machine (see the module comment). */
@@ -91,7 +97,7 @@ export class ReadinessState {
     const why = fail === undefined ? '' : ` (last failure: ${fail.target}: ${fail.detail})`;
     if (last === undefined) return { ok: false, reason: `${kind} probes: no target has answered yet${why}` };
     const age = now - last;
-    if (age > c.timeoutMs) return { ok: false, reason: `${kind} probes: no target answered for ${seconds(age)} (timeout ${seconds(c.timeoutMs)})${why}` };
+    if (age > c.timeoutMs) return { ok: false, reason: `${kind} probes: no target answered for ${seconds(age)} (timeout ${limit(c.timeoutMs)})${why}` };
     return { ok: true };
   }
 
@@ -101,7 +107,7 @@ export class ReadinessState {
       this.lastContact === undefined
         ? { ok: false, reason: `datastore not reached yet${this.lastContactError === undefined ? '' : `: ${this.lastContactError}`}` }
         : now - this.lastContact > this.config.datastoreTimeoutMs
-          ? { ok: false, reason: `datastore not reached for ${seconds(now - this.lastContact)} (timeout ${seconds(this.config.datastoreTimeoutMs)})${this.lastContactError === undefined ? '' : `: ${this.lastContactError}`}` }
+          ? { ok: false, reason: `datastore not reached for ${seconds(now - this.lastContact)} (timeout ${limit(this.config.datastoreTimeoutMs)})${this.lastContactError === undefined ? '' : `: ${this.lastContactError}`}` }
           : { ok: true };
     const icmp = this.kind('icmp', now);
     const http = this.kind('http', now);

@@ -113,6 +113,7 @@ export class MiniCluster {
   readonly pastLogs: string[] = [];
   private readonly pods = new Map<string, MiniPod>();
   private readonly uids = new Map<string, string>();
+  private readonly scripts = new Map<string, string>();
   /** The `Ready` condition last written per pod (gateways start not ready, as a kubelet reports them). */
   private readonly readyState = new Map<string, boolean>();
 
@@ -402,9 +403,15 @@ export class MiniCluster {
   /** `GET /readiness` of a gateway, asked from its node. */
   async readiness(name: string, timeoutMs = 1000): Promise<{ status?: number; body?: string; error?: string }> {
     const p = this.pod(name);
-    const file = this.topo.writeFile('http-get.mjs', HTTP_GET_SOURCE);
-    const r = await this.topo.exec(p.node, [process.execPath, file, `http://${p.ip}:${HEALTH_PORT}/readiness`, String(timeoutMs)], { timeoutMs: timeoutMs + 10_000 });
+    const r = await this.topo.exec(p.node, [process.execPath, this.script('http-get.mjs', HTTP_GET_SOURCE), `http://${p.ip}:${HEALTH_PORT}/readiness`, String(timeoutMs)], { timeoutMs: timeoutMs + 10_000 });
     return JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}') as { status?: number; body?: string; error?: string };
+  }
+
+  /** Writes a helper program once (rewriting it while another process loads it would race). */
+  private script(name: string, source: string): string {
+    let path = this.scripts.get(name);
+    if (path === undefined) this.scripts.set(name, (path = this.topo.writeFile(name, source)));
+    return path;
   }
 
   // ---------------------------------------------------------------- status
@@ -446,7 +453,10 @@ export class MiniCluster {
 
   // ---------------------------------------------------------------- traffic
 
-  /** Connections from a pod to a server's echo port; per connection the source the server saw. */
+  /**
+   * Connections from a pod to a server's echo port; per connection the source the server saw. Not
+   * concurrently with another `connect`/`flows` (the topology helper rewrites its client program).
+   */
   connect(pod: string, server: string, options: EchoOptions = {}): Promise<EchoResult[]> {
     return echoFrom(this.topo, pod, this.server(server), ECHO_PORT, options);
   }
@@ -461,8 +471,7 @@ export class MiniCluster {
    * connection's start time and outcome.
    */
   async prober(pod: string, server: string, intervalMs: number, timeoutMs: number): Promise<{ stop(): Promise<{ t: number; ms: number; seen?: string; error?: string }[]> }> {
-    const file = this.topo.writeFile('conn-prober.mjs', CONN_PROBER_SOURCE);
-    const p = this.topo.spawn(pod, [process.execPath, file, this.server(server), String(ECHO_PORT), String(intervalMs), String(timeoutMs)]);
+    const p = this.topo.spawn(pod, [process.execPath, this.script('conn-prober.mjs', CONN_PROBER_SOURCE), this.server(server), String(ECHO_PORT), String(intervalMs), String(timeoutMs)]);
     await p.waitForLine(/^started$/, 15_000);
     return {
       stop: async () => {
