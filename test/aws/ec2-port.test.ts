@@ -43,6 +43,19 @@ describe('SdkEc2 through the emulator (HTTP, real SDK)', () => {
     );
   });
 
+  it("finds the endpoint in the SDK's standard AWS_ENDPOINT_URL_EC2 when none is given (the lab's agents)", async () => {
+    const saved = process.env['AWS_ENDPOINT_URL_EC2'];
+    process.env['AWS_ENDPOINT_URL_EC2'] = sim.url;
+    const viaEnv = new SdkEc2({ region: 'us-west-2', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+    try {
+      expect((await viaEnv.describeInstanceTypes(['t3.large']))[0]?.maxEnis).toBe(3);
+    } finally {
+      viaEnv.destroy();
+      if (saved === undefined) delete process.env['AWS_ENDPOINT_URL_EC2'];
+      else process.env['AWS_ENDPOINT_URL_EC2'] = saved;
+    }
+  });
+
   it('creates with tags and a ClientToken: the same token returns the same ENI, never a second', async () => {
     const input = { subnetId: EGRESS_A, privateIp: '100.64.0.100', groups: [SG], description: 'port test', tags: eniTags(id, 'eni-per-workload', 'pod/x/y/z', '2025-01-01T00:00:00.000Z'), clientToken: clientToken(id, 'port-test', '100.64.0.100', 0) };
     const a = await ec2.createNetworkInterface(input);
