@@ -741,7 +741,9 @@ export class EgressCalculator {
     }
     if (!uses) return undefined;
     const nodeIp = this.nodeIpOf(rec);
-    return nodeIp === undefined ? undefined : { ip: rec.facts.ip, nodeIp };
+    if (nodeIp === undefined) return undefined;
+    const old = rec.ret?.client;
+    return old !== undefined && old.ip === rec.facts.ip && old.nodeIp === nodeIp ? old : { ip: rec.facts.ip, nodeIp };
   }
 
   private isLocalMember(gateway: string, s: Sel): boolean {
@@ -752,8 +754,27 @@ export class EgressCalculator {
   private flush(): void {
     for (const s of this.pendingSelections) for (const user of s.users) for (const rec of (user as Config).pods) this.pendingPods.add(rec);
     this.pendingSelections.clear();
-    for (const rec of this.pendingPods) if (!rec.deleted) this.setReturn(rec, this.returnEntry(rec));
+    // Many changes at once (a gateway came to or left this node): file them, then sort once.
+    const bulk = this.pendingPods.size > 256;
+    let added: PodRec[] | undefined;
+    for (const rec of this.pendingPods) {
+      if (rec.deleted) continue;
+      const entry = this.returnEntry(rec);
+      if (!bulk) this.setReturn(rec, entry);
+      else if (entry !== rec.ret?.client) {
+        if (rec.ret === undefined) (added ??= []).push(rec);
+        rec.ret = entry === undefined ? undefined : { client: entry, ipNum: parseIPv4(entry.ip)!, nodeNum: parseIPv4(entry.nodeIp)! };
+        this.returnDirty = true;
+      }
+    }
     this.pendingPods.clear();
+    if (bulk && this.returnDirty) {
+      const list = this.returnList.filter((rec) => rec.ret !== undefined);
+      if (added !== undefined) for (const rec of added) if (rec.ret !== undefined) list.push(rec);
+      list.sort(compareReturn);
+      this.returnList.length = 0;
+      for (const rec of list) this.returnList.push(rec);
+    }
     if (this.returnDirty) {
       // Two stored pods with one address (a stale object): the first by node address wins, deterministically.
       const out: ReturnClient[] = [];
@@ -772,8 +793,7 @@ export class EgressCalculator {
   /** Files a pod's return entry (or removes it) in the sorted return list. */
   private setReturn(rec: PodRec, entry: ReturnClient | undefined): void {
     const old = rec.ret;
-    if (old === undefined && entry === undefined) return;
-    if (old !== undefined && entry !== undefined && old.client.ip === entry.ip && old.client.nodeIp === entry.nodeIp) return;
+    if (old?.client === entry) return;
     const list = this.returnList;
     if (old !== undefined) {
       const i = this.returnIndex(old.ipNum, old.nodeNum, rec.key);
@@ -1203,6 +1223,13 @@ export class EgressCalculator {
     }
     return full;
   }
+}
+
+/** The order of the return list: address, then node address, then pod key. */
+function compareReturn(a: PodRec, b: PodRec): number {
+  const x = a.ret!;
+  const y = b.ret!;
+  return x.ipNum - y.ipNum || x.nodeNum - y.nodeNum || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 }
 
 function sameList<T>(a: readonly T[], b: readonly T[]): boolean {

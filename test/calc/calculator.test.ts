@@ -428,6 +428,25 @@ describe('incremental updates (each compared with a fresh computation)', () => {
     expect(calc.result().returnPath?.clients).toEqual([{ ip: '10.2.1.1', nodeIp: '10.1.0.22' }]);
   });
 
+  it('many return entries at once (a gateway arrives on or leaves this node) match a fresh computation', () => {
+    const many = Array.from({ length: 400 }, (_, i) => pod('app', `m${i}`, { node: i % 2 === 0 ? 'n2' : 'n3', ip: `10.3.${i >> 8}.${i & 255}` }));
+    const res = world('EnabledPerNamespace', { [SEL]: BLUE, [NSSEL]: EGW_NS }, many);
+    const calc = new EgressCalculator('n1').load({ resources: res });
+    expect(calc.result().returnPath?.clients).toHaveLength(400);
+    const away = gateway('egw', 'blue-1', 'n2', '100.64.0.20', 'blue');
+    calc.upsert(away);
+    check(calc, [...res, away]);
+    expect(calc.result().returnPath).toBeUndefined();
+    const back = gateway('egw', 'blue-1', 'n1', '100.64.0.20', 'blue');
+    calc.upsert(back);
+    check(calc, [...res, back]);
+    // Then single changes again (binary-search updates of the rebuilt list).
+    calc.delete('Pod', 'm7', 'app');
+    const moved = pod('app', 'm8', { node: 'n3', ip: '10.3.0.8' });
+    calc.upsert(moved);
+    check(calc, [...res.filter((r) => r.metadata.name !== 'm7' && r.metadata.name !== 'm8'), back, moved]);
+  });
+
   it('returns the same object until something changes; unchanged upserts change nothing', () => {
     const res = world('EnabledPerNamespace', { [SEL]: RED, [NSSEL]: EGW_NS });
     const calc = new EgressCalculator('n1').load({ resources: res });
