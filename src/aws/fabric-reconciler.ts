@@ -159,6 +159,8 @@ export interface FabricReport {
 
 const DEFAULT_GC_COOLDOWN_MS = 120_000;
 const DEFAULT_REASSIGN_AFTER_MS = 60_000;
+/** How long an unknown subnet is not asked about again. */
+const UNKNOWN_SUBNET_TTL_MS = 300_000;
 
 /**
  * One node's fabric reconciler. Holds only caches (instance limits, subnet facts) and hints that make
@@ -169,6 +171,8 @@ export class FabricReconciler {
   readonly identity: OwnerIdentity;
   /** @internal */ limits: Ec2InstanceTypeInfo | undefined;
   /** @internal */ readonly subnetCache = new Map<string, SubnetInfo>();
+  /** @internal Subnets EC2 said it does not know, and when (asked again after {@link UNKNOWN_SUBNET_TTL_MS}). */
+  readonly unknownSubnetCache = new Map<string, { err: EgwError; at: number }>();
   /** @internal */ readonly generations = new Map<string, number>();
   /** @internal */ readonly detachedByUs = new Set<string>();
   /** @internal */ readonly orphanSince = new Map<string, number>();
@@ -293,7 +297,11 @@ class Pass {
       const known = this.desired.subnets?.get(s) ?? this.r.subnetCache.get(s);
       if (known !== undefined) this.subnets.set(s, known);
     }
-    const missing = [...needed].filter((s) => !this.subnets.has(s)).sort();
+    for (const s of needed) {
+      const unknown = this.r.unknownSubnetCache.get(s);
+      if (unknown !== undefined && this.now - unknown.at < UNKNOWN_SUBNET_TTL_MS && !this.subnets.has(s)) this.unknownSubnets.set(s, unknown.err);
+    }
+    const missing = [...needed].filter((s) => !this.subnets.has(s) && !this.unknownSubnets.has(s)).sort();
     if (missing.length > 0) await this.lookUpSubnets(missing);
     const wanted = [...new Set(this.desired.workloads.flatMap((w) => w.elasticIps))].sort();
     if (wanted.length > 0) this.addresses = await this.ec2.describeAddresses([{ name: 'public-ip', values: wanted }]);
@@ -309,8 +317,12 @@ class Pass {
         try {
           for (const s of await this.ec2.describeSubnets([id])) this.remember(s.id, { cidr: s.cidr, availabilityZone: s.availabilityZone });
         } catch (e) {
-          if (awsCodeOf(e) === 'InvalidSubnetID.NotFound' && isEgwError(e)) this.unknownSubnets.set(id, e);
-          else throw e;
+          if (awsCodeOf(e) === 'InvalidSubnetID.NotFound' && isEgwError(e)) {
+            this.unknownSubnets.set(id, e);
+            this.r.unknownSubnetCache.set(id, { err: e, at: this.now });
+          } else {
+            throw e;
+          }
         }
       }
     }
@@ -319,6 +331,7 @@ class Pass {
   private remember(id: string, info: SubnetInfo): void {
     this.subnets.set(id, info);
     this.r.subnetCache.set(id, info);
+    this.r.unknownSubnetCache.delete(id);
   }
 
   // ------------------------------------------------------------------------------------- helpers
