@@ -1,0 +1,226 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { EgressAgent } from '../../src/agent/agent.js';
+import type { PollOutcome, ReadinessProbe } from '../../src/agent/gateway-poller.js';
+import { NEXT_HOPS_KIND, nodeStatusKey, parseNextHops, parseNodeStatus, type NodeStatus } from '../../src/agent/records.js';
+import type { AnyResource, Namespace, Node, Pod } from '../../src/api/index.js';
+import { keyOf } from '../../src/api/index.js';
+import type { Datastore } from '../../src/datastore/contract.js';
+import { openDatastore } from '../../src/datastore/open.js';
+import { FakeClock } from '../../src/platform/clock.js';
+import { FlakyDatastore } from '../datastore/flaky-datastore.js';
+import { FakeKernel } from '../linux/fixtures/fake-kernel.js';
+
+// The agent with a real SQLite datastore, the stateful fake kernel, a fake clock driving its polls, and
+// a fake readiness probe: everything but the kernel and the network is real.
+const SEL = 'egress.projectcalico.org/selector';
+const NSSEL = 'egress.projectcalico.org/namespaceSelector';
+const MAXHOPS = 'egress.projectcalico.org/maxNextHops';
+
+function nodeRec(name: string, ip: string): Node {
+  return { apiVersion: 'v1', kind: 'Node', metadata: { name }, status: { addresses: [{ type: 'InternalIP', address: ip }] } };
+}
+
+function podRec(ns: string, name: string, node: string, ip: string, o: { labels?: Record<string, string>; gateway?: boolean; ready?: boolean; annotations?: Record<string, string> } = {}): Pod {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace: ns, uid: `uid-${name}`, ...(o.labels === undefined ? {} : { labels: o.labels }), ...(o.annotations === undefined ? {} : { annotations: o.annotations }) },
+    spec: { nodeName: node, containers: [{ name: 'main', ...(o.gateway === true ? { ports: [{ name: 'health', containerPort: 8080 }] } : {}) }] },
+    status: { phase: 'Running', podIP: ip, conditions: [{ type: 'Ready', status: o.ready === false ? 'False' : 'True' }] } as NonNullable<Pod['status']>,
+  };
+}
+
+function nsRec(name: string, annotations: Record<string, string> = {}): Namespace {
+  return { apiVersion: 'v1', kind: 'Namespace', metadata: { name, annotations } };
+}
+
+const G1 = '100.64.0.11';
+const G2 = '100.64.0.12';
+const C1 = '10.20.1.5';
+
+class TableProbe implements ReadinessProbe {
+  readonly answers = new Map<string, PollOutcome>();
+  check(target: { ip: string }): Promise<PollOutcome> {
+    return Promise.resolve(this.answers.get(target.ip) ?? { ok: true });
+  }
+}
+
+async function flush(): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+}
+
+let dir: string;
+let store: Datastore;
+let kernel: FakeKernel;
+let clock: FakeClock;
+let probe: TableProbe;
+const agents: EgressAgent[] = [];
+
+async function put(...resources: AnyResource[]): Promise<void> {
+  await store.commit(resources.map((r) => ({ op: 'put' as const, key: keyOf(r), value: JSON.parse(JSON.stringify(r)) as never })));
+}
+
+async function status(node = 'n1'): Promise<NodeStatus | undefined> {
+  return parseNodeStatus(await store.get(nodeStatusKey(node)));
+}
+
+/** Waits (real time, advancing the fake clock a little each round) until `check` holds. */
+async function until<T>(what: string, check: () => Promise<T | undefined | false>, stepMs = 0): Promise<T> {
+  for (let i = 0; i < 400; i++) {
+    const v = await check();
+    if (v !== undefined && v !== false) return v;
+    if (stepMs > 0) clock.advance(stepMs);
+    await flush();
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`never: ${what}; status ${JSON.stringify(await status())}`);
+}
+
+function agent(s: Datastore = store, node = 'n1'): EgressAgent {
+  const a = new EgressAgent({ store: s, shell: kernel, clock, probe }, { nodeName: node, debounceMs: 0, resyncIntervalMs: 3_600_000 });
+  agents.push(a);
+  return a;
+}
+
+/** Gateway IPs of the default route of c1's table in the fake kernel. */
+function kernelGateways(ip = C1): string[] {
+  const rule = kernel.rules.find((r) => r.from === `${ip}/32` && r.protocol === 233);
+  if (rule === undefined) return ['<no rule>'];
+  const route = kernel.routes.find((r) => r.table === rule.table && r.dst === '0.0.0.0/0');
+  if (route === undefined) return ['<no route>'];
+  if (route.type === 'unreachable') return ['unreachable'];
+  const nh = kernel.nexthops.get(route.nhid!);
+  const ids = nh?.group ?? [route.nhid!];
+  return ids.map((id) => kernel.nexthops.get(id)?.gateway ?? '?').sort();
+}
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'egw-agent-test-'));
+  store = await openDatastore(join(dir, 'egw.db'));
+  kernel = new FakeKernel();
+  kernel.addLink('eth0', '02:00:00:00:00:01');
+  clock = new FakeClock(0);
+  probe = new TableProbe();
+  await put(
+    { apiVersion: 'projectcalico.org/v3', kind: 'FelixConfiguration', metadata: { name: 'default' }, spec: { egressIPSupport: 'EnabledPerNamespaceOrPerPod', egressGatewayPollInterval: '200ms', egressGatewayPollFailureCount: 2 } },
+    { apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name: 'pods' }, spec: { cidr: '10.20.0.0/16', natOutgoing: true } },
+    { apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name: 'egress' }, spec: { cidr: '100.64.0.0/24' } },
+    nodeRec('n1', '10.10.1.10'),
+    nodeRec('n2', '10.10.2.10'),
+    nodeRec('n3', '10.10.3.10'),
+    nsRec('egw'),
+    nsRec('app', { [SEL]: "egress-code == 'red'", [NSSEL]: "projectcalico.org/name == 'egw'" }),
+    podRec('egw', 'g1', 'n2', G1, { labels: { 'egress-code': 'red' }, gateway: true }),
+    podRec('egw', 'g2', 'n3', G2, { labels: { 'egress-code': 'red' }, gateway: true }),
+    podRec('app', 'c1', 'n1', C1),
+  );
+});
+
+afterEach(async () => {
+  await Promise.all(agents.splice(0).map((a) => a.stop()));
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('egw agent', () => {
+  it('touches nothing before the datastore is in sync, then programs the node and reports it', async () => {
+    const flaky = new FlakyDatastore(store);
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    flaky.beforeList = (kind) => (kind === 'Pod' ? held : Promise.resolve());
+    const a = agent(flaky);
+    a.start();
+    for (let i = 0; i < 20; i++) {
+      clock.advance(1000);
+      await flush();
+    }
+    expect(kernel.log).toEqual([]);
+    expect(await status()).toBeUndefined();
+    release();
+    const st = await until('status written', async () => await status());
+    expect(st.dataplane).toMatchObject({ ok: true, failures: [], problems: [], changes: 1 });
+    expect(st.vxlan).toEqual({ vni: 4097, port: 4790, localIp: '10.10.1.10' });
+    const c = st.clients.find((x) => x.pod === 'app/c1');
+    expect(c).toMatchObject({ ip: C1, state: 'routed', source: 'namespace', method: 'selector' });
+    expect(c?.rules).toEqual([{ destination: '0.0.0.0/0', action: 'gateways', gateways: [{ pod: 'egw/g1', ip: G1 }, { pod: 'egw/g2', ip: G2 }] }]);
+    // The table the status names is the one the kernel rule points at.
+    expect(kernel.rules.find((r) => r.from === `${C1}/32`)?.table).toBe(c?.table);
+    expect(kernelGateways()).toEqual([G1, G2]);
+    // natOutgoing for the natOutgoing pool.
+    expect(kernel.nft?.chains.size).toBeGreaterThan(0);
+    await until('both gateways polled up', async () => (await status())?.gateways.every((g) => g.health === 'up'));
+  });
+
+  it('fails over on polls: down after 2 failed polls 200 ms apart, back after one success; a deleted gateway goes at once', async () => {
+    const a = agent();
+    a.start();
+    await until('routed through both', async () => kernelGateways().length === 2 && (await status())?.gateways.every((g) => g.health === 'up'));
+    probe.answers.set(G1, { ok: false, reason: 'timeout' });
+    const removedAt = await until('g1 removed', async () => (kernelGateways().join() === G2 ? clock.now() : undefined), 50);
+    expect(removedAt).toBeLessThanOrEqual(450);
+    const st = await until('status says down', async () => {
+      const s = await status();
+      return s?.gateways.find((g) => g.ip === G1)?.health === 'down' ? s : undefined;
+    });
+    expect(st.clients[0]?.rules[0]?.gateways.map((g) => g.ip)).toEqual([G2]);
+    expect(a.metrics.verdicts).toBeDefined();
+    probe.answers.delete(G1);
+    await until('g1 back', async () => kernelGateways().length === 2, 50);
+    // Deleted in the datastore: gone without any poll (the clock stands still).
+    await store.commit([{ op: 'delete', key: { kind: 'Pod', namespace: 'egw', name: 'g2' } }]);
+    await until('g2 removed', async () => kernelGateways().join() === G1);
+    // Every gateway unready in the datastore: fail closed, never the normal way.
+    await put(podRec('egw', 'g1', 'n2', G1, { labels: { 'egress-code': 'red' }, gateway: true, ready: false }));
+    await until('fail closed', async () => kernelGateways().join() === 'unreachable');
+    expect((await status())?.clients[0]).toMatchObject({ state: 'fail-closed', rules: [expect.objectContaining({ action: 'unreachable', reason: 'no-gateway-ready' })] });
+  });
+
+  it('writes the maxNextHops records with CAS and deletes them when the client goes', async () => {
+    await put(nsRec('app', { [SEL]: "egress-code == 'red'", [NSSEL]: "projectcalico.org/name == 'egw'", [MAXHOPS]: '1' }));
+    const a = agent();
+    a.start();
+    const rec = await until('record written', async () => (await store.list(NEXT_HOPS_KIND)).items[0]);
+    const parsed = parseNextHops(rec)!;
+    expect(parsed).toMatchObject({ client: 'app/c1', podUID: 'uid-c1', node: 'n1' });
+    const [choice] = Object.values(parsed.rules);
+    expect(choice?.maxNextHops).toBe(1);
+    expect(choice?.gateways).toHaveLength(1);
+    const chosenIp = choice!.gateways[0] === 'egw/g1' ? G1 : G2;
+    await until('kernel uses the chosen one', async () => kernelGateways().join() === chosenIp);
+    // Passes that change nothing do not rewrite the record.
+    await put(nodeRec('n4', '10.10.4.10'));
+    await a.nextPass();
+    expect((await store.list(NEXT_HOPS_KIND)).items[0]?.modRevision).toBe(rec.modRevision);
+    await store.commit([{ op: 'delete', key: { kind: 'Pod', namespace: 'app', name: 'c1' } }]);
+    await until('record deleted', async () => (await store.list(NEXT_HOPS_KIND)).items.length === 0);
+    expect(kernel.rules.filter((r) => r.protocol === 233)).toEqual([]);
+  });
+
+  it('a restarted agent over its own kernel state changes nothing', async () => {
+    const first = agent();
+    first.start();
+    await until('programmed', async () => kernelGateways().length === 2);
+    await first.stop();
+    // Stopping leaves the data plane in place.
+    expect(kernelGateways()).toEqual([G1, G2]);
+    const lines = kernel.log.length;
+    const second = agent();
+    second.start();
+    const st = await until('restarted status', async () => second.status);
+    expect(st.dataplane).toMatchObject({ ok: true, changes: 0 });
+    expect(kernel.log.length).toBe(lines);
+  });
+
+  it('an invalid stored resource counts as absent and is not programmed', async () => {
+    const a = agent();
+    a.start();
+    await until('programmed', async () => kernelGateways().length === 2);
+    // Written around `egw apply`: an unparseable selector annotation on the pod.
+    await put(podRec('app', 'c1', 'n1', C1, { annotations: { [SEL]: "egress-code == 'red" } }));
+    await until('c1 gone', async () => (await status())?.clients.length === 0);
+    expect(kernel.rules.filter((r) => r.protocol === 233)).toEqual([]);
+  });
+});
