@@ -20,18 +20,3 @@ export function cidrContainsIpv4(cidr: string, ip: string): boolean {
   const first = b - (b % size);
   return a >= first && a < first + size;
 }
-
-/** True when the network `inner` lies entirely inside `outer` (both `a.b.c.d/p`). */
-export function cidrInsideCidr(outer: string, inner: string): boolean {
-  const [base, len] = inner.split('/');
-  const p = Number(len);
-  const b = base === undefined ? undefined : ipv4ToNumber(base);
-  if (b === undefined || !Number.isInteger(p) || p < 0 || p > 32) return false;
-  const [, outerLen] = outer.split('/');
-  if (Number(outerLen) > p) return false;
-  const size = 2 ** (32 - p);
-  const first = b - (b % size);
-  const last = first + size - 1;
-  const fmt = (n: number): string => `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
-  return cidrContainsIpv4(outer, fmt(first)) && cidrContainsIpv4(outer, fmt(last));
-}
