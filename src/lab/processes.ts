@@ -1,0 +1,149 @@
+/**
+ * The lab's long-running processes: started detached (they outlive `egw lab up`), inside a lab
+ * namespace (`ip netns exec`, which execs the program, so the recorded pid is the program's), with
+ * stdout and stderr appended to `logs/<name>.log` and a record in `run/<name>.json`. A process is the
+ * lab's only while its pid's command line still matches the record, so a recycled pid is never killed.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { EgwError } from '../platform/errors.js';
+
+/** What to start. */
+export interface ProcessSpec {
+  /** Unique within the lab: `agent-node-a1`, `controller`… (file names). */
+  name: string;
+  /** Full namespace name; undefined = the root namespace (only the etcd relay). */
+  netns: string | undefined;
+  argv: string[];
+  env?: Record<string, string>;
+}
+
+/** A started process, as recorded. */
+export interface ProcessRecord extends ProcessSpec {
+  pid: number;
+  startedAt: string;
+  log: string;
+}
+
+/** The lab's process table in a state directory. */
+export class LabProcesses {
+  constructor(private readonly stateDir: string) {}
+
+  private get runDir(): string {
+    return join(this.stateDir, 'run');
+  }
+
+  /** The log file of a process name. */
+  logPath(name: string): string {
+    return join(this.stateDir, 'logs', `${name}.log`);
+  }
+
+  /**
+   * Starts a process detached with its output appended to its log, and records it. Throws
+   * `CommandFailed` when it cannot be spawned.
+   */
+  start(spec: ProcessSpec): ProcessRecord {
+    if (!/^[a-z0-9][a-z0-9.-]*$/.test(spec.name)) throw new EgwError('Internal', `bad process name ${spec.name}`);
+    mkdirSync(this.runDir, { recursive: true });
+    mkdirSync(join(this.stateDir, 'logs'), { recursive: true });
+    const log = this.logPath(spec.name);
+    const fd = openSync(log, 'a');
+    const argv = spec.netns === undefined ? spec.argv : ['ip', 'netns', 'exec', spec.netns, ...spec.argv];
+    let pid: number | undefined;
+    try {
+      const child = spawn(argv[0]!, argv.slice(1), {
+        detached: true,
+        stdio: ['ignore', fd, fd],
+        env: { ...process.env, ...spec.env },
+      });
+      pid = child.pid;
+      child.unref();
+    } finally {
+      closeSync(fd);
+    }
+    if (pid === undefined) throw new EgwError('CommandFailed', `cannot start ${spec.name} (${argv.join(' ')})`, { hint: `see ${log}` });
+    const record: ProcessRecord = { ...spec, pid, startedAt: new Date().toISOString(), log };
+    writeFileSync(join(this.runDir, `${spec.name}.json`), `${JSON.stringify(record, null, 2)}\n`);
+    return record;
+  }
+
+  /** Every recorded process. */
+  list(): ProcessRecord[] {
+    if (!existsSync(this.runDir)) return [];
+    return readdirSync(this.runDir)
+      .filter((f) => f.endsWith('.json'))
+      .sort()
+      .flatMap((f) => {
+        try {
+          return [JSON.parse(readFileSync(join(this.runDir, f), 'utf8')) as ProcessRecord];
+        } catch {
+          return [];
+        }
+      });
+  }
+
+  /** The record of a name. */
+  get(name: string): ProcessRecord | undefined {
+    return this.list().find((p) => p.name === name);
+  }
+
+  /** True while the recorded pid runs the recorded program. */
+  alive(record: ProcessRecord): boolean {
+    try {
+      const cmdline = readFileSync(`/proc/${record.pid}/cmdline`, 'utf8').split('\0').filter((x) => x !== '');
+      // `ip netns exec` execs the program: the pid then runs argv exactly (before the exec it is `ip`).
+      const program = record.argv;
+      return cmdline.length > 0 && (sameArgv(cmdline, program) || sameArgv(cmdline, ['ip', 'netns', 'exec', record.netns ?? '', ...program]));
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Stops a process: SIGTERM, SIGKILL after `graceMs`; resolves when it is gone. Only the recorded
+   * program is ever signalled. The record is removed.
+   */
+  async stop(name: string, graceMs = 3000): Promise<void> {
+    const record = this.get(name);
+    if (record === undefined) return;
+    if (this.alive(record)) {
+      signal(record.pid, 'SIGTERM');
+      const deadline = Date.now() + graceMs;
+      while (this.alive(record) && Date.now() < deadline) await sleep(50);
+      if (this.alive(record)) signal(record.pid, 'SIGKILL');
+      const hard = Date.now() + 2000;
+      while (this.alive(record) && Date.now() < hard) await sleep(20);
+    }
+    rmSync(join(this.runDir, `${name}.json`), { force: true });
+  }
+
+  /** SIGKILL to a process (a crash), leaving its record. */
+  kill(name: string): boolean {
+    const record = this.get(name);
+    if (record === undefined || !this.alive(record)) return false;
+    signal(record.pid, 'SIGKILL');
+    return true;
+  }
+
+  /** Forgets a record (after the process died, e.g. swept with its namespace). */
+  forget(name: string): void {
+    rmSync(join(this.runDir, `${name}.json`), { force: true });
+  }
+}
+
+function sameArgv(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // Gone already.
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
