@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { EgwError } from '../platform/errors.js';
 import type { Datastore } from './contract.js';
 import type { SqliteDatastoreOptions } from './sqlite/sqlite-datastore.js';
@@ -5,6 +7,28 @@ import type { EtcdDatastoreOptions } from './etcd/etcd-datastore.js';
 
 /** Where the data lives when nothing says otherwise (relative to the working directory). */
 export const DEFAULT_DATASTORE = './egw-data/egw.db';
+
+/** The environment variable naming `egw lab`'s state directory. */
+export const LAB_DIR_ENV = 'EGW_LAB_DIR';
+/** `egw lab`'s state directory when EGW_LAB_DIR is not set. */
+export const LAB_DIR_DEFAULT = '/run/egw-lab';
+/** The file in the lab's state directory that holds the running lab's datastore URL (docs/lab.md). */
+export const LAB_DATASTORE_FILE = 'datastore';
+
+/**
+ * The datastore of a running `egw lab`: the content of `$EGW_LAB_DIR/datastore` (default
+ * `/run/egw-lab/datastore`), written by `egw lab up` and removed by `egw lab down`; undefined when there
+ * is none (no lab, or an empty file).
+ */
+export function labDatastore(env: Record<string, string | undefined> = process.env): string | undefined {
+  const dir = env[LAB_DIR_ENV] !== undefined && env[LAB_DIR_ENV] !== '' ? env[LAB_DIR_ENV] : LAB_DIR_DEFAULT;
+  try {
+    const url = readFileSync(join(dir, LAB_DATASTORE_FILE), 'utf8').trim();
+    return url === '' ? undefined : url;
+  } catch {
+    return undefined;
+  }
+}
 
 /** A parsed datastore spec: which backend, and where. */
 export type DatastoreSpec =
@@ -56,13 +80,14 @@ export interface OpenDatastoreOptions {
 }
 
 /**
- * Opens the datastore named by `spec`, else by `EGW_DATASTORE`, else {@link DEFAULT_DATASTORE}.
+ * Opens the datastore named by `spec`, else by `EGW_DATASTORE`, else the running lab's
+ * ({@link labDatastore}), else {@link DEFAULT_DATASTORE}.
  * See {@link parseDatastoreSpec} for the accepted forms. Throws `InvalidInput` for a bad spec and
  * `DatastoreUnavailable` when the store cannot be opened. The caller closes it.
  */
 export async function openDatastore(spec?: string, options: OpenDatastoreOptions = {}): Promise<Datastore> {
   const env = options.env ?? process.env;
-  const chosen = spec !== undefined && spec !== '' ? spec : env['EGW_DATASTORE'] !== undefined && env['EGW_DATASTORE'] !== '' ? env['EGW_DATASTORE'] : DEFAULT_DATASTORE;
+  const chosen = spec !== undefined && spec !== '' ? spec : env['EGW_DATASTORE'] !== undefined && env['EGW_DATASTORE'] !== '' ? env['EGW_DATASTORE'] : (labDatastore(env) ?? DEFAULT_DATASTORE);
   const parsed = parseDatastoreSpec(chosen);
   // Each backend is loaded only when asked for: etcd's gRPC client costs a CNI plugin run real time.
   if (parsed.backend === 'sqlite') {
