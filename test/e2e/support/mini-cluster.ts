@@ -74,6 +74,8 @@ export interface MiniClusterSpec {
   agentArgs?: string[];
   /** Start the agents and gateways at create (default true). */
   start?: boolean;
+  /** The compiled `egw` CLI (default: the test build's; benchmarks pass their own). */
+  cli?: string;
 }
 
 /** The pools every mini cluster has: pods (natOutgoing) and egress gateways. */
@@ -304,7 +306,7 @@ export class MiniCluster {
   /** Starts `egw agent` on a node (inside its namespace). */
   startAgent(node: string, extraArgs: string[] = []): RunningProcess {
     if (this.agents.has(node)) throw new Error(`agent on ${node} already running`);
-    const p = this.topo.spawn(node, [process.execPath, EGW_CLI, 'agent', '--node', node, '--datastore', this.dbPath, '--resync-interval', '5s', ...(this.spec.agentArgs ?? []), ...extraArgs], {
+    const p = this.topo.spawn(node, [process.execPath, this.spec.cli ?? EGW_CLI, 'agent', '--node', node, '--datastore', this.dbPath, '--resync-interval', '5s', ...(this.spec.agentArgs ?? []), ...extraArgs], {
       env: { EGW_LOG_LEVEL: 'info' },
     });
     this.agents.set(node, p);
@@ -340,7 +342,7 @@ export class MiniCluster {
   startGateway(name: string): RunningProcess {
     const p = this.pod(name);
     if (this.gateways.has(name)) throw new Error(`gateway ${name} already running`);
-    const proc = this.topo.spawn(p.name, [process.execPath, EGW_CLI, 'gateway', '--datastore', this.dbPath], {
+    const proc = this.topo.spawn(p.name, [process.execPath, this.spec.cli ?? EGW_CLI, 'gateway', '--datastore', this.dbPath], {
       env: {
         EGRESS_POD_IP: p.ip,
         EGRESS_POD_IPS: p.ip,
@@ -407,8 +409,8 @@ export class MiniCluster {
     return JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}') as { status?: number; body?: string; error?: string };
   }
 
-  /** Writes a helper program once (rewriting it while another process loads it would race). */
-  private script(name: string, source: string): string {
+  /** Writes a helper program once (rewriting it while another process loads it would race); its path. */
+  script(name: string, source: string): string {
     let path = this.scripts.get(name);
     if (path === undefined) this.scripts.set(name, (path = this.topo.writeFile(name, source)));
     return path;

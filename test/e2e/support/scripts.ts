@@ -65,3 +65,60 @@ rl.on('line', async (line) => {
   process.exit(0);
 });
 `;
+
+/**
+ * New connections per second: `node conn-rate.mjs HOST PORT COUNT CONCURRENCY` makes COUNT connections,
+ * CONCURRENCY at a time, each waiting for the echo server's first line and closing; prints one JSON line
+ * `{ connections, errors, seconds, perSecond }`. A fixed count (not a duration) keeps the client's
+ * ephemeral ports from running out in TIME_WAIT, which would measure the client, not the path.
+ */
+export const CONN_RATE_SOURCE = `import net from 'node:net';
+const [host, portText, countText, concText] = process.argv.slice(2);
+const port = Number(portText), count = Number(countText), concurrency = Number(concText);
+let connections = 0, errors = 0, started = 0;
+const start = process.hrtime.bigint();
+function one() {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host, port });
+    let done = false;
+    const finish = (ok) => { if (done) return; done = true; clearTimeout(timer); sock.destroy(); if (ok) connections++; else errors++; resolve(); };
+    const timer = setTimeout(() => finish(false), 2000);
+    sock.on('data', (d) => { if (String(d).includes('\\n')) finish(true); });
+    sock.on('error', () => finish(false));
+    sock.on('close', () => finish(false));
+  });
+}
+async function worker() { while (started < count) { started++; await one(); } }
+await Promise.all(Array.from({ length: concurrency }, worker));
+const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+console.log(JSON.stringify({ connections, errors, seconds, perSecond: connections / seconds }));
+`;
+
+/**
+ * TCP round-trip time: \`node tcp-rtt.mjs HOST PORT COUNT\` opens one connection to the echo server,
+ * sends a short line and waits for its echo COUNT times (after 100 unrecorded ones); prints one JSON line
+ * \`{ n, p50Us, p90Us, p99Us }\`.
+ */
+export const TCP_RTT_SOURCE = `import net from 'node:net';
+const [host, portText, countText] = process.argv.slice(2);
+const port = Number(portText), count = Number(countText);
+const sock = net.connect({ host, port });
+sock.setNoDelay(true);
+let buf = '';
+let waiter = null;
+sock.on('data', (d) => { buf += d; if (waiter !== null && buf.includes('\\n')) { const w = waiter; waiter = null; const i = buf.indexOf('\\n'); buf = buf.slice(i + 1); w(); } });
+sock.on('error', (e) => { console.error(String(e)); process.exit(1); });
+const line = () => new Promise((r) => { if (buf.includes('\\n')) { const i = buf.indexOf('\\n'); buf = buf.slice(i + 1); r(); } else waiter = r; });
+await line();
+const samples = [];
+for (let i = 0; i < count + 100; i++) {
+  const t = process.hrtime.bigint();
+  sock.write('ping\\n');
+  await line();
+  if (i >= 100) samples.push(Number(process.hrtime.bigint() - t) / 1000);
+}
+sock.destroy();
+samples.sort((a, b) => a - b);
+const q = (p) => samples[Math.min(samples.length - 1, Math.floor((p / 100) * samples.length))];
+console.log(JSON.stringify({ n: samples.length, p50Us: q(50), p90Us: q(90), p99Us: q(99) }));
+`;
