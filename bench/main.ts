@@ -15,6 +15,8 @@ import { awsConvergeBenchmark } from './aws-converge.js';
 import { calcScaleBenchmark } from './calc-scale.js';
 import { ipamBenchmark } from './ipam.js';
 import { cniBenchmark } from './cni.js';
+import { dataplaneBenchmark } from './dataplane.js';
+import { failoverBenchmark } from './failover.js';
 
 /** Every benchmark, by name. One line each. */
 const benchmarks: readonly Benchmark[] = [
@@ -25,6 +27,8 @@ const benchmarks: readonly Benchmark[] = [
   calcScaleBenchmark,
   ipamBenchmark,
   cniBenchmark,
+  dataplaneBenchmark,
+  failoverBenchmark,
 ];
 
 function usage(): string {
