@@ -10,6 +10,7 @@ import { registerRenderCommands } from './commands/render.js';
 import { registerAgentCommands } from './commands/agent.js';
 import { registerGatewayCommands } from './commands/gateway.js';
 import { registerAwsCommands } from './commands/aws.js';
+import { registerLabCommands } from './commands/lab.js';
 
 /** Builds the `egw` command tree. Each command lives in src/cli/commands and stays thin. */
 export function buildProgram(): Command {
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerAgentCommands(program);
   registerGatewayCommands(program);
   registerAwsCommands(program);
+  registerLabCommands(program);
   return program;
 }
 

@@ -16,11 +16,15 @@ export interface ProcessSpec {
   /** Full namespace name; undefined = the root namespace (only the etcd relay). */
   netns: string | undefined;
   argv: string[];
+  /** The whole environment of the process (nothing is inherited when given). */
   env?: Record<string, string>;
 }
 
-/** A started process, as recorded. */
-export interface ProcessRecord extends ProcessSpec {
+/** A started process, as recorded (never its environment). */
+export interface ProcessRecord {
+  name: string;
+  netns: string | undefined;
+  argv: string[];
   pid: number;
   startedAt: string;
   log: string;
@@ -55,7 +59,7 @@ export class LabProcesses {
       const child = spawn(argv[0]!, argv.slice(1), {
         detached: true,
         stdio: ['ignore', fd, fd],
-        env: { ...process.env, ...spec.env },
+        env: spec.env ?? process.env,
       });
       pid = child.pid;
       child.unref();
@@ -63,7 +67,7 @@ export class LabProcesses {
       closeSync(fd);
     }
     if (pid === undefined) throw new EgwError('CommandFailed', `cannot start ${spec.name} (${argv.join(' ')})`, { hint: `see ${log}` });
-    const record: ProcessRecord = { ...spec, pid, startedAt: new Date().toISOString(), log };
+    const record: ProcessRecord = { name: spec.name, netns: spec.netns, argv: spec.argv, pid, startedAt: new Date().toISOString(), log };
     writeFileSync(join(this.runDir, `${spec.name}.json`), `${JSON.stringify(record, null, 2)}\n`);
     return record;
   }

@@ -1,0 +1,356 @@
+/**
+ * `egw lab up` and `egw lab down`: build the world, start every production program detached inside it,
+ * apply the scenario, wait until every gateway is ready and every client routed; and remove all of it.
+ * docs/lab.md describes the world, the processes and the guarantees.
+ */
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname, join, resolve } from 'node:path';
+import type { Datastore } from '../datastore/contract.js';
+import { openDatastore, parseDatastoreSpec } from '../datastore/open.js';
+import { EgwError, errorMessage } from '../platform/errors.js';
+import type { Shell } from '../platform/shell.js';
+import { ExecShell } from '../platform/shell.js';
+import { applyScenario } from './apply.js';
+import type { AwsSimRunConfig } from './aws-sim-runner.js';
+import { clearEtcdPrefix, etcdHasForeignData, markEtcdPrefix } from './etcd.js';
+import type { LabNames } from './layout.js';
+import { AWS_SIM_PORT, ETCD_RELAY_PORT, fabricConfig, labNames, SERVER_PORT, staticWorld, worldDefinition } from './layout.js';
+import type { ProcessSpec } from './processes.js';
+import { LabProcesses } from './processes.js';
+import { LAB_ECHO_SERVER_SOURCE, LAB_PROBE_SOURCE, LAB_RELAY_SOURCE } from './programs.js';
+import type { LabProgress } from './progress.js';
+import { labProgress, progressLine } from './progress.js';
+import type { Scenario } from './scenario.js';
+import { loadScenario } from './scenario.js';
+import type { LabSnapshot } from './snapshot.js';
+import { readLabSnapshot } from './snapshot.js';
+import type { LabDatastore, LabRecord } from './state.js';
+import { LabPaths, readLabRecord, writeAtomic, writeLabRecord } from './state.js';
+import { buildWorld, labNamespaces, removeTree, sweepWorld } from './world.js';
+
+/** The default lab prefix: namespaces `egwlab-*`. */
+export const DEFAULT_LAB_PREFIX = 'egwlab';
+
+/** What every lab command gets. */
+export interface LabContext {
+  stateDir: string;
+  prefix: string;
+  /** Progress and summary lines. */
+  log: (line: string) => void;
+  shell?: Shell;
+}
+
+/** Options of {@link labUp}. */
+export interface LabUpOptions {
+  /** The scenario file (default: the running lab's, else the built-in reference scenario). */
+  scenario?: string;
+  /** The datastore (`etcd://…`); default: a SQLite file in the state dir. */
+  datastore?: string;
+  /** Give up waiting after this long (default: the scenario's `wait.timeoutSeconds`). */
+  timeoutSeconds?: number;
+}
+
+/** What `up` reports. */
+export interface LabUpResult {
+  record: LabRecord;
+  scenario: Scenario;
+  progress: LabProgress;
+  snapshot: LabSnapshot;
+  /** Seconds, per phase, and `total`. */
+  timings: Record<string, number>;
+  /** True when everything became ready within the timeout. */
+  ready: boolean;
+}
+
+/** The compiled `egw` CLI that the lab's processes run (this package's). */
+export function egwCliPath(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const sibling = resolve(here, '../cli/main.js');
+  if (existsSync(sibling)) return sibling;
+  // Running from the TypeScript sources (tests): the compiled tree sits in dist/.
+  return resolve(here, '../../dist/src/cli/main.js');
+}
+
+/** The environment of the lab's processes: the caller's, without anything that could point them elsewhere. */
+export function labProcessEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v === undefined || k.startsWith('AWS_') || k === 'EGW_DATASTORE' || k === 'EGW_LAB_DIR' || k === 'NODE_OPTIONS') continue;
+    env[k] = v;
+  }
+  // The host's AWS configuration is never read by the lab's SDK clients (they talk to the emulator only).
+  return { ...env, AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null', ...extra };
+}
+
+/** Every long-running process of a lab, in start order. */
+export function labProcessSpecs(ctx: { prefix: string }, names: LabNames, scenario: Scenario, paths: LabPaths, datastore: LabDatastore): ProcessSpec[] {
+  const node = process.execPath;
+  const egw = [node, egwCliPath()];
+  const ds = ['--datastore', datastore.inside];
+  const env = labProcessEnv();
+  const specs: ProcessSpec[] = [];
+  if (datastore.backend === 'etcd') {
+    const target = parseDatastoreSpec(datastore.outside);
+    const endpoints = target.backend === 'etcd' ? target.endpoints.join(',') : '';
+    specs.push({ name: 'relay-host', netns: undefined, argv: [node, paths.bin('relay.mjs'), 'unix-to-tcp', paths.etcdSocket, endpoints], env });
+    specs.push({ name: 'relay-cp', netns: names.cp, argv: [node, paths.bin('relay.mjs'), 'tcp-to-unix', `0.0.0.0:${ETCD_RELAY_PORT}`, paths.etcdSocket], env });
+  }
+  specs.push({
+    name: 'controller',
+    netns: names.cp,
+    argv: [...egw, ...ds, 'controller', '--aws-endpoint', `http://${scenario.ec2Endpoint}`, '--aws-region', scenario.region, '--aws-subnets-interval', '10s', '--ipam-gc-grace', '2m'],
+    env,
+  });
+  specs.push({ name: 'scheduler', netns: names.cp, argv: [...egw, ...ds, 'lab', 'scheduler'], env });
+  for (const n of scenario.nodes) {
+    const nsName = names.nodes[n.name]!;
+    specs.push({
+      name: `agent-${n.name}`,
+      netns: nsName,
+      argv: [...egw, ...ds, 'agent', '--node', n.name, '--node-ip', n.ip],
+      // As on EC2: IMDS at 169.254.169.254 (the SDK's default) tells the agent who it is; the EC2 API is
+      // the emulator's VPC address (the SDK's standard endpoint variable).
+      env: { ...env, AWS_ENDPOINT_URL_EC2: `http://${scenario.ec2Endpoint}` },
+    });
+    specs.push({
+      name: `kubelet-${n.name}`,
+      netns: nsName,
+      argv: [...egw, ...ds, 'lab', 'kubelet', '--node', n.name, '--netns-prefix', ctx.prefix, '--state-dir', paths.kubeletDir(n.name)],
+      env,
+    });
+  }
+  const echo = (name: string, netns: string): ProcessSpec => ({ name: `server-${name}`, netns, argv: [node, paths.bin('echo-server.mjs'), String(SERVER_PORT), name], env });
+  if (scenario.servers.some((s) => s.network === 'internet')) specs.push(echo('internet', names.inet));
+  if (scenario.servers.some((s) => s.network === 'onprem')) specs.push(echo('onprem', names.onprem));
+  for (const s of scenario.servers) if (s.network === 'vpc') specs.push(echo(s.name, names.vpcServers[s.name]!));
+  return specs;
+}
+
+function seconds(since: number): number {
+  return Math.round((Date.now() - since) / 100) / 10;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Waits until a process's log shows a line matching `pattern`, or it died, or the time is up. */
+async function waitForLog(procs: LabProcesses, name: string, pattern: RegExp, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const log = procs.logPath(name);
+  for (;;) {
+    const text = existsSync(log) ? readFileSync(log, 'utf8') : '';
+    if (pattern.test(text)) return;
+    const rec = procs.get(name);
+    if (rec === undefined || !procs.alive(rec)) throw new EgwError('CommandFailed', `${name} exited during start: ${text.trim().split('\n').slice(-5).join(' | ')}`, { hint: `see ${log}` });
+    if (Date.now() > deadline) throw new EgwError('Timeout', `${name} did not get ready within ${timeoutMs / 1000} s`, { hint: `see ${log}` });
+    await sleep(100);
+  }
+}
+
+/** The datastore URLs of a lab: SQLite in the state dir, or the given etcd reached through the relays. */
+export function labDatastore(given: string | undefined, paths: LabPaths, scenario: Scenario, prefix: string): LabDatastore {
+  if (given === undefined || given === '') return { backend: 'sqlite', outside: paths.sqlite, inside: paths.sqlite };
+  const spec = parseDatastoreSpec(given);
+  if (spec.backend === 'sqlite') {
+    const path = resolve(spec.path);
+    return { backend: 'sqlite', outside: path, inside: path };
+  }
+  // The lab keeps its keys under a prefix of its own unless one is given: it wipes them at up and down.
+  const keyPrefix = given.slice('etcd://'.length).includes('/') ? spec.prefix.replace(/^\/|\/$/g, '') : `egw-lab-${prefix}`;
+  const outside = `etcd://${spec.endpoints.join(',')}/${keyPrefix}`;
+  return { backend: 'etcd', outside, inside: `etcd://${scenario.controlPlane.ip}:${ETCD_RELAY_PORT}/${keyPrefix}` };
+}
+
+/** True when the lab in `record` can be kept (same prefix, scenario and datastore; its world and emulator alive). */
+async function reusable(shell: Shell, paths: LabPaths, record: LabRecord | undefined, prefix: string, scenario: Scenario, datastore: LabDatastore): Promise<boolean> {
+  if (record === undefined || record.phase !== 'up' || record.prefix !== prefix || record.scenario !== scenario.source || record.datastore.outside !== datastore.outside) return false;
+  const have = new Set(await labNamespaces(shell, prefix));
+  if (!labNames(prefix, scenario).all.every((n) => have.has(n))) return false;
+  const procs = new LabProcesses(paths.root);
+  const sim = procs.get('aws-sim');
+  return sim !== undefined && procs.alive(sim);
+}
+
+/**
+ * Removes everything a lab (or a crashed `up`) made under `prefix` and in the state dir: processes
+ * (the root-namespace relay by its record, everything else with the namespaces), namespaces and their
+ * links, the lab's etcd keys, the state dir. Idempotent.
+ */
+export async function teardownLab(ctx: LabContext): Promise<{ namespaces: string[]; processes: number }> {
+  const shell = ctx.shell ?? new ExecShell();
+  const paths = new LabPaths(ctx.stateDir);
+  let record: LabRecord | undefined;
+  try {
+    record = readLabRecord(paths);
+  } catch {
+    record = undefined;
+  }
+  const procs = new LabProcesses(paths.root);
+  let stopped = 0;
+  for (const p of procs.list()) {
+    if (p.netns === undefined && procs.alive(p)) {
+      await procs.stop(p.name, 1000);
+      stopped++;
+    }
+  }
+  const swept = await sweepWorld(shell, ctx.prefix);
+  if (record?.datastore.backend === 'etcd') {
+    try {
+      await clearEtcdPrefix(record.datastore.outside);
+    } catch (e) {
+      ctx.log(`warning: the lab's etcd keys under ${record.datastore.outside} were not removed: ${errorMessage(e)}`);
+    }
+  }
+  removeTree(paths.root);
+  return { namespaces: swept.namespaces, processes: stopped + swept.killedPids.length };
+}
+
+/** Writes the small programs into the state dir. */
+function writePrograms(paths: LabPaths): void {
+  mkdirSync(dirname(paths.bin('x')), { recursive: true });
+  writeFileSync(paths.bin('echo-server.mjs'), LAB_ECHO_SERVER_SOURCE);
+  writeFileSync(paths.bin('probe.mjs'), LAB_PROBE_SOURCE);
+  writeFileSync(paths.bin('relay.mjs'), LAB_RELAY_SOURCE);
+}
+
+/**
+ * Brings a lab up (or converges a running one: dead processes are restarted and the scenario applied
+ * again), then waits until every gateway is ready and every client routed, reporting progress through
+ * `ctx.log`. A lab that cannot be kept — another scenario, prefix or datastore, a crashed `up`, a
+ * missing namespace or emulator — is torn down first. Throws on build failures; a wait that times out
+ * returns `ready: false` with the blockers in `progress`.
+ */
+export async function labUp(ctx: LabContext, options: LabUpOptions = {}): Promise<LabUpResult> {
+  const t0 = Date.now();
+  const shell = ctx.shell ?? new ExecShell();
+  const paths = new LabPaths(ctx.stateDir);
+  let existing: LabRecord | undefined;
+  try {
+    existing = readLabRecord(paths);
+  } catch {
+    existing = undefined;
+  }
+  const scenario = loadScenario(options.scenario ?? existing?.scenario);
+  const names = labNames(ctx.prefix, scenario);
+  const datastore = labDatastore(options.datastore ?? (existing?.datastore.backend === 'etcd' ? existing.datastore.outside : undefined), paths, scenario, ctx.prefix);
+  const timings: Record<string, number> = {};
+  const keep = await reusable(shell, paths, existing, ctx.prefix, scenario, datastore);
+  if (!keep) {
+    const leftovers = existing !== undefined || (await labNamespaces(shell, ctx.prefix)).length > 0 || existsSync(paths.root);
+    if (leftovers) {
+      ctx.log(`removing the leftovers of an earlier lab (${ctx.prefix}-*, ${paths.root})`);
+      await teardownLab({ ...ctx, shell });
+    }
+  } else {
+    ctx.log(`lab ${scenario.name} is up: converging`);
+  }
+  mkdirSync(paths.root, { recursive: true });
+  writePrograms(paths);
+  const record: LabRecord = keep && existing !== undefined
+    ? existing
+    : { format: 'egw-lab/v1', prefix: ctx.prefix, scenario: scenario.source, scenarioName: scenario.name, datastore, phase: 'building', createdAt: new Date().toISOString(), timings: {} };
+  writeLabRecord(paths, record);
+
+  if (!keep) {
+    let t = Date.now();
+    ctx.log(`building the world: ${names.all.length} namespaces (VPC router, internet gateway, on-prem, ${scenario.nodes.length} nodes, control plane)`);
+    await buildWorld(shell, staticWorld(names, scenario));
+    timings['world'] = seconds(t);
+    t = Date.now();
+    const config: AwsSimRunConfig = {
+      world: worldDefinition(scenario),
+      listen: `0.0.0.0:${AWS_SIM_PORT}`,
+      stateFile: paths.awsSimState,
+      fabric: fabricConfig(names, scenario),
+    };
+    writeAtomic(paths.awsSimConfig, `${JSON.stringify(config, null, 2)}\n`);
+    ctx.log(`starting the EC2 emulator in the VPC (${scenario.ec2Endpoint}:${AWS_SIM_PORT}, IMDS 169.254.169.254) with the lab fabric`);
+  }
+  const procs = new LabProcesses(paths.root);
+  const startIfDead = (spec: ProcessSpec): boolean => {
+    const rec = procs.get(spec.name);
+    if (rec !== undefined && procs.alive(rec)) return false;
+    procs.start(spec);
+    return true;
+  };
+  let t = Date.now();
+  if (startIfDead({ name: 'aws-sim', netns: names.router, argv: [process.execPath, egwCliPath(), 'lab', 'aws-sim', '--config', paths.awsSimConfig], env: labProcessEnv() })) {
+    await waitForLog(procs, 'aws-sim', /lab aws-sim ready/, 30_000);
+    timings['emulator'] = seconds(t);
+  }
+
+  // The datastore: the relays first (etcd), then the records.
+  t = Date.now();
+  const specs = labProcessSpecs(ctx, names, scenario, paths, datastore);
+  for (const s of specs.filter((x) => x.name.startsWith('relay-'))) startIfDead(s);
+  let store: Datastore | undefined;
+  try {
+    store = await openDatastore(datastore.outside);
+    if (datastore.backend === 'etcd' && !keep) {
+      if (await etcdHasForeignData(datastore.outside)) {
+        throw new EgwError('InvalidInput', `${datastore.outside} holds data that is not a lab's`, { hint: 'give the lab a key prefix of its own: --datastore etcd://HOST:PORT/PREFIX' });
+      }
+      await clearEtcdPrefix(datastore.outside);
+      await markEtcdPrefix(datastore.outside);
+    }
+    writeAtomic(paths.datastorePointer, `${datastore.outside}\n`);
+    const applied = await applyScenario(store, scenario);
+    const changed = applied.outcomes.filter((o) => o.outcome !== 'unchanged').length;
+    ctx.log(`applied ${applied.outcomes.length} resources (${changed} changed) from ${scenario.manifests.length} manifests`);
+    for (const w of applied.warnings) ctx.log(`  warning: ${w}`);
+    timings['apply'] = seconds(t);
+
+    t = Date.now();
+    const started = specs.filter((s) => !s.name.startsWith('relay-')).filter(startIfDead).map((s) => s.name);
+    if (started.length > 0) ctx.log(`started ${started.length} processes: ${summarizeNames(started)} (logs in ${join(paths.root, 'logs')})`);
+
+    // Wait, printing progress whenever it changes.
+    const timeoutMs = (options.timeoutSeconds ?? scenario.waitSeconds) * 1000;
+    const deadline = Date.now() + timeoutMs;
+    let last = '';
+    let snapshot: LabSnapshot;
+    let progress: LabProgress;
+    for (;;) {
+      snapshot = await readLabSnapshot(store, paths.awsSimState);
+      progress = labProgress(snapshot);
+      const line = progressLine(progress);
+      if (line !== last) {
+        ctx.log(`[${seconds(t0).toFixed(1)}s] ${line}`);
+        last = line;
+      }
+      if (progress.done || Date.now() > deadline) break;
+      const dead = procs.list().filter((p) => !procs.alive(p));
+      if (dead.length > 0) {
+        throw new EgwError('CommandFailed', `lab processes exited: ${dead.map((p) => p.name).join(', ')}`, { hint: `see their logs in ${join(paths.root, 'logs')}` });
+      }
+      await sleep(200);
+    }
+    timings['converge'] = seconds(t);
+    timings['total'] = seconds(t0);
+    record.phase = 'up';
+    record.timings = timings;
+    writeLabRecord(paths, record);
+    return { record, scenario, progress, snapshot, timings, ready: progress.done };
+  } finally {
+    await store?.close();
+  }
+}
+
+function summarizeNames(names: string[]): string {
+  const groups = new Map<string, number>();
+  for (const n of names) {
+    const g = n.replace(/-(node|server)?-?[a-z0-9-]*$/, '').replace(/^(agent|kubelet|server)-.*/, '$1');
+    groups.set(g, (groups.get(g) ?? 0) + 1);
+  }
+  return [...groups].map(([g, c]) => (c > 1 ? `${c} ${g}s` : g)).join(', ');
+}
+
+/** `down`: removes the lab. Returns what was removed. */
+export async function labDown(ctx: LabContext): Promise<{ namespaces: string[]; processes: number }> {
+  const r = await teardownLab(ctx);
+  // The pointer lives in the state dir, removed with it; nothing else is left.
+  rmSync(new LabPaths(ctx.stateDir).datastorePointer, { force: true });
+  return r;
+}
