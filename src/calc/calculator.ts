@@ -50,6 +50,8 @@ interface PodRec {
   deleted: boolean;
   /** Its entry in the return path, with the sort key it is filed under. */
   ret: { client: ReturnClient; ipNum: number; nodeNum: number } | undefined;
+  /** The last flush that looked at it (each pod is evaluated once per flush). */
+  epoch: number;
 }
 
 type Sel = Selection<PodRec>;
@@ -181,6 +183,7 @@ export class EgressCalculator {
   private returnSorted: readonly ReturnClient[] = [];
   private returnDirty = false;
   private returnVersion = 0;
+  private flushEpoch = 0;
   private readonly pendingPods = new Set<PodRec>();
   private readonly pendingSelections = new Set<Sel>();
   private cluster: ClusterDestinations | undefined;
@@ -338,7 +341,7 @@ export class EgressCalculator {
     const ann = egressAnnotationsOf(pod.metadata.annotations);
     if (old === undefined) {
       const ns = pod.metadata.namespace ?? 'default';
-      const rec: PodRec = { key, ns, node, raw: pod, labels: undefined, facts, ann, memberOf: new Set(), config: undefined, deleted: false, ret: undefined };
+      const rec: PodRec = { key, ns, node, raw: pod, labels: undefined, facts, ann, memberOf: new Set(), config: undefined, deleted: false, ret: undefined, epoch: 0 };
       this.pods.set(key, rec);
       addTo(this.podsByNs, ns, rec);
       if (node !== undefined) addTo(this.podsByNode, node, rec);
@@ -727,23 +730,40 @@ export class EgressCalculator {
    * Whether a remote client may tunnel through one of this node's gateways. Readiness is not asked: the
    * client's node judges it with its own polls, and a reply must find its way back while it does.
    */
-  private returnEntry(rec: PodRec): ReturnClient | undefined {
-    if (!this.isClient(rec) || rec.node === undefined || rec.node === this.nodeName || rec.facts.ip === undefined) return undefined;
-    let uses = false;
-    for (const r of rec.config!.rules) {
-      const s = r.selection;
-      if (s === undefined || s.localMembers === 0) continue;
-      const stored = r.spec.gateway!.maxNextHops > 0 ? this.storedRecord(rec)?.rules[s.key] : undefined;
-      if (stored === undefined || stored.gateways.some((g) => this.isLocalMember(g, s))) {
-        uses = true;
-        break;
-      }
-    }
-    if (!uses) return undefined;
+  private returnEntry(rec: PodRec, uses: 'all' | 'some' | 'none' = this.configUse(rec.config)): ReturnClient | undefined {
+    if (uses === 'none' || !this.isClient(rec) || rec.node === undefined || rec.node === this.nodeName || rec.facts.ip === undefined) return undefined;
+    if (uses === 'some' && !this.choiceUsesLocal(rec)) return undefined;
     const nodeIp = this.nodeIpOf(rec);
     if (nodeIp === undefined) return undefined;
     const old = rec.ret?.client;
     return old !== undefined && old.ip === rec.facts.ip && old.nodeIp === nodeIp ? old : { ip: rec.facts.ip, nodeIp };
+  }
+
+  /**
+   * Whether a configuration's clients may use this node's gateways: `all` (a rule without maxNextHops
+   * names a selection with a local member), `some` (only maxNextHops rules do: it depends on each
+   * client's stored choice), `none`.
+   */
+  private configUse(config: Config | undefined): 'all' | 'some' | 'none' {
+    let use: 'some' | 'none' = 'none';
+    for (const r of config?.rules ?? []) {
+      const s = r.selection;
+      if (s === undefined || s.localMembers === 0) continue;
+      if (r.spec.gateway!.maxNextHops === 0) return 'all';
+      use = 'some';
+    }
+    return use;
+  }
+
+  /** For a `some` configuration: a rule's stored choice names a local member (no choice yet: it may). */
+  private choiceUsesLocal(rec: PodRec): boolean {
+    for (const r of rec.config!.rules) {
+      const s = r.selection;
+      if (s === undefined || s.localMembers === 0) continue;
+      const stored = this.storedRecord(rec)?.rules[s.key];
+      if (stored === undefined || stored.gateways.some((g) => this.isLocalMember(g, s))) return true;
+    }
+    return false;
   }
 
   private isLocalMember(gateway: string, s: Sel): boolean {
@@ -752,21 +772,32 @@ export class EgressCalculator {
   }
 
   private flush(): void {
-    for (const s of this.pendingSelections) for (const user of s.users) for (const rec of (user as Config).pods) this.pendingPods.add(rec);
-    this.pendingSelections.clear();
+    const epoch = ++this.flushEpoch;
+    let work = this.pendingPods.size;
+    for (const s of this.pendingSelections) for (const user of s.users) work += (user as Config).pods.size;
     // Many changes at once (a gateway came to or left this node): file them, then sort once.
-    const bulk = this.pendingPods.size > 256;
+    const bulk = work > 256;
     let added: PodRec[] | undefined;
-    for (const rec of this.pendingPods) {
-      if (rec.deleted) continue;
-      const entry = this.returnEntry(rec);
+    const visit = (rec: PodRec, uses?: 'all' | 'some' | 'none'): void => {
+      if (rec.deleted || rec.epoch === epoch) return;
+      rec.epoch = epoch;
+      const entry = this.returnEntry(rec, uses);
       if (!bulk) this.setReturn(rec, entry);
       else if (entry !== rec.ret?.client) {
         if (rec.ret === undefined) (added ??= []).push(rec);
-        rec.ret = entry === undefined ? undefined : { client: entry, ipNum: parseIPv4(entry.ip)!, nodeNum: parseIPv4(entry.nodeIp)! };
+        rec.ret = entry === undefined ? undefined : { client: entry, ipNum: rec.facts.ipNum, nodeNum: parseIPv4(entry.nodeIp)! };
         this.returnDirty = true;
       }
+    };
+    for (const s of this.pendingSelections) {
+      for (const user of s.users) {
+        const config = user as Config;
+        const uses = this.configUse(config);
+        for (const rec of config.pods) visit(rec, rec.config === config ? uses : undefined);
+      }
     }
+    this.pendingSelections.clear();
+    for (const rec of this.pendingPods) visit(rec);
     this.pendingPods.clear();
     if (bulk && this.returnDirty) {
       const list = this.returnList.filter((rec) => rec.ret !== undefined);
@@ -801,7 +832,7 @@ export class EgressCalculator {
     }
     if (entry === undefined) rec.ret = undefined;
     else {
-      rec.ret = { client: entry, ipNum: parseIPv4(entry.ip)!, nodeNum: parseIPv4(entry.nodeIp)! };
+      rec.ret = { client: entry, ipNum: rec.facts.ipNum, nodeNum: parseIPv4(entry.nodeIp)! };
       list.splice(this.returnIndex(rec.ret.ipNum, rec.ret.nodeNum, rec.key), 0, rec);
     }
     this.returnDirty = true;
