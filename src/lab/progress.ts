@@ -36,7 +36,7 @@ function rulesKey(rules: readonly ClientRuleStatus[]): string {
 function gatewayPlaced(s: LabSnapshot, p: Pod, awsEnabled: boolean): { ok: boolean; why?: string } {
   if (!awsEnabled) return { ok: true };
   const c = conditionOf(p, AWS_CONDITION);
-  if (c?.status !== 'True') return { ok: false, why: c === undefined ? 'not placed in the fabric yet' : `fabric: ${c.reason ?? ''} ${c.message ?? ''}`.trim() };
+  if (c?.status !== 'True') return { ok: false, why: c === undefined ? 'not placed in the fabric yet' : `fabric: ${[c.reason, c.message].filter((x) => x !== undefined && x !== '').join(': ') || c.status}` };
   const wantsEip = (p.metadata.annotations?.[ELASTIC_IPS_ANNOTATION] ?? '') !== '';
   const ip = p.status?.podIP;
   if (wantsEip && ip !== undefined && elasticIpOf(s.sim, ip) === undefined) return { ok: false, why: 'no Elastic IP associated yet' };
