@@ -15,6 +15,12 @@ export interface ProcessSpec {
   name: string;
   /** Full namespace name; undefined = the root namespace (only the etcd relay). */
   netns: string | undefined;
+  /**
+   * How the namespace is entered: `ip netns exec` (default; it also gives the program a /sys of the
+   * namespace) or `nsenter --net` (the network namespace only: for a program that makes namespaces
+   * others must see, such as the kubelet).
+   */
+  enter?: 'ip-netns-exec' | 'nsenter';
   argv: string[];
   /** The whole environment of the process (nothing is inherited when given). */
   env?: Record<string, string>;
@@ -24,6 +30,7 @@ export interface ProcessSpec {
 export interface ProcessRecord {
   name: string;
   netns: string | undefined;
+  enter?: 'ip-netns-exec' | 'nsenter';
   argv: string[];
   pid: number;
   startedAt: string;
@@ -53,7 +60,7 @@ export class LabProcesses {
     mkdirSync(join(this.stateDir, 'logs'), { recursive: true });
     const log = this.logPath(spec.name);
     const fd = openSync(log, 'a');
-    const argv = spec.netns === undefined ? spec.argv : ['ip', 'netns', 'exec', spec.netns, ...spec.argv];
+    const argv = [...launcher(spec), ...spec.argv];
     let pid: number | undefined;
     try {
       const child = spawn(argv[0]!, argv.slice(1), {
@@ -67,7 +74,7 @@ export class LabProcesses {
       closeSync(fd);
     }
     if (pid === undefined) throw new EgwError('CommandFailed', `cannot start ${spec.name} (${argv.join(' ')})`, { hint: `see ${log}` });
-    const record: ProcessRecord = { name: spec.name, netns: spec.netns, argv: spec.argv, pid, startedAt: new Date().toISOString(), log };
+    const record: ProcessRecord = { name: spec.name, netns: spec.netns, ...(spec.enter === undefined ? {} : { enter: spec.enter }), argv: spec.argv, pid, startedAt: new Date().toISOString(), log };
     writeFileSync(join(this.runDir, `${spec.name}.json`), `${JSON.stringify(record, null, 2)}\n`);
     return record;
   }
@@ -96,9 +103,9 @@ export class LabProcesses {
   alive(record: ProcessRecord): boolean {
     try {
       const cmdline = readFileSync(`/proc/${record.pid}/cmdline`, 'utf8').split('\0').filter((x) => x !== '');
-      // `ip netns exec` execs the program: the pid then runs argv exactly (before the exec it is `ip`).
+      // `ip netns exec` and nsenter exec the program: the pid then runs argv exactly (before, the launcher).
       const program = record.argv;
-      return cmdline.length > 0 && (sameArgv(cmdline, program) || sameArgv(cmdline, ['ip', 'netns', 'exec', record.netns ?? '', ...program]));
+      return cmdline.length > 0 && (sameArgv(cmdline, program) || sameArgv(cmdline, [...launcher(record), ...program]));
     } catch {
       return false;
     }
@@ -134,6 +141,12 @@ export class LabProcesses {
   forget(name: string): void {
     rmSync(join(this.runDir, `${name}.json`), { force: true });
   }
+}
+
+/** The argv prefix that enters a process's namespace. */
+function launcher(p: { netns: string | undefined; enter?: 'ip-netns-exec' | 'nsenter' | undefined }): string[] {
+  if (p.netns === undefined) return [];
+  return p.enter === 'nsenter' ? ['nsenter', `--net=/var/run/netns/${p.netns}`, '--'] : ['ip', 'netns', 'exec', p.netns];
 }
 
 function sameArgv(a: readonly string[], b: readonly string[]): boolean {

@@ -29,6 +29,12 @@ import type { LabDatastore, LabRecord } from './state.js';
 import { LabPaths, readLabRecord, writeAtomic, writeLabRecord } from './state.js';
 import { buildWorld, labNamespaces, removeTree, sweepWorld } from './world.js';
 
+/**
+ * The kubelets' speed-up: Kubernetes' probe timings and restart back-off divided by it (the operator's
+ * readiness probe, 10 s delay and period, becomes 1 s).
+ */
+export const KUBELET_SPEEDUP = 10;
+
 /** The default lab prefix: namespaces `egwlab-*`. */
 export const DEFAULT_LAB_PREFIX = 'egwlab';
 
@@ -116,7 +122,9 @@ export function labProcessSpecs(ctx: { prefix: string }, names: LabNames, scenar
     specs.push({
       name: `kubelet-${n.name}`,
       netns: nsName,
-      argv: [...egw, ...ds, 'lab', 'kubelet', '--node', n.name, '--netns-prefix', ctx.prefix, '--state-dir', paths.kubeletDir(n.name)],
+      // The kubelet makes the pods' namespaces: it must share the host's mount namespace (nsenter --net).
+      enter: 'nsenter',
+      argv: [...egw, ...ds, 'lab', 'kubelet', '--node', n.name, '--netns-prefix', ctx.prefix, '--state-dir', paths.kubeletDir(n.name), '--egw-bin', egwCliPath(), '--speedup', String(KUBELET_SPEEDUP), '--heartbeat-interval', '2s'],
       env,
     });
   }
@@ -195,7 +203,13 @@ export async function teardownLab(ctx: LabContext): Promise<{ namespaces: string
       stopped++;
     }
   }
+  // The prefix the lab was made with wins over the one asked for; both are swept.
   const swept = await sweepWorld(shell, ctx.prefix);
+  if (record !== undefined && record.prefix !== ctx.prefix) {
+    const other = await sweepWorld(shell, record.prefix);
+    swept.namespaces.push(...other.namespaces);
+    swept.killedPids.push(...other.killedPids);
+  }
   if (record?.datastore.backend === 'etcd') {
     try {
       await clearEtcdPrefix(record.datastore.outside);

@@ -3,6 +3,7 @@ import { readIpamSnapshot, summarizeIpam } from '../../ipam/index.js';
 import { openDatastore } from '../../datastore/open.js';
 import { readAwsSimRunConfig, runLabAwsSim } from '../../lab/aws-sim-runner.js';
 import { LabProcesses } from '../../lab/processes.js';
+import { registerLabKubeletCommand } from '../../lab/kubelet/index.js';
 import { registerLabSchedulerCommand } from '../../lab/scheduler/index.js';
 import { labStateDir } from '../../lab/state.js';
 import { statusTables } from '../../lab/status.js';
@@ -151,4 +152,5 @@ export function registerLabCommands(program: Command): void {
     });
 
   registerLabSchedulerCommand(lab);
+  registerLabKubeletCommand(lab);
 }
