@@ -49,8 +49,10 @@ export interface LabKubeletLaunch {
   datastore: string;
   netnsPrefix: string;
   stateDir: string;
-  /** The egw CLI to run (default: this egw's `dist/src/cli/main.js`). */
+  /** The egw CLI that runs the kubelet (default: this egw's `dist/src/cli/main.js`). */
   egwMain?: string;
+  /** The egw CLI that containers with command `egw …` run (default: `egwMain`). */
+  egwBin?: string;
   /** Node.js (default: the running one). */
   nodeBinary?: string;
   /** A CNI network configuration file (default: ptp + egw-ipam). */
@@ -86,7 +88,7 @@ export function labKubeletArgv(l: LabKubeletLaunch): string[] {
     '--state-dir',
     l.stateDir,
     '--egw-bin',
-    egwMain,
+    l.egwBin ?? egwMain,
     ...(l.cniConf === undefined ? [] : ['--cni-conf', l.cniConf]),
     ...(l.cniBinDirs === undefined ? [] : ['--cni-bin-dir', l.cniBinDirs.join(':')]),
     ...(l.speedup === undefined ? [] : ['--speedup', String(l.speedup)]),
