@@ -23,7 +23,8 @@ import { GatewayPoller, type PollOutcome, type ReadinessProbe } from './gateway-
 import { HttpReadinessProbe } from './http-readiness-probe.js';
 import { AgentMetrics } from './metrics.js';
 import { syncNextHops } from './next-hops-writer.js';
-import { NEXT_HOPS_KIND, nextHopsKey, nodeStatusKey, nodeStatusValue, parseNextHops, statusContent, type NodeStatus } from './records.js';
+import { KernelLock } from './kernel-lock.js';
+import { NEXT_HOPS_KIND, nextHopsKey, nodeStatusKey, nodeStatusValue, parseNextHops, statusContent, type FabricSummary, type NodeStatus } from './records.js';
 import { buildNodeStatus, describeClient } from './status.js';
 
 /** The kinds the agent follows. */
@@ -41,6 +42,18 @@ export interface AgentDeps {
   /** Remote readiness polls (default: real HTTP). */
   probe?: ReadinessProbe;
   metrics?: AgentMetrics;
+  /** Serialises kernel writers on the node (share it with the fabric's ENI routing). */
+  kernelLock?: KernelLock;
+  /** A component run beside the data plane, started and stopped with the agent (the AWS fabric). */
+  sidecar?: AgentSidecar;
+}
+
+/** A component the agent process runs beside the egress data plane: the AWS fabric (src/agent/fabric). */
+export interface AgentSidecar {
+  start(): void;
+  stop(): Promise<void>;
+  /** Its summary for the node status record. */
+  summary(): FabricSummary;
 }
 
 /** What the agent does, and how often. */
@@ -87,6 +100,8 @@ export function defaultPollTimeoutMs(intervalMs: number): number {
 export class EgressAgent {
   private readonly store: Datastore;
   private readonly shell: Shell;
+  private readonly kernelLock: KernelLock;
+  private readonly sidecar: AgentSidecar | undefined;
   private readonly clock: Clock;
   private readonly log: Logger;
   readonly metrics: AgentMetrics;
@@ -121,6 +136,8 @@ export class EgressAgent {
   constructor(deps: AgentDeps, options: AgentOptions) {
     this.store = deps.store;
     this.shell = deps.shell;
+    this.kernelLock = deps.kernelLock ?? new KernelLock();
+    this.sidecar = deps.sidecar;
     this.clock = deps.clock ?? new SystemClock();
     this.log = (deps.logger ?? silentLogger()).child({ node: options.nodeName });
     this.metrics = deps.metrics ?? new AgentMetrics();
@@ -167,6 +184,7 @@ export class EgressAgent {
     if (this.running !== undefined) return;
     this.log.info({ version: this.opts.version }, 'agent starting');
     this.informer.start();
+    this.sidecar?.start();
     this.running = this.loop();
   }
 
@@ -177,6 +195,7 @@ export class EgressAgent {
     await this.running;
     await this.poller.stop();
     await this.informer.stop();
+    await this.sidecar?.stop();
     for (const w of this.passWaiters.splice(0)) w();
     this.log.info({}, 'agent stopped; data plane left in place');
   }
@@ -325,7 +344,7 @@ export class EgressAgent {
       this.metrics.applies.inc({ result: 'skipped' });
     } else {
       try {
-        const r = await applyClientNode(this.shell, state, config);
+        const r = await this.kernelLock.run(() => applyClientNode(this.shell, state, config));
         apply = r;
         const seconds = (this.clock.now() - started) / 1000;
         this.metrics.applyDuration.observe(seconds);
@@ -394,6 +413,7 @@ export class EgressAgent {
       lastChangeCommands: this.lastChangeCommands,
       polled,
       verdicts,
+      fabric: this.sidecar?.summary(),
     });
     this.observe(status);
     if (!(await this.writeStatus(status))) ok = false;

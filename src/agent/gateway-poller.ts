@@ -67,15 +67,23 @@ interface Loop {
 
 /**
  * Polls every target every `intervalMs` (measured from the start of the previous poll, so a slow answer
- * does not stretch the period), each poll limited to `timeoutMs`, at most `concurrency` at once. A new
- * target is polled at once. `update` replaces the set: removed targets stop, a target whose address or
- * port changed starts afresh. `onResult` is called for every completed poll of a current target.
+ * does not stretch the period), at most `concurrency` at once. A new target is polled at once. `update`
+ * replaces the set: removed targets stop, a target whose address or port changed starts afresh.
+ * `onResult` is called for every completed poll of a current target.
+ *
+ * Each poll may take `timeoutMs`, or longer while answers are slow: the deadline is at least three times
+ * the slowest recent successful answer (a decaying maximum over all targets), never more than the
+ * interval. On a loaded node, where healthy gateways answer late, a poll is then not failed for the
+ * node's own slowness — a false "down" would move every flow of a healthy gateway — while a silent
+ * gateway on a healthy node is still declared failed after `timeoutMs`.
  */
 export class GatewayPoller {
   private readonly loops = new Map<string, Loop>();
   private readonly limiter: Limiter;
   private timing: PollTiming = { intervalMs: 10_000, timeoutMs: 2_000 };
   private stopped = false;
+  /** Decaying maximum of recent successful answer times (ms). */
+  private slowAnswerMs = 0;
 
   constructor(
     private readonly deps: GatewayPollerDeps,
@@ -83,6 +91,12 @@ export class GatewayPoller {
     options: { concurrency?: number } = {},
   ) {
     this.limiter = new Limiter(Math.max(1, options.concurrency ?? 32));
+  }
+
+  /** The deadline a poll gets now (see the class comment). */
+  effectiveTimeoutMs(): number {
+    const { intervalMs, timeoutMs } = this.timing;
+    return Math.max(timeoutMs, Math.min(intervalMs, Math.ceil(3 * this.slowAnswerMs)));
   }
 
   /** The gateways being polled, sorted. */
@@ -124,8 +138,14 @@ export class GatewayPoller {
     const { clock, probe } = this.deps;
     while (!loop.cancel.cancelled) {
       const started = clock.now();
-      const { timeoutMs } = this.timing;
-      const outcome = await this.limiter.run(() => (loop.cancel.cancelled ? Promise.resolve(undefined) : probe.check(loop.target, timeoutMs)));
+      const outcome = await this.limiter.run(async () => {
+        if (loop.cancel.cancelled) return undefined;
+        const sent = clock.now();
+        const o = await probe.check(loop.target, this.effectiveTimeoutMs());
+        // Each success sets the estimate if slower; it decays by a tenth per answer otherwise.
+        if (o.ok) this.slowAnswerMs = Math.max(clock.now() - sent, this.slowAnswerMs * 0.9);
+        return o;
+      });
       if (loop.cancel.cancelled || outcome === undefined) return;
       this.onResult(loop.target, outcome);
       const wait = Math.max(0, started + this.timing.intervalMs - clock.now());

@@ -7,7 +7,8 @@
  * await agent.stop();      // leaves the data plane in place
  * ```
  */
-export { EgressAgent, AGENT_KINDS, defaultPollTimeoutMs, type AgentDeps, type AgentOptions } from './agent.js';
+export { EgressAgent, AGENT_KINDS, defaultPollTimeoutMs, type AgentDeps, type AgentOptions, type AgentSidecar } from './agent.js';
+export { KernelLock, LockedEniRouting } from './kernel-lock.js';
 export { clientNodeStateOf, clusterCidrsOf, natOutgoingOf, type DataplaneContext } from './dataplane-state.js';
 export { GatewayPoller, type PollOutcome, type PollTiming, type ReadinessProbe, type GatewayPollerDeps } from './gateway-poller.js';
 export { HttpReadinessProbe, READINESS_PATH } from './http-readiness-probe.js';

@@ -120,6 +120,18 @@ export interface NodeStatus {
   gateways: GatewayView[];
   localGateways: LocalGateway[];
   issues: CalcIssue[];
+  /** The AWS fabric component's summary; null when the agent runs without it (`--no-aws-fabric`). */
+  fabric: FabricSummary | null;
+}
+
+/** What the node status says about the AWS fabric (details are on the Node's and Pods' conditions). */
+export interface FabricSummary {
+  /** FelixConfiguration `awsSecondaryIPSupport` in force. */
+  mode: string;
+  /** The EC2 instance, once discovered through IMDS. */
+  instanceId: string | null;
+  /** Why the last pass did not converge; null when it did. */
+  lastError: string | null;
 }
 
 /** The stored form of a node's status record. */

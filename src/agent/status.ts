@@ -4,7 +4,7 @@
  */
 import type { ClientStatus, GatewayHealth, NodeEgressState, PollTarget } from '../calc/index.js';
 import type { ClientNodeApplyResult } from '../linux/index.js';
-import type { DataplaneStatus, GatewayView, NodeStatus } from './records.js';
+import type { DataplaneStatus, FabricSummary, GatewayView, NodeStatus } from './records.js';
 
 /** What {@link buildNodeStatus} reads besides calc's result. */
 export interface StatusInputs {
@@ -21,6 +21,8 @@ export interface StatusInputs {
   /** The gateways being polled and the verdicts on them. */
   polled: readonly PollTarget[];
   verdicts: readonly GatewayHealth[];
+  /** The fabric component's summary, when it runs. */
+  fabric?: FabricSummary | undefined;
 }
 
 /** The verdict column of a gateway. */
@@ -92,6 +94,7 @@ export function buildNodeStatus(result: NodeEgressState, inputs: StatusInputs): 
     gateways,
     localGateways: [...result.localGateways],
     issues: [...result.issues],
+    fabric: inputs.fabric ?? null,
   };
 }
 

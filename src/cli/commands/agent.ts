@@ -2,10 +2,11 @@ import type { Server } from 'node:http';
 import { isIP } from 'node:net';
 import type { Command } from 'commander';
 import { parseDuration } from '../../api/index.js';
-import { AgentMetrics, EgressAgent, serveMetrics } from '../../agent/index.js';
+import { AgentMetrics, EgressAgent, KernelLock, serveMetrics, type AgentSidecar } from '../../agent/index.js';
 import { egwVersion } from '../../controller/operator/index.js';
 import { openDatastore } from '../../datastore/open.js';
-import { createLogger } from '../../platform/logger.js';
+import type { Datastore } from '../../datastore/contract.js';
+import { createLogger, type Logger } from '../../platform/logger.js';
 import { ExecShell } from '../../platform/shell.js';
 import { usageError } from '../exit.js';
 
@@ -22,6 +23,31 @@ interface AgentFlags {
   vxlanMtu?: string;
   vxlanParent?: string;
   logLevel?: string;
+  awsFabric: boolean;
+  awsCluster: string;
+}
+
+/**
+ * The AWS fabric component (src/agent/fabric), loaded only when wanted. It makes no AWS call while
+ * FelixConfiguration `awsSecondaryIPSupport` is Disabled (it then only publishes a capacity of 0), so it
+ * is on by default; `--no-aws-fabric` leaves it out entirely.
+ */
+async function awsFabricSidecar(store: Datastore, nodeName: string, cluster: string, lock: KernelLock, logger: Logger): Promise<AgentSidecar> {
+  const { AwsFabric, ShellEniRouting } = await import('../../agent/fabric/index.js');
+  const { SdkEc2 } = await import('../../aws/index.js');
+  const { LockedEniRouting } = await import('../../agent/kernel-lock.js');
+  const fabric = new AwsFabric(
+    { store, ec2: (region) => new SdkEc2({ region }), linux: new LockedEniRouting(new ShellEniRouting(new ExecShell()), lock), logger: logger.child({ part: 'aws-fabric' }) },
+    { nodeName, cluster },
+  );
+  return {
+    start: () => fabric.start(),
+    stop: () => fabric.stop(),
+    summary: () => {
+      const s = fabric.status();
+      return { mode: s.mode, instanceId: s.instance?.instanceId ?? null, lastError: s.lastError ?? null };
+    },
+  };
 }
 
 function durationFlag(name: string, text: string | undefined): number | undefined {
@@ -56,6 +82,8 @@ export function registerAgentCommands(program: Command): void {
     .option('--resync-interval <duration>', 're-read and re-apply the node at least this often', '30s')
     .option('--vxlan-mtu <n>', 'MTU of the egw.vxlan device (default 1450)')
     .option('--vxlan-parent <dev>', 'underlay device the tunnel is bound to')
+    .option('--no-aws-fabric', 'leave out the AWS fabric component (ENIs, secondary IPs, Elastic IPs; inert while awsSecondaryIPSupport is Disabled)')
+    .option('--aws-cluster <name>', 'cluster name in the tags of the ENIs this agent creates', 'egw')
     .option('--log-level <level>', 'trace, debug, info, warn, error (default EGW_LOG_LEVEL or info)')
     .action(async (opts: AgentFlags, cmd: Command) => {
       const nodeName = opts.node ?? process.env['NODENAME'] ?? process.env['EGW_NODE_NAME'];
@@ -69,9 +97,11 @@ export function registerAgentCommands(program: Command): void {
       const { datastore } = cmd.optsWithGlobals<{ datastore?: string }>();
       const store = await openDatastore(datastore);
       const metrics = new AgentMetrics();
+      const kernelLock = new KernelLock();
       let server: Server | undefined;
+      const sidecar = opts.awsFabric ? await awsFabricSidecar(store, nodeName, opts.awsCluster, kernelLock, logger) : undefined;
       const agent = new EgressAgent(
-        { store, shell: new ExecShell(), logger, metrics },
+        { store, shell: new ExecShell(), logger, metrics, kernelLock, ...(sidecar === undefined ? {} : { sidecar }) },
         {
           nodeName,
           ...(opts.nodeIp === undefined ? {} : { nodeIp: opts.nodeIp }),
@@ -88,7 +118,7 @@ export function registerAgentCommands(program: Command): void {
         if (opts.metricsListen !== undefined) server = await serveMetrics(metrics.registry, opts.metricsListen);
         const signal = untilSignal();
         agent.start();
-        logger.info({ node: nodeName, datastore: store.location, metrics: opts.metricsListen }, 'agent running');
+        logger.info({ node: nodeName, datastore: store.location, metrics: opts.metricsListen, awsFabric: opts.awsFabric }, 'agent running');
         const received = await signal;
         logger.info({ signal: received }, 'agent shutting down');
       } finally {

@@ -76,6 +76,12 @@ export interface MiniClusterSpec {
   start?: boolean;
   /** The compiled `egw` CLI (default: the test build's; benchmarks pass their own). */
   cli?: string;
+  /**
+   * Niceness of the agents and gateways (default -5): node daemons get the CPU before workloads, as
+   * on a real node (system-node-critical, reserved CPU), so that other test files loading the machine do
+   * not turn into false gateway failures. 0 runs them like everything else.
+   */
+  daemonNice?: number;
 }
 
 /** The pools every mini cluster has: pods (natOutgoing) and egress gateways. */
@@ -303,10 +309,15 @@ export class MiniCluster {
 
   // ---------------------------------------------------------------- processes
 
+  private niced(): string[] {
+    const n = this.spec.daemonNice ?? -5;
+    return n === 0 ? [] : ['nice', '-n', String(n)];
+  }
+
   /** Starts `egw agent` on a node (inside its namespace). */
   startAgent(node: string, extraArgs: string[] = []): RunningProcess {
     if (this.agents.has(node)) throw new Error(`agent on ${node} already running`);
-    const p = this.topo.spawn(node, [process.execPath, this.spec.cli ?? EGW_CLI, 'agent', '--node', node, '--datastore', this.dbPath, '--resync-interval', '5s', ...(this.spec.agentArgs ?? []), ...extraArgs], {
+    const p = this.topo.spawn(node, [...this.niced(), process.execPath, this.spec.cli ?? EGW_CLI, 'agent', '--node', node, '--datastore', this.dbPath, ...(this.spec.agentArgs ?? []), ...extraArgs], {
       env: { EGW_LOG_LEVEL: 'info' },
     });
     this.agents.set(node, p);
@@ -342,7 +353,7 @@ export class MiniCluster {
   startGateway(name: string): RunningProcess {
     const p = this.pod(name);
     if (this.gateways.has(name)) throw new Error(`gateway ${name} already running`);
-    const proc = this.topo.spawn(p.name, [process.execPath, this.spec.cli ?? EGW_CLI, 'gateway', '--datastore', this.dbPath], {
+    const proc = this.topo.spawn(p.name, [...this.niced(), process.execPath, this.spec.cli ?? EGW_CLI, 'gateway', '--datastore', this.dbPath], {
       env: {
         EGRESS_POD_IP: p.ip,
         EGRESS_POD_IPS: p.ip,
