@@ -50,9 +50,11 @@ export interface LabApplyResult {
 
 /**
  * Validates the scenario's FelixConfiguration, Nodes and manifests and writes them in one commit.
+ * With `createOnly` (a re-run of `up` on a running lab), resources that exist are left as they are, so
+ * that what the user changed since (a policy, a scaled gateway) stays; only deleted ones come back.
  * Throws `InvalidInput` listing every problem (nothing written) when any is invalid.
  */
-export async function applyScenario(store: Datastore, scenario: Scenario): Promise<LabApplyResult> {
+export async function applyScenario(store: Datastore, scenario: Scenario, options: { createOnly?: boolean } = {}): Promise<LabApplyResult> {
   const loaded = loadManifests(readManifestSources(scenario.manifests));
   const issues = [...loaded.issues];
   const own: IncomingResource[] = [];
@@ -77,6 +79,10 @@ export async function applyScenario(store: Datastore, scenario: Scenario): Promi
     for (const { resource } of incoming) {
       const current = await store.get(keyOf(resource));
       const id = { kind: resource.kind, name: resource.metadata.name, ...(resource.metadata.namespace === undefined ? {} : { namespace: resource.metadata.namespace }) };
+      if (current !== undefined && options.createOnly === true) {
+        outcomes.push({ ...id, outcome: 'unchanged' });
+        continue;
+      }
       if (current !== undefined && (resource.kind === 'Node' || resource.kind === 'Pod')) {
         const old = fromStored(current);
         const changed = resource.kind === 'Pod' && (stableJson(old.metadata.labels ?? {}) !== stableJson(resource.metadata.labels ?? {}) || stableJson(old.metadata.annotations ?? {}) !== stableJson(resource.metadata.annotations ?? {}));

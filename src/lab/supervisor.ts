@@ -310,9 +310,10 @@ export async function labUp(ctx: LabContext, options: LabUpOptions = {}): Promis
       await markEtcdPrefix(datastore.outside);
     }
     writeAtomic(paths.datastorePointer, `${datastore.outside}\n`);
-    const applied = await applyScenario(store, scenario);
+    // A running lab keeps what the user changed since; only resources that were deleted come back.
+    const applied = await applyScenario(store, scenario, { createOnly: keep });
     const changed = applied.outcomes.filter((o) => o.outcome !== 'unchanged').length;
-    ctx.log(`applied ${applied.outcomes.length} resources (${changed} changed) from ${scenario.manifests.length} manifests`);
+    ctx.log(keep ? `scenario resources: ${changed} of ${applied.outcomes.length} re-created (changes made since are kept)` : `applied ${applied.outcomes.length} resources from ${scenario.manifests.length} manifests`);
     for (const w of applied.warnings) ctx.log(`  warning: ${w}`);
     timings['apply'] = seconds(t);
 

@@ -48,3 +48,17 @@ describe('applying a scenario', () => {
     expect((await store.get(nodeKey))!.value).toMatchObject({ status: { capacity: { 'projectcalico.org/aws-secondary-ipv4': '2' } } });
   });
 });
+
+describe('applying a scenario to a running lab (up again)', () => {
+  it('re-creates deleted resources and keeps changed ones', async () => {
+    const scenario = loadScenario();
+    await applyScenario(store, scenario);
+    const egw = { kind: 'EgressGateway', namespace: 'calico-egress', name: 'egress-gateway-red' };
+    const cur = (await store.get(egw))!;
+    await store.commit([{ op: 'update', key: egw, value: { ...cur.value, spec: { ...(cur.value['spec'] as object), replicas: 0 } } }]);
+    await store.commit([{ op: 'delete', key: { kind: 'EgressGatewayPolicy', name: 'egw-policy1' } }]);
+    const r = await applyScenario(store, scenario, { createOnly: true });
+    expect(r.outcomes.filter((o) => o.outcome !== 'unchanged')).toEqual([{ kind: 'EgressGatewayPolicy', name: 'egw-policy1', outcome: 'created' }]);
+    expect((await store.get(egw))!.value).toMatchObject({ spec: { replicas: 0 } });
+  });
+});

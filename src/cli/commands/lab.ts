@@ -47,12 +47,15 @@ function root(): void {
 export function registerLabCommands(program: Command): void {
   const lab = program
     .command('lab')
-    .description('the whole system on one machine: an AWS VPC in network namespaces, the production programs, the reference scenario')
-    .option('--state-dir <dir>', 'where the lab keeps its state (default EGW_LAB_DIR, else /run/egw-lab)')
-    .option('--prefix <prefix>', 'name prefix of the lab\'s network namespaces', DEFAULT_LAB_PREFIX);
+    .description('the whole system on one machine: an AWS VPC in network namespaces, the production programs, the reference scenario');
+  // --state-dir and --prefix belong to each command (not to `lab`): `lab kubelet` has a --state-dir of its own.
+  const labCommand = (name: string, options?: { hidden?: boolean }): Command =>
+    lab
+      .command(name, options)
+      .option('--state-dir <dir>', 'where the lab keeps its state (default EGW_LAB_DIR, else /run/egw-lab)')
+      .option('--prefix <prefix>', 'name prefix of the lab\'s network namespaces', DEFAULT_LAB_PREFIX);
 
-  lab
-    .command('up')
+  labCommand('up')
     .description('build the lab (or converge a running one), apply the scenario, wait until every gateway is ready and every client routed')
     .option('--scenario <file>', 'the scenario (default: the running lab\'s, else examples/lab/reference.yaml)')
     .option('--timeout <seconds>', 'how long to wait for the gateways and clients (default: the scenario\'s)')
@@ -71,8 +74,7 @@ export function registerLabCommands(program: Command): void {
       if (!result.ready) throw new ExitCode(1);
     });
 
-  lab
-    .command('verify')
+  labCommand('verify')
     .description('connect from every client pod to every external server; show the source each server saw against the one the policy predicts')
     .option('--count <n>', 'connections per pair', '1')
     .action(async (opts: { count: string }, cmd: Command) => {
@@ -87,8 +89,7 @@ export function registerLabCommands(program: Command): void {
       if (!r.ok) throw new ExitCode(1);
     });
 
-  lab
-    .command('status')
+  labCommand('status')
     .description('nodes (ENIs, aws-secondary-ipv4), gateways, clients, pools and processes of the running lab')
     .option('-o, --output <format>', 'table or json', 'table')
     .action(async (opts: { output: string }, cmd: Command) => {
@@ -112,8 +113,7 @@ export function registerLabCommands(program: Command): void {
       for (const t of tables) process.stdout.write(`\n${t.title}\n${formatTable(t.header, t.rows)}`);
     });
 
-  lab
-    .command('exec')
+  labCommand('exec')
     .description("run a command inside a pod's network namespace, e.g. egw lab exec my-netcat-pod -n my-namespace -- nc 198.51.100.10 8089")
     .argument('<pod>', 'the pod')
     .argument('<command...>', 'the command and its arguments (after --)')
@@ -125,8 +125,7 @@ export function registerLabCommands(program: Command): void {
       if (code !== 0) throw new ExitCode(code);
     });
 
-  lab
-    .command('down')
+  labCommand('down')
     .description('remove every namespace, link, process and file the lab made (idempotent)')
     .action(async (_opts: unknown, cmd: Command) => {
       root();
