@@ -98,7 +98,7 @@ describe('egw agent + egw gateway, real packets', () => {
   });
 
   it('all gateways unready in the datastore: fail closed; ready again: routed', async () => {
-    const count = await c.installPacketCounter('internet', n1).catch(async () => async () => 0);
+    const count = await c.installPacketCounter('internet', n1);
     await c.setReady('red1', false);
     await c.setReady('red2', false);
     try {
@@ -124,8 +124,10 @@ describe('egw agent + egw gateway, real packets', () => {
       expect((await c.readiness('red1')).status).toBe(503);
       const st = await c.nodeStatus('n1');
       expect(st?.gateways.filter((g) => g.ip === red1 || g.ip === red2).map((g) => g.health)).toEqual(['down', 'down']);
+      const count = await c.installPacketCounter('internet', n1);
       const results = await c.connect('c1', 'internet', { count: 3, timeoutMs: 500 });
       expect(results.every((r) => r.error !== undefined)).toBe(true);
+      expect(await count()).toBe(0);
     } finally {
       await c.topo.exec('local', ['nft', 'delete', 'table', 'ip', 'block'], { allowFailure: true });
     }

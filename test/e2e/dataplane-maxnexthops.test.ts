@@ -4,8 +4,8 @@ import { tally } from '../../src/linux/topology/echo.js';
 import type { MiniPod } from './support/mini-cluster.js';
 import { MiniCluster, namespace } from './support/mini-cluster.js';
 
-// maxNextHops with real processes and packets: 30 clients on two nodes, created one after another as a
-// cluster creates pods, 6 gateways on three nodes, maxNextHops 2. Prefix "dpmh".
+// maxNextHops with real processes and packets: 30 clients on two nodes, created over time as a cluster
+// creates pods (batches of 5, the nodes taking turns), 6 gateways on two nodes, maxNextHops 2. Prefix "dpmh".
 const SEL = 'egress.projectcalico.org/selector';
 const NSSEL = 'egress.projectcalico.org/namespaceSelector';
 const MAXHOPS = 'egress.projectcalico.org/maxNextHops';
@@ -16,22 +16,25 @@ const gateways: MiniPod[] = [];
 
 beforeAll(async () => {
   for (let i = 0; i < 6; i++) {
-    gateways.push({ name: `g${i + 1}`, namespace: 'egw', node: `n${3 + (i % 3)}`, ip: `100.64.0.${51 + i}`, labels: { 'egress-code': 'red' }, gateway: true });
+    gateways.push({ name: `g${i + 1}`, namespace: 'egw', node: `n${3 + (i % 2)}`, ip: `100.64.0.${51 + i}`, labels: { 'egress-code': 'red' }, gateway: true });
   }
   for (let i = 0; i < 30; i++) {
-    const node = i % 2 === 0 ? 'n1' : 'n2';
-    clients.push({ name: `c${i + 1}`, namespace: 'app', node, ip: `10.20.${node === 'n1' ? 1 : 2}.${10 + Math.floor(i / 2)}`, record: false });
+    const node = Math.floor(i / 5) % 2 === 0 ? 'n1' : 'n2';
+    clients.push({ name: `c${i + 1}`, namespace: 'app', node, ip: `10.20.${node === 'n1' ? 1 : 2}.${10 + i}`, record: false });
   }
   c = await MiniCluster.create({
     prefix: 'dpmh',
-    nodes: ['n1', 'n2', 'n3', 'n4', 'n5'],
+    nodes: ['n1', 'n2', 'n3', 'n4'],
     pods: [...gateways, ...clients],
     resources: [namespace('egw'), namespace('app', { [SEL]: "egress-code == 'red'", [NSSEL]: "projectcalico.org/name == 'egw'", [MAXHOPS]: '2' })],
   });
-  // Clients are created one after another (as pods are), each once the previous one has its gateways.
-  for (const p of clients) {
-    await c.addPod(p.name);
-    await c.waitForClient(p.name, 'two gateways', (s) => MiniCluster.gatewaysOf(s).length === 2);
+  // Five clients at a time on one node (its agent chooses for them in one pass, each seeing the choices
+  // before it), then five on the other once the first five have their gateways: the nodes' agents see
+  // each other's stored choices, as in a cluster where pods are created over time.
+  for (let i = 0; i < clients.length; i += 5) {
+    const batch = clients.slice(i, i + 5);
+    for (const p of batch) await c.addPod(p.name);
+    for (const p of batch) await c.waitForClient(p.name, 'two gateways', (s) => MiniCluster.gatewaysOf(s).length === 2);
   }
 }, 180_000);
 

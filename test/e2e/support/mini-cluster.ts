@@ -497,8 +497,12 @@ export class MiniCluster {
     };
   }
 
-  /** Counts TCP packets from `saddr` arriving in a server's namespace (to prove nothing leaked). */
+  /**
+   * Counts TCP packets from `saddr` arriving in a server's namespace (to prove nothing leaked). Installing
+   * it again starts a fresh counter.
+   */
   async installPacketCounter(server: string, saddr: string): Promise<() => Promise<number>> {
+    await this.topo.exec(server, ['nft', 'delete', 'table', 'ip', 'egwtest'], { allowFailure: true });
     await this.topo.exec(server, ['nft', '-f', '-'], {
       input: `table ip egwtest {\n chain pre { type filter hook prerouting priority -300; policy accept;\n  ip saddr ${saddr} meta l4proto tcp counter\n }\n}\n`,
     });
