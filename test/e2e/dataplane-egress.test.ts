@@ -19,6 +19,7 @@ beforeAll(async () => {
   c = await MiniCluster.create({
     prefix: 'dpeg',
     nodes: ['n1', 'n2', 'n3'],
+    agentArgs: ['--metrics-listen', '127.0.0.1:9091'],
     pods: [
       { name: 'red1', namespace: 'egw', node: 'n2', ip: '100.64.0.11', labels: { 'egress-code': 'red' }, gateway: true, env: PROBE_ENV },
       { name: 'red2', namespace: 'egw', node: 'n3', ip: '100.64.0.12', labels: { 'egress-code': 'red' }, gateway: true, env: PROBE_ENV },
@@ -133,6 +134,16 @@ describe('egw agent + egw gateway, real packets', () => {
     }
     await c.waitForClient('c1', 'routed again', (x) => MiniCluster.gatewaysOf(x).join() === [red1, red2].join(), 20_000);
     expect(Object.keys(tally(await c.connect('c1', 'internet', { count: 5 }))).every((ip) => ip === red1 || ip === red2)).toBe(true);
+  });
+
+  it("the agent's metrics: remote gateways by status, polls, applies", async () => {
+    const r = await c.httpGet('n1', 'http://127.0.0.1:9091/metrics');
+    expect(r.status).toBe(200);
+    expect(r.body).toMatch(/^egw_egress_gateway_remote_polls\{status="total"\} 3$/m);
+    expect(r.body).toMatch(/^egw_egress_gateway_remote_polls\{status="up"\} 3$/m);
+    expect(r.body).toMatch(/^egw_agent_gateway_polls_total\{outcome="up"\} \d+$/m);
+    expect(r.body).toMatch(/^egw_agent_dataplane_applies_total\{result="changed"\} \d+$/m);
+    expect(r.body).toMatch(/^egw_agent_clients\{state="routed"\} [23]$/m);
   });
 
   it('egressIPSupport Disabled: the annotated namespace leaves with the node IP; enabled again: with a gateway IP', async () => {

@@ -414,9 +414,14 @@ export class MiniCluster {
   }
 
   /** `GET /readiness` of a gateway, asked from its node. */
-  async readiness(name: string, timeoutMs = 1000): Promise<{ status?: number; body?: string; error?: string }> {
+  readiness(name: string, timeoutMs = 1000): Promise<{ status?: number; body?: string; error?: string }> {
     const p = this.pod(name);
-    const r = await this.topo.exec(p.node, [process.execPath, this.script('http-get.mjs', HTTP_GET_SOURCE), `http://${p.ip}:${HEALTH_PORT}/readiness`, String(timeoutMs)], { timeoutMs: timeoutMs + 10_000 });
+    return this.httpGet(p.node, `http://${p.ip}:${HEALTH_PORT}/readiness`, timeoutMs);
+  }
+
+  /** An HTTP GET from inside a namespace (a node's metrics, a gateway's readiness). */
+  async httpGet(ns: string, url: string, timeoutMs = 1000): Promise<{ status?: number; body?: string; error?: string }> {
+    const r = await this.topo.exec(ns, [process.execPath, this.script('http-get.mjs', HTTP_GET_SOURCE), url, String(timeoutMs)], { timeoutMs: timeoutMs + 10_000 });
     return JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}') as { status?: number; body?: string; error?: string };
   }
 
