@@ -74,7 +74,7 @@ describe('agent restarts', () => {
     const prober = await c.prober('c2', 'internet', 20, 1000);
     try {
       for (const [node, how] of [['n1', 'stop'], ['n2', 'stop'], ['n3', 'kill'], ['n1', 'kill']] as const) {
-        if (how === 'stop') await c.stopAgent(node);
+        if (how === 'stop') expect(await c.stopAgent(node), `exit code of the agent on ${node} after SIGTERM`).toBe(0);
         else await c.killAgent(node);
         await new Promise((r) => setTimeout(r, 300));
         const p = c.startAgent(node);
@@ -96,6 +96,12 @@ describe('agent restarts', () => {
     expect(await ourRules('n1')).toEqual(rulesBefore);
     for (const n of ['n2', 'n3']) expect((await ourRules(n)).length).toBe(1);
     expect(await foreignSnapshot()).toBe(foreignBefore);
+  });
+
+  it('a gateway stopped with SIGTERM exits 0 and removes what it made in its namespace', async () => {
+    expect(await c.stopGateway('g2')).toBe(0);
+    expect((await c.topo.exec('g2', ['ip', 'link', 'show', 'egw.vxlan'], { allowFailure: true })).exitCode).not.toBe(0);
+    expect((await c.topo.exec('g2', ['nft', 'list', 'tables'])).stdout).not.toContain('egw');
   });
 
   it('teardown leaves no namespace, process or file behind', async () => {

@@ -330,13 +330,14 @@ export class MiniCluster {
     await Promise.all(this.spec.nodes.map((n) => waitFor(`agent status of ${n}`, async () => (await this.nodeStatus(n))?.agent.pid === this.agents.get(n)?.pid, 30_000)));
   }
 
-  /** SIGTERM to a node's agent; resolves when it has exited (the data plane stays). */
-  async stopAgent(node: string): Promise<void> {
+  /** SIGTERM to a node's agent; resolves with its exit code (-1: it needed SIGKILL) once it is gone. */
+  async stopAgent(node: string): Promise<number | undefined> {
     const p = this.agents.get(node);
-    if (p === undefined) return;
+    if (p === undefined) return undefined;
     await p.stop(5000);
     this.pastLogs.push(`--- agent ${node}\n${p.stderr()}`);
     this.agents.delete(node);
+    return p.exited;
   }
 
   /** SIGKILL to a node's agent (a crash). */
@@ -380,13 +381,14 @@ export class MiniCluster {
     }));
   }
 
-  /** SIGTERM to a gateway process: it removes its data plane and exits. */
-  async stopGateway(name: string): Promise<void> {
+  /** SIGTERM to a gateway process: it removes its data plane and exits; resolves with its exit code. */
+  async stopGateway(name: string): Promise<number | undefined> {
     const p = this.gateways.get(name);
-    if (p === undefined) return;
+    if (p === undefined) return undefined;
     await p.stop(5000);
     this.pastLogs.push(`--- gateway ${name}\n${p.stderr()}`);
     this.gateways.delete(name);
+    return p.exited;
   }
 
   /**
