@@ -99,16 +99,20 @@ export class LabProcesses {
     return this.list().find((p) => p.name === name);
   }
 
-  /** True while the recorded pid runs the recorded program. */
+  /**
+   * True while the recorded pid runs the recorded program (or its launcher, before it execs the
+   * program). A process in the middle of an exec shows an empty command line for an instant: that
+   * counts as alive, as the pid exists.
+   */
   alive(record: ProcessRecord): boolean {
+    let cmdline: string[];
     try {
-      const cmdline = readFileSync(`/proc/${record.pid}/cmdline`, 'utf8').split('\0').filter((x) => x !== '');
-      // `ip netns exec` and nsenter exec the program: the pid then runs argv exactly (before, the launcher).
-      const program = record.argv;
-      return cmdline.length > 0 && (sameArgv(cmdline, program) || sameArgv(cmdline, [...launcher(record), ...program]));
+      cmdline = readFileSync(`/proc/${record.pid}/cmdline`, 'utf8').split('\0').filter((x) => x !== '');
     } catch {
       return false;
     }
+    if (cmdline.length === 0) return existsSync(`/proc/${record.pid}`) && !zombie(record.pid);
+    return sameArgv(cmdline, record.argv) || startsWith(cmdline, launcher(record));
   }
 
   /**
@@ -147,6 +151,18 @@ export class LabProcesses {
 function launcher(p: { netns: string | undefined; enter?: 'ip-netns-exec' | 'nsenter' | undefined }): string[] {
   if (p.netns === undefined) return [];
   return p.enter === 'nsenter' ? ['nsenter', `--net=/var/run/netns/${p.netns}`, '--'] : ['ip', 'netns', 'exec', p.netns];
+}
+
+function zombie(pid: number): boolean {
+  try {
+    return / Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^\d+ \(.*\)/, ''));
+  } catch {
+    return true;
+  }
+}
+
+function startsWith(a: readonly string[], prefix: readonly string[]): boolean {
+  return prefix.length > 0 && a.length >= prefix.length && prefix.every((x, i) => x === a[i]);
 }
 
 function sameArgv(a: readonly string[], b: readonly string[]): boolean {
