@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tally } from '../../src/linux/topology/echo.js';
+import { echoFrom, startEchoServer, tally } from '../../src/linux/topology/echo.js';
 import { MiniCluster, namespace, policy } from './support/mini-cluster.js';
 
 // Real processes, real packets: `egw agent` on three nodes, `egw gateway` in three gateway pods, client
@@ -63,6 +63,16 @@ describe('egw agent + egw gateway, real packets', () => {
     expect(status).toMatchObject({ state: 'routed', source: 'namespace', method: 'selector' });
     expect(status?.table).toBeGreaterThan(0);
     expect((await c.nodeStatus('n1'))?.dataplane.ok).toBe(true);
+  });
+
+  it('traffic to the cluster (here: another node) never goes through a gateway', async () => {
+    const server = await startEchoServer(c.topo, 'n2', { port: 8090 });
+    try {
+      // Thrown from c1's table to the main one: n1 masquerades it (natOutgoing exempts only the pools).
+      expect(tally(await echoFrom(c.topo, 'c1', c.nodeIp('n2'), 8090, { count: 3 }))).toEqual({ [n1]: 3 });
+    } finally {
+      await server.stop();
+    }
   });
 
   it('the reference policy shape: each destination through the right gateways, by the source each server sees', async () => {
