@@ -1,41 +1,56 @@
 import { Command, CommanderError } from 'commander';
 import { EgwError, errorMessage } from '../platform/errors.js';
 import { ExitCode } from './exit.js';
-import { registerAwsSimCommands } from './commands/aws-sim.js';
-import { registerControllerCommands } from './commands/controller.js';
-import { registerResourceCommands } from './commands/resources.js';
-import { registerSelectorCommands } from './commands/selector.js';
-import { registerIpamCommands } from './commands/ipam.js';
-import { registerRenderCommands } from './commands/render.js';
-import { registerAgentCommands } from './commands/agent.js';
-import { registerGatewayCommands } from './commands/gateway.js';
-import { registerAwsCommands } from './commands/aws.js';
-import { registerLabCommands } from './commands/lab.js';
+type Registrar = (program: Command) => void;
 
-/** Builds the `egw` command tree. Each command lives in src/cli/commands and stays thin. */
-export function buildProgram(): Command {
+/**
+ * The top-level commands and where they live. Modules are loaded only for the command being run: the
+ * node programs (`egw agent`, `egw gateway`, the CNI-driven pod runtime) start many times, and loading
+ * the AWS SDK, the etcd client and the lab for each of them would cost every start about a second.
+ */
+const COMMANDS: readonly { names: readonly string[]; load: () => Promise<Registrar> }[] = [
+  { names: ['apply', 'get', 'delete', 'validate'], load: async () => (await import('./commands/resources.js')).registerResourceCommands },
+  { names: ['selector'], load: async () => (await import('./commands/selector.js')).registerSelectorCommands },
+  { names: ['ipam'], load: async () => (await import('./commands/ipam.js')).registerIpamCommands },
+  { names: ['aws-sim'], load: async () => (await import('./commands/aws-sim.js')).registerAwsSimCommands },
+  { names: ['controller'], load: async () => (await import('./commands/controller.js')).registerControllerCommands },
+  { names: ['render'], load: async () => (await import('./commands/render.js')).registerRenderCommands },
+  { names: ['agent'], load: async () => (await import('./commands/agent.js')).registerAgentCommands },
+  { names: ['gateway'], load: async () => (await import('./commands/gateway.js')).registerGatewayCommands },
+  { names: ['aws'], load: async () => (await import('./commands/aws.js')).registerAwsCommands },
+  { names: ['lab'], load: async () => (await import('./commands/lab.js')).registerLabCommands },
+];
+
+/** The first word of `args` that is not a global option or its value: the command being run. */
+function commandWord(args: readonly string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] ?? '';
+    if (a === '--datastore') i++;
+    else if (!a.startsWith('-')) return a;
+  }
+  return undefined;
+}
+
+/**
+ * Builds the `egw` command tree. Each command lives in src/cli/commands and stays thin. Given the
+ * arguments, only the command they name is loaded (all of them for help or an unknown word).
+ */
+export async function buildProgram(args: readonly string[] = []): Promise<Command> {
   const program = new Command('egw')
     .description('egw: egress gateways for Kubernetes on AWS, speaking Calico\'s egress-gateway resources')
     .option('--datastore <url>', 'datastore: a SQLite file path (default ./egw-data/egw.db) or etcd://host:port[,host:port]; also EGW_DATASTORE')
     .showHelpAfterError()
     .exitOverride();
-  registerResourceCommands(program);
-  registerSelectorCommands(program);
-  registerIpamCommands(program);
-  registerAwsSimCommands(program);
-  registerControllerCommands(program);
-  registerRenderCommands(program);
-  registerAgentCommands(program);
-  registerGatewayCommands(program);
-  registerAwsCommands(program);
-  registerLabCommands(program);
+  const word = commandWord(args);
+  const wanted = COMMANDS.filter((c) => word !== undefined && c.names.includes(word));
+  for (const c of wanted.length > 0 ? wanted : COMMANDS) (await c.load())(program);
   return program;
 }
 
 /** Runs the CLI; user mistakes print one clear line, never a stack trace. */
 export async function runCli(argv: readonly string[]): Promise<number> {
-  const program = buildProgram();
   try {
+    const program = await buildProgram(argv.slice(2));
     await program.parseAsync([...argv]);
     return 0;
   } catch (err) {
