@@ -245,7 +245,15 @@ export class AwsFabric {
         await this.sleep(Math.min(this.options.attachPollMs ?? 200, Math.max(0, nextResync - now)), signal);
         continue;
       }
-      if (this.linuxDirty) await this.applyLinux(inputs.settings, report);
+      if (this.linuxDirty) {
+        await this.applyLinux(inputs.settings, report);
+        // The last pass put the Linux side's problems (an interface not there yet) on the pods: now that
+        // it converged, a pass rewrites their conditions instead of leaving them to the next resync.
+        if (!this.linuxDirty) {
+          this.dirty = true;
+          continue;
+        }
+      }
       await this.sleep(Math.max(0, nextResync - now), signal, this.linuxDirty ? (this.options.attachPollMs ?? 200) * 5 : undefined);
     }
   }
