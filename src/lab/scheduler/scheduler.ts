@@ -138,6 +138,12 @@ export class LabScheduler {
   private async run(): Promise<void> {
     const signal = this.stopping.signal;
     while (!signal.aborted) {
+      if (!this.informer.inSync) {
+        // Without this, a pass-less loop while out of sync never yields to the event loop (the informer's
+        // first list over etcd never completes, and SIGTERM is never handled).
+        await this.informer.waitForSync(signal).catch(() => undefined);
+        continue;
+      }
       if (this.dirty && this.informer.inSync) {
         this.dirty = false;
         try {
