@@ -3,13 +3,15 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Etcd3 } from 'etcd3';
 import { ExecShell } from '../../src/platform/shell.js';
 import { EGW_CLI, REPO } from '../support/dist.js';
 
 // The Secondary-IP-per-workload scenario, started by an `up` that is killed half-way (a crash), then by
 // a second `up` that must clean up and succeed; verify; status (capacity of the mode); down without
-// leftovers. With EGW_LAB_TEST_ETCD=1 and EGW_TEST_ETCD set, the lab runs on that etcd (through the relay)
-// and down must leave none of its keys. Namespaces prefixed "labsip".
+// leftovers. When EGW_TEST_ETCD is set (scripts/test runs a throwaway etcd), the lab runs on that etcd
+// through the relay, and down must leave none of its keys (EGW_LAB_TEST_ETCD=0 opts out). Namespaces
+// prefixed "labsip".
 const PREFIX = 'labsip';
 const shell = new ExecShell();
 const stateRoot = mkdtempSync(join(tmpdir(), 'egw-lab-sip-'));
@@ -17,8 +19,9 @@ const STATE = join(stateRoot, 'lab');
 const env: Record<string, string | undefined> = { ...process.env, EGW_LAB_DIR: STATE };
 delete env['EGW_DATASTORE'];
 const SCENARIO = join(REPO, 'examples/lab/secondary-ip.yaml');
-const etcd = process.env['EGW_LAB_TEST_ETCD'] === '1' ? process.env['EGW_TEST_ETCD'] : undefined;
-const datastore = etcd === undefined ? [] : ['--datastore', `etcd://${etcd}/egw-lab-test-${PREFIX}`];
+const etcd = process.env['EGW_LAB_TEST_ETCD'] === '0' ? undefined : process.env['EGW_TEST_ETCD'];
+const KEY_PREFIX = `/egw-lab-test-${PREFIX}/`;
+const datastore = etcd === undefined ? [] : ['--datastore', `etcd://${etcd}${KEY_PREFIX.replace(/\/$/, '')}`];
 
 function egw(args: string[], killAfter?: (out: string) => boolean): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) => {
@@ -92,5 +95,13 @@ describe('egw lab, Secondary-IP scenario, after a crashed up', () => {
     expect(existsSync(STATE)).toBe(false);
     const ps = await shell.run(['ps', '-eo', 'args=']);
     expect(ps.stdout.split('\n').filter((l) => l.includes(STATE))).toEqual([]);
+    if (etcd !== undefined) {
+      const client = new Etcd3({ hosts: `http://${etcd}` });
+      try {
+        expect(await client.getAll().prefix(KEY_PREFIX).count()).toBe(0);
+      } finally {
+        client.close();
+      }
+    }
   }, 60_000);
 });
