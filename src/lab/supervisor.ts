@@ -221,6 +221,25 @@ export async function teardownLab(ctx: LabContext): Promise<{ namespaces: string
   return { namespaces: swept.namespaces, processes: stopped + swept.killedPids.length };
 }
 
+/** Where Debian's containernetworking-plugins put ptp (the kubelets' default). */
+const PTP_PLUGIN = '/usr/lib/cni/ptp';
+
+/**
+ * Fails early, naming what is missing, when a program the lab runs is not installed: iproute2, nftables,
+ * nsenter (util-linux), the ptp CNI plugin (containernetworking-plugins).
+ */
+export async function preflight(shell: Shell): Promise<void> {
+  const missing: string[] = [];
+  for (const [program, pkg] of [['ip', 'iproute2'], ['nft', 'nftables'], ['nsenter', 'util-linux'], ['sysctl', 'procps']] as const) {
+    const r = await shell.run(['sh', '-c', `command -v ${program}`], { allowFailure: true });
+    if (r.exitCode !== 0) missing.push(`${program} (${pkg})`);
+  }
+  if (!existsSync(PTP_PLUGIN)) missing.push(`${PTP_PLUGIN} (containernetworking-plugins)`);
+  if (missing.length > 0) {
+    throw new EgwError('InvalidInput', `the lab needs ${missing.join(', ')}`, { hint: `install them (apt-get install ${missing.map((m) => /\((.+)\)/.exec(m)?.[1] ?? m).join(' ')}), or run scripts/quickstart` });
+  }
+}
+
 /** Writes the small programs into the state dir. */
 function writePrograms(paths: LabPaths): void {
   mkdirSync(dirname(paths.bin('x')), { recursive: true });
@@ -247,6 +266,7 @@ export async function labUp(ctx: LabContext, options: LabUpOptions = {}): Promis
     existing = undefined;
   }
   const scenario = loadScenario(options.scenario ?? existing?.scenario);
+  await preflight(shell);
   const names = labNames(ctx.prefix, scenario);
   const datastore = labDatastore(options.datastore ?? (existing?.datastore.backend === 'etcd' ? existing.datastore.outside : undefined), paths, scenario, ctx.prefix);
   const timings: Record<string, number> = {};
