@@ -16,7 +16,7 @@
  *   kubelet/<node>/            the kubelets' state
  * ```
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LAB_DIR_DEFAULT, LAB_DIR_ENV, LAB_DATASTORE_FILE } from '../datastore/open.js';
 import { EgwError } from '../platform/errors.js';
@@ -111,4 +111,22 @@ export function requireLab(paths: LabPaths): LabRecord {
 /** Writes the lab record. */
 export function writeLabRecord(paths: LabPaths, record: LabRecord): void {
   writeAtomic(paths.record, `${JSON.stringify(record, null, 2)}\n`);
+}
+
+/** What a lab's state directory may hold (see the layout above). */
+const LAB_ENTRIES = new Set(['lab.json', 'datastore', 'egw.db', 'egw.db-wal', 'egw.db-shm', 'egw.db-journal', 'etcd.sock', 'aws-sim', 'bin', 'run', 'logs', 'kubelet']);
+
+/**
+ * Removes a lab's state directory. Refuses (`InvalidInput`) a directory that holds anything a lab does
+ * not write, so that a mistaken `--state-dir ~` never deletes someone's files. Missing: nothing to do.
+ */
+export function removeStateDir(root: string): void {
+  if (!existsSync(root)) return;
+  const foreign = readdirSync(root).filter((e) => !LAB_ENTRIES.has(e) && !/^lab\.json\.tmp-\d+$|^datastore\.tmp-\d+$/.test(e));
+  if (foreign.length > 0) {
+    throw new EgwError('InvalidInput', `${root} is not (only) a lab's state directory: it holds ${foreign.slice(0, 5).join(', ')}${foreign.length > 5 ? ', …' : ''}`, {
+      hint: 'point --state-dir (or EGW_LAB_DIR) at a directory of its own; nothing was deleted there',
+    });
+  }
+  rmSync(root, { recursive: true, force: true });
 }

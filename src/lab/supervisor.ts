@@ -26,8 +26,8 @@ import { loadScenario } from './scenario.js';
 import type { LabSnapshot } from './snapshot.js';
 import { readLabSnapshot } from './snapshot.js';
 import type { LabDatastore, LabRecord } from './state.js';
-import { LabPaths, readLabRecord, writeAtomic, writeLabRecord } from './state.js';
-import { buildWorld, labNamespaces, removeTree, sweepWorld } from './world.js';
+import { LabPaths, readLabRecord, removeStateDir, writeAtomic, writeLabRecord } from './state.js';
+import { buildWorld, labNamespaces, sweepWorld } from './world.js';
 
 /**
  * The kubelets' speed-up: Kubernetes' probe timings and restart back-off divided by it (the operator's
@@ -217,7 +217,7 @@ export async function teardownLab(ctx: LabContext): Promise<{ namespaces: string
       ctx.log(`warning: the lab's etcd keys under ${record.datastore.outside} were not removed: ${errorMessage(e)}`);
     }
   }
-  removeTree(paths.root);
+  removeStateDir(paths.root);
   return { namespaces: swept.namespaces, processes: stopped + swept.killedPids.length };
 }
 

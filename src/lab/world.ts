@@ -4,7 +4,6 @@
  * Nothing is created in the root namespace: every link is made inside a lab namespace with its peer in
  * another lab namespace.
  */
-import { rmSync } from 'node:fs';
 import { runBatch } from '../linux/iproute/batch.js';
 import { NetnsShell } from '../linux/netns.js';
 import { sweepTopology } from '../linux/topology/topology.js';
@@ -56,9 +55,4 @@ export async function sweepWorld(shell: Shell, prefix: string): Promise<{ namesp
     report.killedPids.push(...again.killedPids);
   }
   return report;
-}
-
-/** Removes a directory tree (state dir), ignoring a missing one. */
-export function removeTree(path: string): void {
-  rmSync(path, { recursive: true, force: true });
 }

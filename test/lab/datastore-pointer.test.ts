@@ -42,3 +42,20 @@ describe('the lab datastore pointer', () => {
     expect(DEFAULT_DATASTORE).toBe('./egw-data/egw.db');
   });
 });
+
+describe('the state directory', () => {
+  it('is removed only when it holds nothing but what a lab writes', async () => {
+    const { removeStateDir } = await import('../../src/lab/state.js');
+    const { mkdirSync, existsSync } = await import('node:fs');
+    const lab = labDir('/x/egw.db');
+    mkdirSync(join(lab, 'logs'));
+    writeFileSync(join(lab, 'lab.json'), '{}');
+    removeStateDir(lab);
+    expect(existsSync(lab)).toBe(false);
+    const home = labDir();
+    writeFileSync(join(home, 'notes.txt'), 'mine');
+    expect(() => removeStateDir(home)).toThrow(/not \(only\) a lab's state directory: it holds notes.txt/);
+    expect(existsSync(join(home, 'notes.txt'))).toBe(true);
+    removeStateDir(join(home, 'missing'));
+  });
+});
