@@ -5,17 +5,15 @@ import { describeDatastoreContract } from './contract-suite.js';
 import { startTestEtcd } from './etcd-server.js';
 import type { TestEtcd } from './etcd-server.js';
 
-// The etcd of scripts/with-etcd when there is one (shared with other test files: revisions are not
-// dense then, and every test works under a prefix of its own); otherwise one of our own.
-const shared = process.env['EGW_TEST_ETCD'];
+// Always an etcd of our own, never the suite's shared one (scripts/with-etcd): revisions are global to an
+// etcd, so another test file writing at the same time would break the checks that one commit bumps the
+// revision exactly once, and the compaction tests would compact history other files are watching.
 let own: TestEtcd | undefined;
-let endpoint = shared ?? '';
+let endpoint = '';
 
 beforeAll(async () => {
-  if (shared === undefined) {
-    own = await startTestEtcd();
-    endpoint = own.endpoint;
-  }
+  own = await startTestEtcd();
+  endpoint = own.endpoint;
 });
 
 afterAll(async () => {
@@ -37,7 +35,7 @@ describeDatastoreContract('etcd', async () => {
         await s.close();
       }
     },
-    denseRevisions: shared === undefined,
+    denseRevisions: true,
     cleanup: async () => {
       const s = await open();
       try {

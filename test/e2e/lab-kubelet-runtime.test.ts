@@ -146,8 +146,16 @@ function addressIn(ns: string): string | undefined {
   return a === undefined ? undefined : `${a.local}/${a.prefixlen}`;
 }
 
+/**
+ * The long-lived processes in a namespace. The gateway's ICMP probe runs `ping` in its namespace every
+ * interval; such a probe in flight is not one of the pod's processes.
+ */
 function pidsIn(ns: string): number[] {
-  return ip('netns', 'pids', ns).split(/\s+/).filter((s) => /^\d+$/.test(s)).map(Number);
+  return ip('netns', 'pids', ns)
+    .split(/\s+/)
+    .filter((s) => /^\d+$/.test(s))
+    .map(Number)
+    .filter((pid) => !/^(\S*\/)?ping /.test(cmdline(pid)));
 }
 
 function cmdline(pid: number): string {
