@@ -39,7 +39,7 @@ function usage(): string {
 
 async function main(argv: readonly string[]): Promise<number> {
   const name = argv[0];
-  if (name === '--help' || name === '-h' || name === '--list') {
+  if (name === '--help' || name === '-h' || name === '--list' || name === 'list') {
     console.log(usage());
     return 0;
   }
