@@ -15,7 +15,6 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -25,6 +24,7 @@ import { EtcdDatastore } from '../src/datastore/etcd/etcd-datastore.js';
 import { SqliteDatastore } from '../src/datastore/sqlite/sqlite-datastore.js';
 import type { Benchmark, Figures } from './harness.js';
 import { nowNs, elapsedNs, printTable, round, summarize } from './harness.js';
+import { startBenchEtcd } from './support/etcd.js';
 
 const COMMITS = 2_000;
 const CAS = 1_000;
@@ -129,48 +129,7 @@ async function measure(open: () => Promise<Datastore>): Promise<Result> {
   }
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const a = srv.address();
-      srv.close(() => resolve(typeof a === 'object' && a !== null ? a.port : 0));
-    });
-  });
-}
 
-/** An etcd of our own; undefined when none can be started. */
-async function startEtcd(dir: string): Promise<{ endpoint: string; proc: ChildProcess } | undefined> {
-  const client = await freePort();
-  const peer = await freePort();
-  const endpoint = `127.0.0.1:${client}`;
-  const proc = spawn(
-    'etcd',
-    [
-      '--name', 'egw-bench', '--data-dir', join(dir, 'etcd'),
-      '--listen-client-urls', `http://${endpoint}`, '--advertise-client-urls', `http://${endpoint}`,
-      '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
-      '--initial-cluster', `egw-bench=http://127.0.0.1:${peer}`,
-    ],
-    { stdio: 'ignore' },
-  );
-  const failed = new Promise<boolean>((resolve) => {
-    proc.once('error', () => resolve(true));
-    proc.once('exit', () => resolve(true));
-  });
-  for (let i = 0; i < 200; i++) {
-    const ok = await Promise.race([
-      fetch(`http://${endpoint}/health`).then((r) => r.ok, () => false),
-      failed,
-    ]);
-    if (ok === true && proc.exitCode === null) return { endpoint, proc };
-    if (proc.exitCode !== null || proc.pid === undefined) return undefined;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  proc.kill('SIGKILL');
-  return undefined;
-}
 
 export const datastoreBenchmark: Benchmark = {
   name: 'datastore',
@@ -183,7 +142,7 @@ export const datastoreBenchmark: Benchmark = {
       const sqlitePut8 = await processes(join(dir, 'procs.db'), 'put', PER_PROCESS_PUTS);
       const sqliteCas8 = await processes(join(dir, 'procs.db'), 'cas', PER_PROCESS_CAS);
       const shared = process.env['EGW_TEST_ETCD'];
-      if (shared === undefined) etcd = await startEtcd(dir);
+      if (shared === undefined) etcd = await startBenchEtcd(dir);
       const endpoint = shared ?? etcd?.endpoint;
       const prefix = `/egw-bench-${process.pid}/`;
       const etcdResult =

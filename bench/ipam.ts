@@ -14,7 +14,6 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -27,6 +26,7 @@ import type { BlockValue, HandleValue } from '../src/ipam/records.js';
 import { affinityKey, blockKey, handleKey, IPAM_BLOCK_KIND, IPAM_HANDLE_KIND, json } from '../src/ipam/records.js';
 import type { Benchmark, Figures } from './harness.js';
 import { elapsedNs, nowNs, printTable, round, summarize } from './harness.js';
+import { startBenchEtcd } from './support/etcd.js';
 
 const PROCESSES = 8;
 const POOL_64K = '10.64.0.0/16';
@@ -186,44 +186,7 @@ async function allocationCost(spec: string): Promise<number[]> {
   }
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => resolve(typeof addr === 'object' && addr !== null ? addr.port : 0));
-    });
-  });
-}
 
-async function startEtcd(dir: string): Promise<{ endpoint: string; proc: ChildProcess } | undefined> {
-  const client = await freePort();
-  const peer = await freePort();
-  const endpoint = `127.0.0.1:${client}`;
-  const proc = spawn(
-    'etcd',
-    [
-      '--name', 'egw-bench-ipam', '--data-dir', join(dir, 'etcd'),
-      '--listen-client-urls', `http://${endpoint}`, '--advertise-client-urls', `http://${endpoint}`,
-      '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
-      '--initial-cluster', `egw-bench-ipam=http://127.0.0.1:${peer}`,
-    ],
-    { stdio: 'ignore' },
-  );
-  const failed = new Promise<boolean>((resolve) => {
-    proc.once('error', () => resolve(true));
-    proc.once('exit', () => resolve(true));
-  });
-  for (let i = 0; i < 200; i++) {
-    const ok = await Promise.race([fetch(`http://${endpoint}/health`).then((r) => r.ok, () => false), failed]);
-    if (ok === true && proc.exitCode === null) return { endpoint, proc };
-    if (proc.exitCode !== null || proc.pid === undefined) return undefined;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  proc.kill('SIGKILL');
-  return undefined;
-}
 
 export const ipamBenchmark: Benchmark = {
   name: 'ipam',
@@ -231,7 +194,7 @@ export const ipamBenchmark: Benchmark = {
   async run(): Promise<Figures> {
     const dir = mkdtempSync(join(tmpdir(), 'egw-bench-ipam-'));
     const shared = process.env['EGW_TEST_ETCD'];
-    const own = shared === undefined ? await startEtcd(dir) : undefined;
+    const own = shared === undefined ? await startBenchEtcd(dir, 'egw-bench-ipam') : undefined;
     const etcd = shared ?? own?.endpoint;
     try {
       let n = 0;
