@@ -16,6 +16,7 @@ import type { Ec2, Ec2Subnet } from '../aws/ec2-port.js';
 import type { Datastore, JsonObject } from '../datastore/contract.js';
 import { listResources, stableJson } from '../datastore/resources.js';
 import type { Clock } from '../platform/clock.js';
+import { runEvery } from '../platform/clock.js';
 import { EgwError, errorMessage, isEgwError } from '../platform/errors.js';
 import type { Logger } from '../platform/logger.js';
 import { updateStatus, withCondition } from '../agent/fabric/status.js';
@@ -113,18 +114,9 @@ export class AwsSubnetFactsLoop {
 
   /** Passes every interval until `signal` aborts. A failed pass is logged; the loop goes on. */
   async run(signal: AbortSignal): Promise<void> {
-    while (!signal.aborted) {
-      try {
-        await this.runOnce();
-      } catch (err) {
-        this.deps.logger?.error({ err: errorMessage(err) }, 'aws subnet facts pass failed');
-      }
-      try {
-        await this.deps.clock.sleep(this.options.intervalMs ?? 300_000, signal);
-      } catch {
-        return;
-      }
-    }
+    await runEvery(this.deps.clock, this.options.intervalMs ?? 300_000, signal, () => this.runOnce(), (err) =>
+      this.deps.logger?.error({ err: errorMessage(err) }, 'aws subnet facts pass failed'),
+    );
   }
 
   /** DescribeSubnets of all; when one is unknown (which fails the whole call), one by one. */

@@ -7,6 +7,7 @@ import type { Datastore } from '../datastore/contract.js';
 import type { GcReport } from '../ipam/gc.js';
 import { runIpamGcPass } from '../ipam/gc.js';
 import type { Clock } from '../platform/clock.js';
+import { runEvery } from '../platform/clock.js';
 import { errorMessage } from '../platform/errors.js';
 import type { Logger } from '../platform/logger.js';
 
@@ -60,17 +61,8 @@ export class IpamGcLoop {
 
   /** Passes every interval until `signal` aborts; resolves then. */
   async run(signal: AbortSignal): Promise<void> {
-    while (!signal.aborted) {
-      try {
-        await this.runOnce();
-      } catch (err) {
-        this.deps.logger?.error({ err: errorMessage(err) }, 'ipam gc pass failed');
-      }
-      try {
-        await this.deps.clock.sleep(this.intervalMs, signal);
-      } catch {
-        return;
-      }
-    }
+    await runEvery(this.deps.clock, this.intervalMs, signal, () => this.runOnce(), (err) =>
+      this.deps.logger?.error({ err: errorMessage(err) }, 'ipam gc pass failed'),
+    );
   }
 }

@@ -58,3 +58,22 @@ export class FakeClock implements Clock {
     for (const s of due) s.resolve();
   }
 }
+
+/**
+ * Runs `pass` now and then every `intervalMs` until `signal` aborts; resolves then. A pass that throws is
+ * handed to `onError` and the loop goes on at the next interval (a periodic loop never dies of one bad pass).
+ */
+export async function runEvery(clock: Clock, intervalMs: number, signal: AbortSignal, pass: () => Promise<unknown>, onError: (err: unknown) => void): Promise<void> {
+  while (!signal.aborted) {
+    try {
+      await pass();
+    } catch (err) {
+      onError(err);
+    }
+    try {
+      await clock.sleep(intervalMs, signal);
+    } catch {
+      return;
+    }
+  }
+}
