@@ -2,7 +2,8 @@
  * `egw controller`: the cluster's one controller process. It runs, side by side and independently:
  * - the operator (EgressGateway → gateway pods, status),
  * - the IPAM garbage collector,
- * - the AWS subnet facts loop (when an EC2 endpoint or region is configured).
+ * - the AWS subnet facts loop (when an EC2 endpoint or region is configured),
+ * - the clean-up of agent records whose pod or node is gone.
  * One failing part never stops the others; each logs and retries on its own schedule.
  */
 import type { Ec2 } from '../aws/ec2-port.js';
@@ -12,6 +13,7 @@ import { SystemClock } from '../platform/clock.js';
 import { errorMessage } from '../platform/errors.js';
 import type { Logger } from '../platform/logger.js';
 import { silentLogger } from '../platform/logger.js';
+import { AgentRecordsGc } from './agent-records-gc.js';
 import { AwsSubnetFactsLoop } from './aws-subnets.js';
 import { IpamGcLoop } from './ipam-gc.js';
 import { EgressGatewayOperator } from './operator/index.js';
@@ -41,6 +43,7 @@ export interface ControllerOptions {
 export class Controller {
   private readonly operator: EgressGatewayOperator;
   private readonly gc: IpamGcLoop;
+  private readonly records: AgentRecordsGc;
   private readonly subnets: AwsSubnetFactsLoop | undefined;
   private readonly abort = new AbortController();
   private loops: Promise<void>[] = [];
@@ -63,6 +66,7 @@ export class Controller {
         ...(options.ipamGcIntervalMs === undefined ? {} : { intervalMs: options.ipamGcIntervalMs }),
       },
     );
+    this.records = new AgentRecordsGc({ store: deps.store, clock, logger: this.log.child({ part: 'agent-records-gc' }) });
     this.subnets =
       deps.ec2 === undefined
         ? undefined
@@ -79,7 +83,7 @@ export class Controller {
     const signal = this.abort.signal;
     const guard = (name: string, p: Promise<void>): Promise<void> =>
       p.catch((err: unknown) => this.log.error({ part: name, err: errorMessage(err) }, 'controller part stopped on an error'));
-    this.loops = [guard('ipam-gc', this.gc.run(signal))];
+    this.loops = [guard('ipam-gc', this.gc.run(signal)), guard('agent-records-gc', this.records.run(signal))];
     if (this.subnets !== undefined) this.loops.push(guard('aws-subnets', this.subnets.run(signal)));
     this.log.info({ awsSubnets: this.subnets !== undefined }, 'controller started');
   }
