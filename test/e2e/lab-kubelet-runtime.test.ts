@@ -148,14 +148,27 @@ function addressIn(ns: string): string | undefined {
 
 /**
  * The long-lived processes in a namespace. The gateway's ICMP probe runs `ping` in its namespace every
- * interval; such a probe in flight is not one of the pod's processes.
+ * interval; such a probe in flight (or one that ended while we looked) is not one of the pod's processes.
  */
 function pidsIn(ns: string): number[] {
   return ip('netns', 'pids', ns)
     .split(/\s+/)
     .filter((s) => /^\d+$/.test(s))
     .map(Number)
-    .filter((pid) => !/^(\S*\/)?ping /.test(cmdline(pid)));
+    .filter((pid) => {
+      // A probe that exited between the listing and this read has no command line any more.
+      const cmd = cmdline(pid);
+      return cmd !== '' && !/^(\S*\/)?ping /.test(cmd);
+    });
+}
+
+/** Every process in a namespace with its command line, for failure messages. */
+function describePids(ns: string): string {
+  return ip('netns', 'pids', ns)
+    .split(/\s+/)
+    .filter((s) => /^\d+$/.test(s))
+    .map((pid) => `${pid}: ${cmdline(Number(pid))}`)
+    .join('; ');
 }
 
 function cmdline(pid: number): string {
@@ -286,13 +299,13 @@ describe.skipIf(!canRun)('lab scheduler and kubelets in namespaces', () => {
     const handlesBefore = await handles();
     await stopProc('kubelet-node-a');
     // The kubelet is gone; its pod is not.
-    expect(pidsIn(ns)).toEqual(before);
+    expect(pidsIn(ns), describePids(ns)).toEqual(before);
     startKubelet(NODES[0]!);
     const kubelet = procs.get('kubelet-node-a')!;
     await waitFor('adoption', () => kubelet.stderr().includes('adopting pod from local state'));
     await waitFor('in sync and idle', () => kubelet.stderr().includes('kubelet started'));
     await new Promise((r) => setTimeout(r, 3_000));
-    expect(pidsIn(ns)).toEqual(before);
+    expect(pidsIn(ns), describePids(ns)).toEqual(before);
     expect(readlinkSync(`/proc/${before[0]}/ns/net`)).toBe(nsInode);
     expect(await handles()).toEqual(handlesBefore);
     expect(kubelet.stderr()).not.toContain('pod network ready');
