@@ -15,8 +15,6 @@ import type { Scenario } from './scenario.js';
 
 /** The port every external server listens on (the reference's netcat port). */
 export const SERVER_PORT = 8089;
-/** IMDS's address, as on EC2 (link-local; it never leaves the router's links). */
-export const IMDS_IP = '169.254.169.254';
 /** Where the emulator listens inside the router's namespace: every local address, port 80. */
 export const AWS_SIM_PORT = 80;
 /** The router ↔ internet gateway link. */
@@ -139,7 +137,6 @@ export function staticWorld(names: LabNames, scenario: Scenario): NamespaceBuild
       'link set dev lo up',
       ...scenario.subnets.map((s) => `addr add ${routerOf(s.cidr)}/32 dev lo`),
       `addr add ${scenario.ec2Endpoint}/32 dev lo`,
-      `addr add ${IMDS_IP}/32 dev lo`,
       `addr add ${TRANSIT.router}/30 dev igw`,
       'link set dev igw up',
       `addr add ${onpremGw}/${onpremLen} dev onprem`,

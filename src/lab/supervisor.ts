@@ -94,7 +94,9 @@ export function labProcessSpecs(ctx: { prefix: string }, names: LabNames, scenar
   const node = process.execPath;
   const egw = [node, egwCliPath()];
   const ds = ['--datastore', datastore.inside];
-  const env = labProcessEnv();
+  // IMDS answers on the emulator's VPC address (the SDK's standard override); EC2's own 169.254.169.254 is
+  // link-local, and the lab keeps to its allowed address ranges.
+  const env = { ...labProcessEnv(), AWS_EC2_METADATA_SERVICE_ENDPOINT: `http://${scenario.ec2Endpoint}` };
   const specs: ProcessSpec[] = [];
   if (datastore.backend === 'etcd') {
     const target = parseDatastoreSpec(datastore.outside);
@@ -115,8 +117,7 @@ export function labProcessSpecs(ctx: { prefix: string }, names: LabNames, scenar
       name: `agent-${n.name}`,
       netns: nsName,
       argv: [...egw, ...ds, 'agent', '--node', n.name, '--node-ip', n.ip],
-      // As on EC2: IMDS at 169.254.169.254 (the SDK's default) tells the agent who it is; the EC2 API is
-      // the emulator's VPC address (the SDK's standard endpoint variable).
+      // As on EC2, IMDS tells the agent who it is (by its source address) and the EC2 API answers its calls.
       env: { ...env, AWS_ENDPOINT_URL_EC2: `http://${scenario.ec2Endpoint}` },
     });
     specs.push({
@@ -300,7 +301,7 @@ export async function labUp(ctx: LabContext, options: LabUpOptions = {}): Promis
       fabric: fabricConfig(names, scenario),
     };
     writeAtomic(paths.awsSimConfig, `${JSON.stringify(config, null, 2)}\n`);
-    ctx.log(`starting the EC2 emulator in the VPC (${scenario.ec2Endpoint}:${AWS_SIM_PORT}, IMDS 169.254.169.254) with the lab fabric`);
+    ctx.log(`starting the EC2 emulator in the VPC (EC2 API and IMDS at ${scenario.ec2Endpoint}:${AWS_SIM_PORT}) with the lab fabric`);
   }
   const procs = new LabProcesses(paths.root);
   const startIfDead = (spec: ProcessSpec): boolean => {
