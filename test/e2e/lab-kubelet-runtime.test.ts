@@ -22,6 +22,7 @@ import { podNetnsName, podSandboxId } from '../../src/lab/kubelet/naming.js';
 import { ChildProcessRunner, type RunningProcess } from '../../src/linux/topology/process.js';
 import { awsPool, namespace, pool, seed, subnet } from '../ipam/helpers.js';
 import { distPath, EGW_CLI } from '../support/dist.js';
+import { LAB_POD_GATEWAY } from '../../src/lab/kubelet/cni.js';
 
 const PTP = '/usr/lib/cni/ptp';
 const canRun = process.getuid?.() === 0 && existsSync(PTP) && spawnSync('nsenter', ['--version']).status === 0;
@@ -262,7 +263,7 @@ describe.skipIf(!canRun)('lab scheduler and kubelets in namespaces', () => {
       const range = p.spec.nodeName === 'node-a' ? /^100\.64\.0\.[4-7]$/ : /^100\.64\.4\.[4-7]$/;
       expect(podIP).toMatch(range);
       expect(addressIn(ns)).toBe(`${podIP}/30`);
-      expect(ip('-n', ns, 'route', 'show', 'default')).toContain('default via 169.254.1.1 dev eth0');
+      expect(ip('-n', ns, 'route', 'show', 'default')).toContain(`default via ${LAB_POD_GATEWAY} dev eth0`);
       const inside = pidsIn(ns).map(cmdline);
       expect(inside.some((c) => c.includes(`${EGW_CLI} gateway`) && !c.includes('init'))).toBe(true);
       expect(await handles()).toContain(`k8s-pod-network.${podSandboxId('calico-egress', p.metadata.name, p.metadata.uid!)}`);

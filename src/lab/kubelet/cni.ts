@@ -46,6 +46,13 @@ export interface CniPort {
  * {@link DEFAULT_NETWORK_NAME} with CNI 1.0.0; `ipam.type` defaults to `egw-ipam`, and `ipam.datastore`
  * / `ipam.nodeName` are filled in when absent (an explicit value wins). Pure.
  */
+/**
+ * The pods' on-link gateway in the lab, which ptp puts on the host end of every pod's veth. Calico (and
+ * egw-ipam's default) use 169.254.1.1; the lab keeps every address in its allowed ranges, so it uses the
+ * last address of the shared range 100.64.0.0/10, which no lab network uses.
+ */
+export const LAB_POD_GATEWAY = '100.127.255.254';
+
 export function kubeletCniConfig(base: Record<string, unknown> | undefined, fill: { datastore: string; nodeName: string }): Record<string, unknown> {
   const conf: Record<string, unknown> = base === undefined ? { cniVersion: '1.0.0', name: DEFAULT_NETWORK_NAME, type: 'ptp' } : structuredClone(base);
   const ipam = typeof conf['ipam'] === 'object' && conf['ipam'] !== null ? { ...(conf['ipam'] as Record<string, unknown>) } : {};
@@ -53,6 +60,7 @@ export function kubeletCniConfig(base: Record<string, unknown> | undefined, fill
   if (ipam['type'] === 'egw-ipam') {
     ipam['datastore'] ??= fill.datastore;
     ipam['nodeName'] ??= fill.nodeName;
+    ipam['gateway'] ??= LAB_POD_GATEWAY;
   }
   conf['ipam'] = ipam;
   return conf;

@@ -22,6 +22,7 @@ import { PodWorker } from './pod-worker.js';
 import type { ProberPort } from './prober.js';
 import type { ProcessPort } from './processes.js';
 import type { PodRecord, StateDir } from './state.js';
+import { LAB_POD_GATEWAY } from './cni.js';
 
 /** The kinds the kubelet follows. */
 export const KUBELET_WATCHED_KINDS = ['Pod', 'Node'] as const;
@@ -87,7 +88,7 @@ export class LabKubelet {
       speedup: Math.max(1, options.speedup ?? 1),
       syncIntervalMs: options.syncIntervalMs ?? 1_000,
       ifname: options.ifname ?? 'eth0',
-      defaultGateway: options.defaultGateway ?? '169.254.1.1',
+      defaultGateway: options.defaultGateway ?? LAB_POD_GATEWAY,
       path: options.path ?? process.env['PATH'] ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
     };
     this.ctx = {

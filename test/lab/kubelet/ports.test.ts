@@ -1,7 +1,7 @@
 /** The pure parts of the kubelet's ports: mountinfo, /proc/<pid>/stat, CNI configuration and results, the launch argv. */
 import { describe, expect, it } from 'vitest';
 import { absoluteDatastore, egwCommandFor, labKubeletArgv } from '../../../src/lab/kubelet/command.js';
-import { checkCniConfig, kubeletCniConfig, parseAddResult } from '../../../src/lab/kubelet/cni.js';
+import { checkCniConfig, kubeletCniConfig, parseAddResult, LAB_POD_GATEWAY } from '../../../src/lab/kubelet/cni.js';
 import { netnsMountPropagation } from '../../../src/lab/kubelet/netns.js';
 import { parseProcStat } from '../../../src/lab/kubelet/processes.js';
 
@@ -37,12 +37,12 @@ describe('/proc/<pid>/stat', () => {
 });
 
 describe('CNI configuration', () => {
-  it('default: ptp named k8s-pod-network with egw-ipam, datastore and node filled in', () => {
+  it('default: ptp named k8s-pod-network with egw-ipam, datastore, node and the lab\'s pod gateway filled in', () => {
     expect(kubeletCniConfig(undefined, { datastore: '/lab/egw.db', nodeName: 'node-a1' })).toEqual({
       cniVersion: '1.0.0',
       name: 'k8s-pod-network',
       type: 'ptp',
-      ipam: { type: 'egw-ipam', datastore: '/lab/egw.db', nodeName: 'node-a1' },
+      ipam: { type: 'egw-ipam', datastore: '/lab/egw.db', nodeName: 'node-a1', gateway: LAB_POD_GATEWAY },
     });
   });
   it('a given configuration keeps its own values; the input is not changed', () => {
