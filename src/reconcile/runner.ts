@@ -362,7 +362,7 @@ export class ReconcileRunner {
           this.log.info({ keys: desired.size }, 'first full pass done');
         }
         await this.prune(desired);
-        delay = resyncDelay(this.resyncPeriodMs, this.resyncJitter, this.random());
+        delay = this.resyncPeriodMs > 0 ? resyncDelay(this.resyncPeriodMs, this.resyncJitter, this.random()) : 0;
       }
       if (this.resyncRequested) continue;
       // Period 0: no timer, only resync() (and a failed listing, which retries on its backoff) wake us.
