@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import type { Datastore, WriteOp } from '../src/datastore/contract.js';
 import { openDatastore } from '../src/datastore/open.js';
 import { Ipam } from '../src/ipam/allocator.js';
-import { formatV4, formatV4Net, parseV4Net, v4Net } from '../src/ipam/ipv4.js';
+import { formatIpv4, formatIpv4Net, ipv4Net, parseIpv4Net } from '../src/platform/ipv4.js';
 import type { BlockValue, HandleValue } from '../src/ipam/records.js';
 import { affinityKey, blockKey, handleKey, IPAM_BLOCK_KIND, IPAM_HANDLE_KIND, json } from '../src/ipam/records.js';
 import type { Benchmark, Figures } from './harness.js';
@@ -113,10 +113,10 @@ async function countDuplicates(store: Datastore, expected: number): Promise<numb
   let inBlocks = 0;
   for (const b of (await store.list(IPAM_BLOCK_KIND)).items) {
     const v = b.value as unknown as BlockValue;
-    const net = parseV4Net(v.cidr)!;
+    const net = parseIpv4Net(v.cidr, { hostBits: 'clear', bareAddress: true })!;
     for (const ord of Object.keys(v.allocations)) {
       inBlocks++;
-      recorded.add(formatV4(net.first + Number(ord)));
+      recorded.add(formatIpv4(net.first + Number(ord)));
     }
   }
   return Math.max(expected - new Set(ips).size, inBlocks - recorded.size, ips.length - new Set(ips).size);
@@ -127,23 +127,23 @@ async function countDuplicates(store: Datastore, expected: number): Promise<numb
  * of 128 records: the state 100k sequential allocations by node-0 would leave, written directly.
  */
 async function prefill(store: Datastore, pool: string, from: number, upTo: number): Promise<void> {
-  const poolNet = parseV4Net(pool)!;
+  const poolNet = parseIpv4Net(pool, { hostBits: 'clear', bareAddress: true })!;
   let ops: WriteOp[] = [];
   const flush = async (): Promise<void> => {
     if (ops.length > 0) await store.commit(ops);
     ops = [];
   };
   for (let first = from; first < upTo; first += 64) {
-    const net = v4Net(poolNet.first + first, 26);
+    const net = ipv4Net(poolNet.first + first, 26);
     const allocations: Record<string, string> = {};
     const handles: WriteOp[] = [];
     for (let ord = 0; ord < 64 && first + ord < upTo; ord++) {
       const handle = `pre-${first + ord}`;
       allocations[String(ord)] = handle;
-      const value: HandleValue = { handle, ip: formatV4(net.first + ord), block: formatV4Net(net), pool, poolName: 'bench', node: 'node-0', use: 'Workload', owner: { kind: 'None' }, allocatedAt: new Date().toISOString() };
+      const value: HandleValue = { handle, ip: formatIpv4(net.first + ord), block: formatIpv4Net(net), pool, poolName: 'bench', node: 'node-0', use: 'Workload', owner: { kind: 'None' }, allocatedAt: new Date().toISOString() };
       handles.push({ op: 'put', key: handleKey(handle), value: json(value) });
     }
-    const block: BlockValue = { cidr: formatV4Net(net), pool, affinity: 'node-0', allocations, next: 0 };
+    const block: BlockValue = { cidr: formatIpv4Net(net), pool, affinity: 'node-0', allocations, next: 0 };
     const full = Object.keys(allocations).length === 64;
     const group: WriteOp[] = [
       { op: 'put', key: blockKey(poolNet, net), value: json(block) },

@@ -3,7 +3,12 @@
  *
  * Parsing is strict in the way Go's `net.ParseIP` / `net.ParseCIDR` are (what Calico uses): dotted-quad
  * IPv4 without leading zeros, RFC 4291 IPv6 (with `::` and an optional dotted-quad tail), no zone suffix.
+ *
+ * This is the dual-stack form the API schemas need (IPv6 pools, pod IPs and destinations are validated
+ * and reported in their own words); IPv4 itself is parsed by platform/ipv4.ts (the one IPv4 module),
+ * which code that handles only IPv4 uses directly.
  */
+import { parseIpv4 } from '../platform/ipv4.js';
 
 /** An IP address. `value` is the address as an unsigned integer of 32 (v4) or 128 (v6) bits. */
 export interface IpAddress {
@@ -35,17 +40,9 @@ export function addressBits(version: 4 | 6): number {
 }
 
 function parseV4(text: string): bigint | undefined {
-  const parts = text.split('.');
-  if (parts.length !== 4) return undefined;
-  let value = 0n;
-  for (const part of parts) {
-    // Leading zeros are rejected (as Go does since 1.17): "010" is ambiguous between octal and decimal.
-    if (!/^(0|[1-9][0-9]{0,2})$/.test(part)) return undefined;
-    const n = Number(part);
-    if (n > 255) return undefined;
-    value = (value << 8n) | BigInt(n);
-  }
-  return value;
+  // The one IPv4 parser of the codebase (strict dotted quad, no leading zeros, as Go since 1.17).
+  const value = parseIpv4(text);
+  return value === undefined ? undefined : BigInt(value);
 }
 
 function parseV6(text: string): bigint | undefined {

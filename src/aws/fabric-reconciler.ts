@@ -21,7 +21,7 @@ import { awsCodeOf } from './aws-errors.js';
 import type { AwsSecondaryIpMode } from './capacity.js';
 import type { Ec2, Ec2Address, Ec2InstanceTypeInfo, Ec2NetworkInterface } from './ec2-port.js';
 import type { InstanceFacts } from './imds.js';
-import { cidrContainsIpv4 } from './ipv4.js';
+import { ipv4NetContains, parseIpv4, parseIpv4Net } from '../platform/ipv4.js';
 import type { EniKind, OwnerIdentity } from './ownership.js';
 import {
   clientToken,
@@ -430,7 +430,9 @@ class Pass {
         this.set(w, 'Failed', 'WrongAvailabilityZone', `subnet ${w.subnetId} is in ${subnet.availabilityZone}, this node (${this.id.instanceId}) is in ${zone}: EC2 cannot attach its ENI here`);
         continue;
       }
-      if (!cidrContainsIpv4(subnet.cidr, w.ip)) {
+      const subnetNet = parseIpv4Net(subnet.cidr, { hostBits: 'clear' });
+      const address = parseIpv4(w.ip);
+      if (subnetNet === undefined || address === undefined || !ipv4NetContains(subnetNet, address)) {
         this.set(w, 'Failed', 'AddressNotInSubnet', `address ${w.ip} is not inside subnet ${w.subnetId} (${subnet.cidr}): check the pool's CIDR and awsSubnetID`);
         continue;
       }

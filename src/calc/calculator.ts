@@ -7,7 +7,7 @@ import type { EgressGatewayPolicy, FelixConfiguration, Namespace, Node, Pod } fr
 import { effectiveFelixSettings, type EffectiveFelixSettings, type EgressIPSupport } from '../api/kinds/felix-configuration.js';
 import { namespaceLabels, prepareLabels, type Labels } from '../api/selector/index.js';
 import { egressAnnotationsOf, resolveEgressSource, sameEgressAnnotations, type EgressAnnotations, type EgressSource } from './egress-source.js';
-import { compareNet4, formatNet4, net4Contains, parseIPv4, parseNet4, type Net4 } from './ipv4.js';
+import { compareIpv4Nets, formatIpv4Net, ipv4Net, ipv4NetCovers, outermostIpv4Nets, parseIpv4, parseIpv4Net, type Ipv4Net } from '../platform/ipv4.js';
 import { addLoad, chooseNextHops, sameNextHops } from './next-hops.js';
 import { gatewayFactsDiffer, nodeAddress, podFacts, type PodFacts } from './pod-facts.js';
 import { annotationRule, policyRules, type RuleSpec } from './policy-rules.js';
@@ -95,7 +95,7 @@ interface NsRec {
 }
 
 interface ClusterDestinations {
-  readonly throws: readonly Net4[];
+  readonly throws: readonly Ipv4Net[];
   readonly nodeIps: ReadonlySet<number>;
   readonly routes: readonly CalcRoute[];
   readonly texts: readonly string[];
@@ -105,7 +105,7 @@ interface ClusterDestinations {
 /** Two-level index: label → value → members. */
 type LabelIndex<T> = Map<string, Map<string, Set<T>>>;
 
-const ALL: Net4 = { network: 0, prefix: 0 };
+const ALL: Ipv4Net = ipv4Net(0, 0);
 const ALL_TEXT = '0.0.0.0/0';
 const FAIL_CLOSED_ROUTES: readonly CalcRoute[] = [{ cidr: ALL_TEXT, kind: 'unreachable' }];
 
@@ -785,7 +785,7 @@ export class EgressCalculator {
       if (!bulk) this.setReturn(rec, entry);
       else if (entry !== rec.ret?.client) {
         if (rec.ret === undefined) (added ??= []).push(rec);
-        rec.ret = entry === undefined ? undefined : { client: entry, ipNum: rec.facts.ipNum, nodeNum: parseIPv4(entry.nodeIp)! };
+        rec.ret = entry === undefined ? undefined : { client: entry, ipNum: rec.facts.ipNum, nodeNum: parseIpv4(entry.nodeIp)! };
         this.returnDirty = true;
       }
     };
@@ -832,7 +832,7 @@ export class EgressCalculator {
     }
     if (entry === undefined) rec.ret = undefined;
     else {
-      rec.ret = { client: entry, ipNum: rec.facts.ipNum, nodeNum: parseIPv4(entry.nodeIp)! };
+      rec.ret = { client: entry, ipNum: rec.facts.ipNum, nodeNum: parseIpv4(entry.nodeIp)! };
       list.splice(this.returnIndex(rec.ret.ipNum, rec.ret.nodeNum, rec.key), 0, rec);
     }
     this.returnDirty = true;
@@ -859,10 +859,10 @@ export class EgressCalculator {
   private clusterDestinations(): ClusterDestinations {
     if (this.cluster !== undefined) return this.cluster;
     const issues: CalcIssue[] = [];
-    const nets: Net4[] = [];
+    const nets: Ipv4Net[] = [];
     for (const text of this.clusterCidrs) {
-      const bare = parseIPv4(text.trim());
-      const net = parseNet4(text) ?? (bare !== undefined ? { network: bare, prefix: 32 } : undefined);
+      // Cluster CIDRs come from flags and config files: blanks around them are forgiven.
+      const net = parseIpv4Net(text.trim(), { hostBits: 'clear', bareAddress: true });
       if (net === undefined) {
         if (!text.includes(':')) issues.push({ code: 'InvalidClusterCidr', message: `cluster CIDR "${text}" is not an IPv4 CIDR; it is ignored` });
         continue;
@@ -871,18 +871,12 @@ export class EgressCalculator {
     }
     const nodeIps = new Set<number>();
     for (const ip of this.nodeIps.values()) {
-      const n = ip === undefined ? undefined : parseIPv4(ip);
-      if (n !== undefined && !nets.some((c) => net4Contains(c, { network: n, prefix: 32 }))) nodeIps.add(n);
+      const n = ip === undefined ? undefined : parseIpv4(ip);
+      if (n !== undefined && !nets.some((c) => ipv4NetCovers(c, ipv4Net(n, 32)))) nodeIps.add(n);
     }
-    const all = [...nets, ...[...nodeIps].map((n) => ({ network: n, prefix: 32 }))].sort(compareNet4);
     // Keep only the outermost networks: an inner one adds nothing to a throw.
-    const throws: Net4[] = [];
-    for (const n of all) {
-      const last = throws[throws.length - 1];
-      if (last !== undefined && net4Contains(last, n)) continue;
-      throws.push(n);
-    }
-    const texts = throws.map(formatNet4);
+    const throws = outermostIpv4Nets([...nets, ...[...nodeIps].map((n) => ipv4Net(n, 32))]);
+    const texts = throws.map(formatIpv4Net);
     this.cluster = { throws, nodeIps, texts, routes: texts.map((cidr) => ({ cidr, kind: 'throw' as const })), issues };
     return this.cluster;
   }
@@ -1135,7 +1129,7 @@ export class EgressCalculator {
     const notes: string[] = [];
     const source = resolveEgressSource(this.mode, rec.ann, this.namespaces.get(rec.ns)?.ann, notes) ?? config.source;
     const ruleStatus: ClientRuleStatus[] = [];
-    const routes: { route: CalcRoute; net: Net4 }[] = [];
+    const routes: { route: CalcRoute; net: Ipv4Net }[] = [];
     const chosenAll: PodRec[] = [];
     const polled: PodRec[] = [];
     const selections: Sel[] = [];
@@ -1184,7 +1178,7 @@ export class EgressCalculator {
         }
       }
     }
-    const sortedRoutes = routes.sort((a, b) => compareNet4(a.net, b.net)).map((o) => o.route);
+    const sortedRoutes = routes.sort((a, b) => compareIpv4Nets(a.net, b.net)).map((o) => o.route);
     const state: ClientStatus['state'] = closedRules === 0 ? 'routed' : closedRules === gatewayRules ? 'fail-closed' : 'partly-fail-closed';
     const status: ClientStatus = {
       pod: rec.key,
@@ -1239,9 +1233,9 @@ export class EgressCalculator {
     return [...cands];
   }
 
-  private insideCluster(net: Net4, cluster: ClusterDestinations): boolean {
-    if (net.prefix === 32 && cluster.nodeIps.has(net.network)) return true;
-    return cluster.throws.some((t) => net4Contains(t, net));
+  private insideCluster(net: Ipv4Net, cluster: ClusterDestinations): boolean {
+    if (net.prefix === 32 && cluster.nodeIps.has(net.first)) return true;
+    return cluster.throws.some((t) => ipv4NetCovers(t, net));
   }
 
   private fullRoutes(key: string, routes: readonly CalcRoute[], cluster: ClusterDestinations): readonly CalcRoute[] {

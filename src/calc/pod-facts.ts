@@ -2,7 +2,7 @@
  * What calc reads from a Pod and a Node: addresses, datastore readiness, the health port. Pure.
  */
 import type { Node, Pod } from '../api/index.js';
-import { ipv4OrUndefined, parseIPv4 } from './ipv4.js';
+import { isIpv4, parseIpv4 } from '../platform/ipv4.js';
 
 /** The facts of one pod that calc uses. */
 export interface PodFacts {
@@ -46,8 +46,8 @@ function readyCondition(pod: Pod): string | undefined {
  */
 export function podFacts(pod: Pod): PodFacts {
   const status = pod.status;
-  let ip = ipv4OrUndefined(status?.podIP);
-  if (ip === undefined) for (const p of status?.podIPs ?? []) if (parseIPv4(p.ip) !== undefined) { ip = p.ip; break; }
+  let ip = status?.podIP !== undefined && isIpv4(status.podIP) ? status.podIP : undefined;
+  if (ip === undefined) for (const p of status?.podIPs ?? []) if (parseIpv4(p.ip) !== undefined) { ip = p.ip; break; }
   const hostNetwork = pod.spec.hostNetwork === true;
   const phase = status?.phase;
   let notReadyReason: string | undefined;
@@ -66,8 +66,8 @@ export function podFacts(pod: Pod): PodFacts {
   const key = `${pod.metadata.namespace ?? 'default'}/${pod.metadata.name}`;
   return {
     ip,
-    ipNum: ip === undefined ? 0 : parseIPv4(ip)!,
-    hostIp: ipv4OrUndefined(status?.hostIP),
+    ipNum: ip === undefined ? 0 : parseIpv4(ip)!,
+    hostIp: status?.hostIP !== undefined && isIpv4(status.hostIP) ? status.hostIP : undefined,
     hostNetwork,
     finished: phase === 'Succeeded' || phase === 'Failed',
     ready: notReadyReason === undefined,
@@ -86,7 +86,7 @@ export function gatewayFactsDiffer(a: PodFacts, b: PodFacts): boolean {
 export function nodeAddress(node: Node): string | undefined {
   const addresses = node.status?.addresses ?? [];
   for (const type of ['InternalIP', 'ExternalIP']) {
-    for (const a of addresses) if (a.type === type && parseIPv4(a.address) !== undefined) return a.address;
+    for (const a of addresses) if (a.type === type && parseIpv4(a.address) !== undefined) return a.address;
   }
   return undefined;
 }

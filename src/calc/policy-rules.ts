@@ -4,8 +4,7 @@
  */
 import type { EgressGatewayPolicy } from '../api/index.js';
 import { DEFAULT_DESTINATION, ruleDestination } from '../api/kinds/egress-gateway-policy.js';
-import { parseCidr } from '../api/ip.js';
-import { formatNet4, parseNet4, type Net4 } from './ipv4.js';
+import { formatIpv4Net, ipv4Net, parseIpv4Net, type Ipv4Net } from '../platform/ipv4.js';
 import type { CalcReason } from './types.js';
 
 /** The gateways of a rule: a pod selector, in the client's own namespace or in selected namespaces. */
@@ -24,7 +23,7 @@ export interface RuleSpec {
   /** Canonical destination text. */
   readonly destination: string;
   /** Undefined when the rule is skipped. */
-  readonly net: Net4 | undefined;
+  readonly net: Ipv4Net | undefined;
   /** Undefined: no gateway, route normally (`throw`). */
   readonly gateway: GatewaySpec | undefined;
   readonly preferNodeLocal: boolean;
@@ -37,7 +36,7 @@ export interface RuleSpec {
 export function annotationRule(selector: string, namespaceSelector: string | undefined, maxNextHops: number): RuleSpec {
   return {
     destination: DEFAULT_DESTINATION,
-    net: { network: 0, prefix: 0 },
+    net: ipv4Net(0, 0),
     gateway: { selector, namespaceSelector, ownNamespace: namespaceSelector === undefined, maxNextHops },
     preferNodeLocal: false,
     description: undefined,
@@ -66,11 +65,12 @@ export function policyRules(policy: EgressGatewayPolicy): RuleSpec[] {
     const dest = ruleDestination(rule);
     const written = rule.destination?.cidr ?? DEFAULT_DESTINATION;
     if (dest === undefined) return { ...base, destination: written, net: undefined, skip: 'invalid-destination' };
-    const net = parseNet4(dest);
+    const net = parseIpv4Net(dest, { hostBits: 'clear' });
     if (net === undefined) {
-      return { ...base, destination: dest, net: undefined, skip: parseCidr(dest)?.cidr.version === 6 ? 'ipv6-destination' : 'invalid-destination' };
+      // `dest` passed the API's dual-stack CIDR parse (ruleDestination): what is not IPv4 is IPv6.
+      return { ...base, destination: dest, net: undefined, skip: dest.includes(':') ? 'ipv6-destination' : 'invalid-destination' };
     }
-    const canonical = formatNet4(net);
+    const canonical = formatIpv4Net(net);
     if (seen.has(canonical)) return { ...base, destination: canonical, net: undefined, skip: 'duplicate-destination' };
     seen.add(canonical);
     return { ...base, destination: canonical, net, skip: undefined };

@@ -10,7 +10,7 @@
 import type { AWSSubnet } from '../api/kinds/aws-subnet.js';
 import type { IPPool } from '../api/kinds/ip-pool.js';
 import { isAwsBacked } from '../api/kinds/ip-pool.js';
-import { cidrContains, parseCidr } from '../api/ip.js';
+import { ipv4NetCovers, parseIpv4Net } from '../platform/ipv4.js';
 import { awsCodeOf } from '../aws/aws-errors.js';
 import type { Ec2, Ec2Subnet } from '../aws/ec2-port.js';
 import type { Datastore, JsonObject } from '../datastore/contract.js';
@@ -95,9 +95,9 @@ export class AwsSubnetFactsLoop {
         await this.setPoolCondition(pool, { status: 'False', reason: 'InvalidSubnetID.NotFound', message: `subnet ${id} does not exist in this account and region` });
         continue;
       }
-      const poolCidr = parseCidr(pool.spec.cidr);
-      const subnetCidr = parseCidr(subnet.cidr);
-      if (poolCidr === undefined || subnetCidr === undefined || !cidrContains(subnetCidr.cidr, poolCidr.cidr)) {
+      const poolCidr = parseIpv4Net(pool.spec.cidr, { hostBits: 'clear' });
+      const subnetCidr = parseIpv4Net(subnet.cidr, { hostBits: 'clear' });
+      if (poolCidr === undefined || subnetCidr === undefined || !ipv4NetCovers(subnetCidr, poolCidr)) {
         report.outsideSubnet.push(pool.metadata.name);
         this.deps.logger?.warn({ pool: pool.metadata.name, cidr: pool.spec.cidr, subnet: id, subnetCidr: subnet.cidr }, 'ippool cidr is not inside its subnet');
         await this.setPoolCondition(pool, {

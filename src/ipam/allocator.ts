@@ -20,8 +20,7 @@ import { EgwError, isEgwError } from '../platform/errors.js';
 import { findFreeOrdinal, newBlock, usableCount, withAllocation, withoutAllocation } from './block.js';
 import { reservationExclusions } from './exclusions.js';
 import type { Exclusions } from './exclusions.js';
-import type { V4Net } from './ipv4.js';
-import { contains, formatV4, formatV4Net, parseV4, v4Net } from './ipv4.js';
+import { formatIpv4, formatIpv4Net, ipv4Net, ipv4NetContains, parseIpv4, parseIpv4Net, type Ipv4Net } from '../platform/ipv4.js';
 import type { CandidatePool, PoolInfo, SkippedPool, SubnetFacts } from './pools.js';
 import { choosePools, exhaustionError, poolInfo, requestedPools } from './pools.js';
 import type { AffinityValue, AllocationOwner, BlockRecord, BlockValue, HandleRecord, HandleValue, IntendedUse } from './records.js';
@@ -137,7 +136,7 @@ interface Plan {
   ops: WriteOp[];
   ip: number;
   pool: PoolInfo;
-  block: V4Net;
+  block: Ipv4Net;
 }
 
 const DEFAULT_MAX_ATTEMPTS = 100;
@@ -216,8 +215,8 @@ export class Ipam {
       const allocatedAt = new Date(this.clock?.now() ?? Date.now()).toISOString();
       const value: HandleValue = {
         handle,
-        ip: formatV4(plan.ip),
-        block: formatV4Net(plan.block),
+        ip: formatIpv4(plan.ip),
+        block: formatIpv4Net(plan.block),
         pool: plan.pool.cidr,
         poolName: plan.pool.name,
         node: request.node,
@@ -255,7 +254,7 @@ export class Ipam {
    * `{ released: false }`. Throws `InvalidInput` for text that is not an IPv4 address.
    */
   async releaseByIp(ip: string): Promise<ReleaseResult> {
-    const address = parseV4(ip);
+    const address = parseIpv4(ip);
     if (address === undefined) throw new EgwError('InvalidInput', `"${ip}" is not an IPv4 address`, { hint: 'e.g. --ip 100.64.0.5' });
     for (let attempt = 0; ; attempt++) {
       const found = await this.findBlockOf(address);
@@ -282,7 +281,7 @@ export class Ipam {
     const stored = await this.store.get(handleKey(handle));
     const h = stored === undefined ? undefined : readHandle(stored);
     if (h === undefined) return undefined;
-    const pool = v4NetOf(h.value.pool);
+    const pool = parseIpv4Net(h.value.pool, { hostBits: 'clear' });
     return toAllocation(h.value, pool?.prefix ?? 32, true);
   }
 
@@ -336,7 +335,7 @@ export class Ipam {
       if (cand.pool.blockSize === 32) continue;
       const mine = shuffle(ctx.affinities.filter((a) => a.pool === cand.pool.cidr), this.random);
       for (const a of mine) {
-        const net = v4NetOf(a.block);
+        const net = parseIpv4Net(a.block, { hostBits: 'clear' });
         if (net === undefined) continue;
         const stored = await this.store.get(blockKey(cand.pool.net, net));
         const block = stored === undefined ? undefined : readBlock(stored);
@@ -361,15 +360,15 @@ export class Ipam {
   private async planPerAddress(cand: CandidatePool, handle: string, skipped: SkippedPool[]): Promise<Plan | undefined> {
     const { pool, exclusions } = cand;
     const make = (ip: number): Plan => {
-      const net = v4Net(ip, 32);
-      const value = withAllocation(newBlock(net, pool.net, null, formatV4Net), net, 0, handle);
+      const net = ipv4Net(ip, 32);
+      const value = withAllocation(newBlock(net, pool.net, null, formatIpv4Net), net, 0, handle);
       return { ip, pool, block: net, ops: [{ op: 'create', key: blockKey(pool.net, net), value: json(value) }] };
     };
     if (pool.net.size > this.listLimit) {
       for (let i = 0; i < this.probes; i++) {
         const ip = pool.net.first + Math.floor(this.random() * pool.net.size);
         if (exclusions.has(ip)) continue;
-        if ((await this.store.get(blockKey(pool.net, v4Net(ip, 32)))) === undefined) return make(ip);
+        if ((await this.store.get(blockKey(pool.net, ipv4Net(ip, 32)))) === undefined) return make(ip);
       }
     }
     const { items } = await this.store.list(IPAM_BLOCK_KIND, { namespace: blockNamespace(pool) });
@@ -390,7 +389,7 @@ export class Ipam {
     const { pool, exclusions } = cand;
     const blockAddresses = 2 ** (32 - pool.blockSize);
     const blocks = pool.net.size / blockAddresses;
-    const netAt = (i: number): V4Net => v4Net(pool.net.first + i * blockAddresses, pool.blockSize);
+    const netAt = (i: number): Ipv4Net => ipv4Net(pool.net.first + i * blockAddresses, pool.blockSize);
     if (blocks > this.listLimit) {
       for (let i = 0; i < this.probes; i++) {
         const net = netAt(Math.floor(this.random() * blocks));
@@ -411,7 +410,7 @@ export class Ipam {
       const b = readBlock(s);
       if (b !== undefined) existing.set(b.net.first, b);
     }
-    const unclaimed: V4Net[] = [];
+    const unclaimed: Ipv4Net[] = [];
     for (let i = 0; i < blocks; i++) {
       const net = netAt(i);
       if (!existing.has(net.first) && !exclusions.coversAll(net)) unclaimed.push(net);
@@ -439,8 +438,8 @@ export class Ipam {
   }
 
   /** A new block, affine to `node`, with its first allocation. */
-  private claimPlan(net: V4Net, handle: string, cand: CandidatePool, node: string): Plan | undefined {
-    const empty = newBlock(net, cand.pool.net, node, formatV4Net);
+  private claimPlan(net: Ipv4Net, handle: string, cand: CandidatePool, node: string): Plan | undefined {
+    const empty = newBlock(net, cand.pool.net, node, formatIpv4Net);
     const ord = findFreeOrdinal(empty, net, cand.exclusions);
     if (ord === undefined) return undefined;
     const value = withAllocation(empty, net, ord, handle);
@@ -474,10 +473,10 @@ export class Ipam {
 
   /** The ops that free a handle's address in its block (none when the block does not record it). */
   private async releaseOps(h: HandleRecord): Promise<WriteOp[]> {
-    const pool = v4NetOf(h.value.pool);
-    const net = v4NetOf(h.value.block);
-    const ip = parseV4(h.value.ip);
-    if (pool === undefined || net === undefined || ip === undefined || !contains(net, ip)) return [];
+    const pool = parseIpv4Net(h.value.pool, { hostBits: 'clear' });
+    const net = parseIpv4Net(h.value.block, { hostBits: 'clear' });
+    const ip = parseIpv4(h.value.ip);
+    if (pool === undefined || net === undefined || ip === undefined || !ipv4NetContains(net, ip)) return [];
     const stored = await this.store.get(blockKey(pool, net));
     const block = stored === undefined ? undefined : readBlock(stored);
     if (block === undefined) return [];
@@ -492,15 +491,15 @@ export class Ipam {
     const { items } = await this.store.list('IPPool');
     for (const p of items) {
       const info = poolInfo(p.value as unknown as IPPool);
-      if (info === undefined || !contains(info.net, address) || info.blockSize < info.net.prefix || info.blockSize > 32) continue;
-      const stored = await this.store.get(blockKey(info.net, v4Net(address, info.blockSize)));
+      if (info === undefined || !ipv4NetContains(info.net, address) || info.blockSize < info.net.prefix || info.blockSize > 32) continue;
+      const stored = await this.store.get(blockKey(info.net, ipv4Net(address, info.blockSize)));
       if (stored !== undefined) return readBlock(stored);
     }
     // Not in any current pool's blocks: a deleted pool, or a changed block size. Rare; scan.
     const all = await this.store.list(IPAM_BLOCK_KIND);
     for (const s of all.items) {
       const b = readBlock(s);
-      if (b !== undefined && contains(b.net, address)) return b;
+      if (b !== undefined && ipv4NetContains(b.net, address)) return b;
     }
     return undefined;
   }
@@ -540,7 +539,7 @@ export class Ipam {
         details: { handle: h.value.handle, ip: h.value.ip },
       });
     }
-    return toAllocation(h.value, v4NetOf(h.value.pool)?.prefix ?? 32, true);
+    return toAllocation(h.value, parseIpv4Net(h.value.pool, { hostBits: 'clear' })?.prefix ?? 32, true);
   }
 }
 
@@ -605,8 +604,8 @@ function toAllocation(v: HandleValue, prefixLength: number, existing: boolean): 
 }
 
 /** The index ops for a block affine to `node`: filed under room or full, removed from the other. */
-function indexOps(node: string, net: V4Net, pool: V4Net, full: boolean): WriteOp[] {
-  const value = json({ node, block: formatV4Net(net), pool: formatV4Net(pool) });
+function indexOps(node: string, net: Ipv4Net, pool: Ipv4Net, full: boolean): WriteOp[] {
+  const value = json({ node, block: formatIpv4Net(net), pool: formatIpv4Net(pool) });
   return [
     { op: 'put', key: affinityKey(node, net, full), value },
     { op: 'delete', key: affinityKey(node, net, !full) },
@@ -627,15 +626,6 @@ function fullReason(pool: PoolInfo, exclusions: Exclusions, allocated: number): 
 
 function blockNamespace(pool: PoolInfo): string {
   return blockKey(pool.net, pool.net).namespace!;
-}
-
-function v4NetOf(text: string): V4Net | undefined {
-  const slash = text.indexOf('/');
-  if (slash < 0) return undefined;
-  const first = parseV4(text.slice(0, slash));
-  const prefix = Number(text.slice(slash + 1));
-  if (first === undefined || !Number.isInteger(prefix) || prefix < 0 || prefix > 32) return undefined;
-  return v4Net(first, prefix);
 }
 
 function shuffle<T>(items: T[], random: () => number): T[] {

@@ -3,7 +3,7 @@
  * An ordinal is usable when it is neither allocated nor excluded (reserved).
  */
 import type { Exclusions } from './exclusions.js';
-import type { V4Net } from './ipv4.js';
+import type { Ipv4Net } from '../platform/ipv4.js';
 import type { BlockValue } from './records.js';
 
 /**
@@ -11,7 +11,7 @@ import type { BlockValue } from './records.js';
  * Going round (rather than lowest-first) delays the reuse of a just-released address, as Calico's
  * unallocated queue does.
  */
-export function findFreeOrdinal(block: BlockValue, net: V4Net, exclusions: Exclusions): number | undefined {
+export function findFreeOrdinal(block: BlockValue, net: Ipv4Net, exclusions: Exclusions): number | undefined {
   const size = net.size;
   const start = block.next % size;
   for (let i = 0; i < size; i++) {
@@ -24,7 +24,7 @@ export function findFreeOrdinal(block: BlockValue, net: V4Net, exclusions: Exclu
 }
 
 /** Number of usable ordinals of a block. */
-export function usableCount(block: BlockValue, net: V4Net, exclusions: Exclusions): number {
+export function usableCount(block: BlockValue, net: Ipv4Net, exclusions: Exclusions): number {
   let n = 0;
   for (let ord = 0; ord < net.size; ord++) {
     if (block.allocations[String(ord)] === undefined && (exclusions.empty || !exclusions.has(net.first + ord))) n++;
@@ -33,7 +33,7 @@ export function usableCount(block: BlockValue, net: V4Net, exclusions: Exclusion
 }
 
 /** The block with `ord` allocated to `handle` (a new value; the input is not changed). */
-export function withAllocation(block: BlockValue, net: V4Net, ord: number, handle: string): BlockValue {
+export function withAllocation(block: BlockValue, net: Ipv4Net, ord: number, handle: string): BlockValue {
   return { ...block, allocations: { ...block.allocations, [String(ord)]: handle }, next: (ord + 1) % net.size };
 }
 
@@ -45,6 +45,6 @@ export function withoutAllocation(block: BlockValue, ord: number): BlockValue {
 }
 
 /** A new block value. */
-export function newBlock(net: V4Net, pool: V4Net, affinity: string | null, cidrText: (n: V4Net) => string): BlockValue {
+export function newBlock(net: Ipv4Net, pool: Ipv4Net, affinity: string | null, cidrText: (n: Ipv4Net) => string): BlockValue {
   return { cidr: cidrText(net), pool: cidrText(pool), affinity, allocations: {}, next: 0 };
 }

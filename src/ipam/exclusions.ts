@@ -3,8 +3,7 @@
  * first four and the last address of the VPC subnet (AWS keeps them). Kept as sorted, merged intervals so
  * a lookup is a binary search however many entries there are. Pure.
  */
-import type { V4Net } from './ipv4.js';
-import { lastOf, parseV4Net } from './ipv4.js';
+import { ipv4NetLast, parseIpv4Net, type Ipv4Net } from '../platform/ipv4.js';
 
 /** A set of excluded IPv4 addresses. Immutable. */
 export class Exclusions {
@@ -59,7 +58,7 @@ export class Exclusions {
   }
 
   /** True when every address of the network is excluded (such a block is skipped without being read). */
-  coversAll(net: V4Net): boolean {
+  coversAll(net: Ipv4Net): boolean {
     return this.countIn(net.first, net.size) === net.size;
   }
 
@@ -86,15 +85,15 @@ export class Exclusions {
 export function reservationExclusions(entries: readonly string[]): Exclusions {
   const intervals: [number, number][] = [];
   for (const entry of entries) {
-    const net = parseV4Net(entry.trim());
-    if (net !== undefined) intervals.push([net.first, lastOf(net)]);
+    const net = parseIpv4Net(entry.trim(), { hostBits: 'clear', bareAddress: true });
+    if (net !== undefined) intervals.push([net.first, ipv4NetLast(net)]);
   }
   return Exclusions.of(intervals);
 }
 
 /** AWS keeps the first four and the last address of every VPC subnet. */
-export function awsSubnetExclusions(subnet: V4Net): Exclusions {
-  const last = lastOf(subnet);
+export function awsSubnetExclusions(subnet: Ipv4Net): Exclusions {
+  const last = ipv4NetLast(subnet);
   return Exclusions.of([
     [subnet.first, Math.min(subnet.first + 3, last)],
     [last, last],

@@ -15,7 +15,7 @@ import { findFreeOrdinal } from './block.js';
 import { Exclusions } from './exclusions.js';
 import type { Finding, IpamSnapshot, PodFacts } from './inspect.js';
 import { analyzeIpam, freshHandle, ownerValidity, readIpamSnapshot } from './inspect.js';
-import { parseV4, parseV4Net } from './ipv4.js';
+import { parseIpv4, parseIpv4Net } from '../platform/ipv4.js';
 import type { BlockRecord, GcMarkValue } from './records.js';
 import { affinityKey, blockKey, blockMarkKey, handleKey, handleMarkKey, json, readBlock } from './records.js';
 
@@ -141,8 +141,8 @@ async function releaseLeak(store: Datastore, ipam: Ipam, s: IpamSnapshot, f: Fin
 }
 
 async function readBlockAt(store: Datastore, pool: string, cidr: string): Promise<BlockRecord | undefined> {
-  const p = parseV4Net(pool);
-  const n = parseV4Net(cidr);
+  const p = parseIpv4Net(pool, { hostBits: 'clear', bareAddress: true });
+  const n = parseIpv4Net(cidr, { hostBits: 'clear', bareAddress: true });
   if (p === undefined || n === undefined) return undefined;
   const stored = await store.get(blockKey(p, n));
   return stored === undefined ? undefined : readBlock(stored);
@@ -151,7 +151,7 @@ async function readBlockAt(store: Datastore, pool: string, cidr: string): Promis
 /** Frees an address its block records for a handle that does not hold it (re-checked on fresh reads). */
 async function repairOrphanAllocation(store: Datastore, f: Finding): Promise<boolean> {
   const [block, stored] = await Promise.all([readBlockAt(store, f.block!.pool, f.block!.cidr), store.get(handleKey(f.handle!))]);
-  const ip = parseV4(f.ip!);
+  const ip = parseIpv4(f.ip!);
   if (block === undefined || ip === undefined) return false;
   const ord = ip - block.net.first;
   if (block.value.allocations[String(ord)] !== f.handle) return false;
@@ -168,10 +168,10 @@ async function repairOrphanHandle(store: Datastore, f: Finding): Promise<boolean
   if (stored === undefined) return false;
   const v = stored.value as { ip?: string; block?: string; pool?: string; handle?: string };
   const block = typeof v.pool === 'string' && typeof v.block === 'string' ? await readBlockAt(store, v.pool, v.block) : undefined;
-  const ip = typeof v.ip === 'string' ? parseV4(v.ip) : undefined;
+  const ip = typeof v.ip === 'string' ? parseIpv4(v.ip) : undefined;
   if (block !== undefined && ip !== undefined && block.value.allocations[String(ip - block.net.first)] === f.handle) return false;
-  const pool = typeof v.pool === 'string' ? parseV4Net(v.pool) : undefined;
-  const net = typeof v.block === 'string' ? parseV4Net(v.block) : undefined;
+  const pool = typeof v.pool === 'string' ? parseIpv4Net(v.pool, { hostBits: 'clear', bareAddress: true }) : undefined;
+  const net = typeof v.block === 'string' ? parseIpv4Net(v.block, { hostBits: 'clear', bareAddress: true }) : undefined;
   const ops: WriteOp[] = [{ op: 'delete', key: stored.key, expectedRevision: stored.modRevision }];
   if (pool !== undefined && net !== undefined) ops.push({ op: 'check', key: blockKey(pool, net), expectedRevision: block?.revision ?? 0 });
   await store.commit(ops);
@@ -180,8 +180,8 @@ async function repairOrphanHandle(store: Datastore, f: Finding): Promise<boolean
 
 /** Makes a block's affinity index match the block (re-read): filed once, as full or with room, or not at all. */
 async function refileBlock(store: Datastore, s: IpamSnapshot, f: Finding): Promise<boolean> {
-  const pool = parseV4Net(f.block!.pool);
-  const net = parseV4Net(f.block!.cidr);
+  const pool = parseIpv4Net(f.block!.pool, { hostBits: 'clear', bareAddress: true });
+  const net = parseIpv4Net(f.block!.cidr, { hostBits: 'clear', bareAddress: true });
   if (pool === undefined || net === undefined) return false;
   const stored = await store.get(blockKey(pool, net));
   const block = stored === undefined ? undefined : readBlock(stored);

@@ -10,7 +10,7 @@ import type { Pod } from '../api/kinds/kubernetes.js';
 import type { Datastore, StoredResource } from '../datastore/contract.js';
 import { findFreeOrdinal } from './block.js';
 import { awsSubnetExclusions, Exclusions, reservationExclusions } from './exclusions.js';
-import { formatV4, parseV4, parseV4Net } from './ipv4.js';
+import { formatIpv4, parseIpv4, parseIpv4Net } from '../platform/ipv4.js';
 import type { PoolInfo } from './pools.js';
 import { poolInfo } from './pools.js';
 import type { AffinityValue, BlockRecord, GcMarkValue, HandleRecord, HandleValue } from './records.js';
@@ -79,7 +79,7 @@ export async function readIpamSnapshot(store: Datastore): Promise<IpamSnapshot> 
     const info = poolInfo(p.value as unknown as IPPool);
     if (info === undefined) continue;
     infos.push(info);
-    const subnet = info.awsSubnetID === undefined ? undefined : parseV4Net(subnetCidr.get(info.awsSubnetID) ?? '-');
+    const subnet = info.awsSubnetID === undefined ? undefined : parseIpv4Net(subnetCidr.get(info.awsSubnetID) ?? '-', { hostBits: 'clear', bareAddress: true });
     exclusions.set(info.cidr, subnet === undefined ? reserved : reserved.union(awsSubnetExclusions(subnet)));
   }
   const decodedBlocks: BlockRecord[] = [];
@@ -192,17 +192,17 @@ export function analyzeIpam(s: IpamSnapshot): Finding[] {
       const ip = b.net.first + Number(ord);
       const other = owners.get(ip);
       if (other !== undefined && other !== b) {
-        findings.push({ kind: 'duplicate-address', message: `${formatV4(ip)} is recorded in blocks ${other.value.cidr} and ${b.value.cidr}`, repairable: false, ip: formatV4(ip) });
+        findings.push({ kind: 'duplicate-address', message: `${formatIpv4(ip)} is recorded in blocks ${other.value.cidr} and ${b.value.cidr}`, repairable: false, ip: formatIpv4(ip) });
       }
       owners.set(ip, b);
       const h = handles.get(handle);
-      if (h === undefined || h.value.ip !== formatV4(ip) || h.value.block !== b.value.cidr) {
+      if (h === undefined || h.value.ip !== formatIpv4(ip) || h.value.block !== b.value.cidr) {
         findings.push({
           kind: 'orphan-allocation',
-          message: `block ${b.value.cidr} records ${formatV4(ip)} for handle ${handle}, which ${h === undefined ? 'does not exist' : `holds ${h.value.ip}`}`,
+          message: `block ${b.value.cidr} records ${formatIpv4(ip)} for handle ${handle}, which ${h === undefined ? 'does not exist' : `holds ${h.value.ip}`}`,
           repairable: true,
           handle,
-          ip: formatV4(ip),
+          ip: formatIpv4(ip),
           block: blockId(b),
         });
       }
@@ -229,8 +229,8 @@ export function analyzeIpam(s: IpamSnapshot): Finding[] {
   }
 
   for (const a of s.affinities) {
-    const net = parseV4Net(a.value.block ?? '-');
-    const pool = parseV4Net(a.value.pool ?? '-');
+    const net = parseIpv4Net(a.value.block ?? '-', { hostBits: 'clear', bareAddress: true });
+    const pool = parseIpv4Net(a.value.pool ?? '-', { hostBits: 'clear', bareAddress: true });
     const b = net === undefined || pool === undefined ? undefined : blocksByKey.get(keyText(blockKey(pool, net)));
     if (b === undefined || b.value.affinity !== a.value.node || a.stored.key.namespace !== a.value.node) {
       findings.push({
@@ -244,9 +244,9 @@ export function analyzeIpam(s: IpamSnapshot): Finding[] {
   }
 
   for (const h of s.handles) {
-    const pool = parseV4Net(h.value.pool);
-    const net = parseV4Net(h.value.block);
-    const ip = parseV4(h.value.ip);
+    const pool = parseIpv4Net(h.value.pool, { hostBits: 'clear', bareAddress: true });
+    const net = parseIpv4Net(h.value.block, { hostBits: 'clear', bareAddress: true });
+    const ip = parseIpv4(h.value.ip);
     const b = pool === undefined || net === undefined ? undefined : blocksByKey.get(keyText(blockKey(pool, net)));
     if (b === undefined || ip === undefined || b.value.allocations[String(ip - b.net.first)] !== h.value.handle) {
       findings.push({

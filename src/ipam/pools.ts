@@ -7,8 +7,7 @@ import type { IPPool } from '../api/kinds/ip-pool.js';
 import type { Labels } from '../api/selector/index.js';
 import { getNamespaceSelector, getSelector } from '../api/selector/index.js';
 import { EgwError } from '../platform/errors.js';
-import type { V4Net } from './ipv4.js';
-import { formatV4Net, parseV4Net } from './ipv4.js';
+import { formatIpv4Net, parseIpv4Net, type Ipv4Net } from '../platform/ipv4.js';
 import type { Exclusions } from './exclusions.js';
 import { awsSubnetExclusions } from './exclusions.js';
 import type { IntendedUse } from './records.js';
@@ -21,7 +20,7 @@ export interface PoolInfo {
   name: string;
   /** Canonical CIDR text. */
   cidr: string;
-  net: V4Net;
+  net: Ipv4Net;
   blockSize: number;
   disabled: boolean;
   allowedUses: readonly string[];
@@ -98,12 +97,12 @@ export interface PoolChoice {
 
 /** Calico's defaults for the fields IPAM reads (kept here so the CNI plugin need not load the schemas). */
 export function poolInfo(pool: IPPool): PoolInfo | undefined {
-  const net = parseV4Net(pool.spec.cidr.includes('/') ? pool.spec.cidr : '-');
+  const net = parseIpv4Net(pool.spec.cidr.includes('/') ? pool.spec.cidr : '-', { hostBits: 'clear', bareAddress: true });
   if (net === undefined) return undefined;
   const selector = pool.spec.nodeSelector;
   return {
     name: pool.metadata.name,
-    cidr: formatV4Net(net),
+    cidr: formatIpv4Net(net),
     net,
     blockSize: pool.spec.blockSize ?? 26,
     disabled: pool.spec.disabled === true,
@@ -135,7 +134,7 @@ export function choosePools(input: PoolChoiceInput): PoolChoice {
   const ordered: PoolInfo[] = [];
   if (input.requested !== undefined) {
     for (const entry of input.requested.pools) {
-      const asNet = parseV4Net(entry.includes('/') ? entry : '-');
+      const asNet = parseIpv4Net(entry.includes('/') ? entry : '-', { hostBits: 'clear', bareAddress: true });
       const found = infos.find(({ info, pool }) =>
         asNet !== undefined ? info !== undefined && info.net.first === asNet.first && info.net.prefix === asNet.prefix : pool.metadata.name === entry,
       );
@@ -205,7 +204,7 @@ export function choosePools(input: PoolChoiceInput): PoolChoice {
       continue;
     }
     const facts = input.subnets.get(info.awsSubnetID);
-    const subnetNet = facts === undefined ? undefined : parseV4Net(facts.cidr);
+    const subnetNet = facts === undefined ? undefined : parseIpv4Net(facts.cidr, { hostBits: 'clear', bareAddress: true });
     if (facts === undefined || subnetNet === undefined) {
       skip(info, 'unknown subnet', `no AWSSubnet record for ${info.awsSubnetID} (its zone is unknown)`);
       continue;

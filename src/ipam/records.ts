@@ -14,8 +14,7 @@
  */
 import type { JsonObject, ResourceKey, StoredResource } from '../datastore/contract.js';
 import { EgwError } from '../platform/errors.js';
-import type { V4Net } from './ipv4.js';
-import { netKey, parseV4Net } from './ipv4.js';
+import { formatIpv4, parseIpv4Net, type Ipv4Net } from '../platform/ipv4.js';
 
 export const IPAM_BLOCK_KIND = 'IPAMBlock';
 export const IPAM_HANDLE_KIND = 'IPAMHandle';
@@ -88,6 +87,11 @@ export interface GcMarkValue {
 
 const HANDLE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,252}$/;
 
+/** The text form of a CIDR usable as a datastore key part (no `/`): `10.0.0.0/26` → `10.0.0.0-26`. */
+function blockKeyPart(net: Ipv4Net): string {
+  return `${formatIpv4(net.first)}-${net.prefix}`;
+}
+
 /** Throws `InvalidInput` unless `handle` is a usable handle ID (letters, digits, `_ . : @ -`; ≤ 253). */
 export function checkHandleId(handle: string): string {
   if (!HANDLE_PATTERN.test(handle)) {
@@ -98,32 +102,32 @@ export function checkHandleId(handle: string): string {
   return handle;
 }
 
-export function blockKey(pool: V4Net, block: V4Net): ResourceKey {
-  return { kind: IPAM_BLOCK_KIND, namespace: netKey(pool), name: netKey(block) };
+export function blockKey(pool: Ipv4Net, block: Ipv4Net): ResourceKey {
+  return { kind: IPAM_BLOCK_KIND, namespace: blockKeyPart(pool), name: blockKeyPart(block) };
 }
 
 export function handleKey(handle: string): ResourceKey {
   return { kind: IPAM_HANDLE_KIND, name: handle };
 }
 
-export function affinityKey(node: string, block: V4Net, full: boolean): ResourceKey {
-  return { kind: full ? FULL_BLOCK_AFFINITY_KIND : BLOCK_AFFINITY_KIND, namespace: node, name: netKey(block) };
+export function affinityKey(node: string, block: Ipv4Net, full: boolean): ResourceKey {
+  return { kind: full ? FULL_BLOCK_AFFINITY_KIND : BLOCK_AFFINITY_KIND, namespace: node, name: blockKeyPart(block) };
 }
 
 export function handleMarkKey(handle: string): ResourceKey {
   return { kind: IPAM_GC_MARK_KIND, name: `h~${handle}` };
 }
 
-export function blockMarkKey(pool: V4Net, block: V4Net): ResourceKey {
-  return { kind: IPAM_GC_MARK_KIND, name: `b~${netKey(pool)}~${netKey(block)}` };
+export function blockMarkKey(pool: Ipv4Net, block: Ipv4Net): ResourceKey {
+  return { kind: IPAM_GC_MARK_KIND, name: `b~${blockKeyPart(pool)}~${blockKeyPart(block)}` };
 }
 
 /** A stored block, decoded, with its revision and key. */
 export interface BlockRecord {
   key: ResourceKey;
   revision: number;
-  net: V4Net;
-  pool: V4Net;
+  net: Ipv4Net;
+  pool: Ipv4Net;
   value: BlockValue;
 }
 
@@ -138,8 +142,8 @@ export interface HandleRecord {
 export function readBlock(stored: StoredResource): BlockRecord | undefined {
   const v = stored.value as Partial<BlockValue>;
   if (typeof v.cidr !== 'string' || typeof v.pool !== 'string' || typeof v.allocations !== 'object' || v.allocations === null) return undefined;
-  const net = parseV4Net(v.cidr);
-  const pool = parseV4Net(v.pool);
+  const net = parseIpv4Net(v.cidr, { hostBits: 'clear', bareAddress: true });
+  const pool = parseIpv4Net(v.pool, { hostBits: 'clear', bareAddress: true });
   if (net === undefined || pool === undefined) return undefined;
   const value: BlockValue = {
     cidr: v.cidr,

@@ -8,7 +8,7 @@ import type { IPPool, Pod } from '../api/index.js';
 import { clusterCidrsOf } from '../agent/dataplane-state.js';
 import type { ClientRuleStatus, ClientStatus, NodeEgressState } from '../calc/index.js';
 import { computeNodeEgress } from '../calc/index.js';
-import { cidrContainsIp, parseCidr, parseIPv4, tryParseIPv4 } from '../linux/net/ipv4.js';
+import { ipv4NetContains, parseIpv4, requireIpv4, requireIpv4Net } from '../platform/ipv4.js';
 import type { ServerNetwork } from './scenario.js';
 import type { LabSnapshot } from './snapshot.js';
 import { elasticIpOf, gatewayOwner, nodeIp, podGone, podKey } from './snapshot.js';
@@ -61,24 +61,24 @@ export function clientCalc(byNode: ReadonlyMap<string, NodeEgressState>, pod: Po
 
 /** The rule that a destination matches (longest prefix; skipped rules are not programmed). */
 export function ruleFor(status: ClientStatus | undefined, ip: string): ClientRuleStatus | undefined {
-  const n = parseIPv4(ip);
+  const n = requireIpv4(ip);
   let best: ClientRuleStatus | undefined;
   let bestLen = -1;
   for (const r of status?.rules ?? []) {
     if (r.action === 'skipped') continue;
-    const p = parseCidr(r.destination);
-    if (cidrContainsIp(p, n) && p.len > bestLen) {
+    const p = requireIpv4Net(r.destination, { hostBits: 'clear', bareAddress: true, defaultWord: true });
+    if (ipv4NetContains(p, n) && p.prefix > bestLen) {
       best = r;
-      bestLen = p.len;
+      bestLen = p.prefix;
     }
   }
   return best;
 }
 
 function poolOf(pools: readonly IPPool[], ip: string): IPPool | undefined {
-  const n = tryParseIPv4(ip);
+  const n = parseIpv4(ip);
   if (n === undefined) return undefined;
-  return pools.find((p) => !p.spec.cidr.includes(':') && cidrContainsIp(parseCidr(p.spec.cidr), n));
+  return pools.find((p) => !p.spec.cidr.includes(':') && ipv4NetContains(requireIpv4Net(p.spec.cidr, { hostBits: 'clear', bareAddress: true }), n));
 }
 
 /**

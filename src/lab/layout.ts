@@ -9,7 +9,9 @@
  */
 import type { WorldDefinition } from '../sim/aws/world.js';
 import type { LabFabricConfig } from '../sim/aws/lab-fabric.js';
-import { cidrContains, formatIPv4, parseCidr } from '../linux/net/ipv4.js';
+import { formatIpv4, ipv4NetsOverlap, requireIpv4Net, type Ipv4NetOptions } from '../platform/ipv4.js';
+
+const CIDR: Ipv4NetOptions = { hostBits: 'clear', bareAddress: true };
 import { EgwError } from '../platform/errors.js';
 import type { Scenario } from './scenario.js';
 
@@ -55,8 +57,7 @@ export function labNames(prefix: string, scenario: Scenario): LabNames {
 
 /** The first host address of a CIDR (a subnet's router on AWS; the gateway of the lab's external networks). */
 export function routerOf(cidr: string): string {
-  const p = parseCidr(cidr);
-  return formatIPv4(p.base + 1);
+  return formatIpv4(requireIpv4Net(cidr, CIDR).first + 1);
 }
 
 /** The emulator's world: the scenario's VPC, subnets, instances (nodes, control plane, VPC servers) and Elastic IPs. */
@@ -115,12 +116,12 @@ export interface NamespaceBuild {
  */
 export function staticWorld(names: LabNames, scenario: Scenario): NamespaceBuild[] {
   for (const [what, cidr] of [['the VPC', scenario.vpc.cidr], ['onprem', scenario.onprem.cidr], ['internet', scenario.internet.cidr]] as const) {
-    const a = parseCidr(cidr);
-    const t = parseCidr(TRANSIT.cidr);
-    if (cidrContains(a, t) || cidrContains(t, a)) throw new EgwError('InvalidInput', `${what} (${cidr}) overlaps the lab's router↔internet-gateway link ${TRANSIT.cidr}`, { hint: 'choose another range in the scenario' });
+    const a = requireIpv4Net(cidr, CIDR);
+    const t = requireIpv4Net(TRANSIT.cidr, CIDR);
+    if (ipv4NetsOverlap(a, t)) throw new EgwError('InvalidInput', `${what} (${cidr}) overlaps the lab's router↔internet-gateway link ${TRANSIT.cidr}`, { hint: 'choose another range in the scenario' });
   }
-  const onpremLen = parseCidr(scenario.onprem.cidr).len;
-  const inetLen = parseCidr(scenario.internet.cidr).len;
+  const onpremLen = requireIpv4Net(scenario.onprem.cidr, CIDR).prefix;
+  const inetLen = requireIpv4Net(scenario.internet.cidr, CIDR).prefix;
   const onpremGw = routerOf(scenario.onprem.cidr);
   const inetGw = routerOf(scenario.internet.cidr);
   const instanceSysctls = ['net.ipv4.ip_forward=1', 'net.ipv4.conf.all.rp_filter=2', 'net.ipv4.conf.default.rp_filter=2', ...NO_IPV6];

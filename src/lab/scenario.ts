@@ -10,8 +10,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { EgwError } from '../platform/errors.js';
-import { cidrContains, cidrContainsIp, formatIPv4, parseIPv4, tryParseCidr, tryParseIPv4 } from '../linux/net/ipv4.js';
-import type { Ipv4Prefix } from '../linux/net/ipv4.js';
+import { formatIpv4, formatIpv4Net, ipv4Net, ipv4NetContains, ipv4NetCovers, parseIpv4, parseIpv4Net, requireIpv4, type Ipv4Net } from '../platform/ipv4.js';
 import { ALLOWED_RANGES } from '../linux/topology/spec.js';
 
 /** Where an external server lives. */
@@ -152,16 +151,16 @@ class Reader {
 
   ip(v: unknown, path: string): string {
     const s = this.str(v, path);
-    const n = tryParseIPv4(s);
+    const n = parseIpv4(s);
     if (n === undefined) fail(this.source, path, `"${s}" is not an IPv4 address`);
-    return formatIPv4(n);
+    return formatIpv4(n);
   }
 
-  cidr(v: unknown, path: string): { text: string; prefix: Ipv4Prefix } {
+  cidr(v: unknown, path: string): { text: string; prefix: Ipv4Net } {
     const s = this.str(v, path);
-    const p = s.includes('/') ? tryParseCidr(s) : undefined;
+    const p = parseIpv4Net(s, { hostBits: 'clear' });
     if (p === undefined) fail(this.source, path, `"${s}" is not an IPv4 CIDR (a.b.c.d/len)`);
-    const canonical = `${formatIPv4(p.base)}/${p.len}`;
+    const canonical = formatIpv4Net(p);
     if (canonical !== s) fail(this.source, path, `${s} has host bits set (did you mean ${canonical}?)`);
     return { text: s, prefix: p };
   }
@@ -186,8 +185,8 @@ export function labInstanceId(name: string): string {
   return `i-0${h1.toString(16).padStart(8, '0')}${h2.toString(16).padStart(8, '0')}`;
 }
 
-function inAllowed(p: Ipv4Prefix): boolean {
-  return ALLOWED_RANGES.some((r) => cidrContains(r, p));
+function inAllowed(p: Ipv4Net): boolean {
+  return ALLOWED_RANGES.some((r) => ipv4NetCovers(r, p));
 }
 
 /**
@@ -215,14 +214,14 @@ export function parseScenario(input: unknown, source: string, baseDir: string, f
   const vpc = { id: r.str(vpcIn['id'], 'vpc.id', VPC_ID, 'a VPC ID (vpc- and at least 8 hex digits)'), cidr: vpcCidr.text };
 
   const subnets: ScenarioSubnet[] = [];
-  const subnetPrefixes: Ipv4Prefix[] = [];
+  const subnetPrefixes: Ipv4Net[] = [];
   r.list(top['subnets'], 'subnets').forEach((s, i) => {
     const p = `subnets[${i}]`;
     const o = r.obj(s, p, ['id', 'name', 'cidr', 'zone']);
     const c = r.cidr(o['cidr'], `${p}.cidr`);
-    if (!cidrContains(vpcCidr.prefix, c.prefix)) fail(source, `${p}.cidr`, `${c.text} is not inside the VPC ${vpc.cidr}`);
-    if (c.prefix.len < 16 || c.prefix.len > 28) fail(source, `${p}.cidr`, 'AWS subnets are /16 to /28');
-    const overlap = subnetPrefixes.findIndex((q) => cidrContains(q, c.prefix) || cidrContains(c.prefix, q));
+    if (!ipv4NetCovers(vpcCidr.prefix, c.prefix)) fail(source, `${p}.cidr`, `${c.text} is not inside the VPC ${vpc.cidr}`);
+    if (c.prefix.prefix < 16 || c.prefix.prefix > 28) fail(source, `${p}.cidr`, 'AWS subnets are /16 to /28');
+    const overlap = subnetPrefixes.findIndex((q) => ipv4NetCovers(q, c.prefix) || ipv4NetCovers(c.prefix, q));
     if (overlap >= 0) fail(source, `${p}.cidr`, `${c.text} overlaps subnets[${overlap}]`);
     subnetPrefixes.push(c.prefix);
     const zone = r.str(o['zone'], `${p}.zone`);
@@ -238,12 +237,11 @@ export function parseScenario(input: unknown, source: string, baseDir: string, f
   };
   const taken = new Map<string, string>();
   const hostIp = (subnet: ScenarioSubnet, ip: string, path: string, owner: string): void => {
-    const pfx = tryParseCidr(subnet.cidr)!;
-    const n = parseIPv4(ip);
-    if (!cidrContainsIp(pfx, n)) fail(source, path, `${ip} is not inside subnet ${subnet.name} (${subnet.cidr})`);
-    const offset = n - pfx.base;
-    const size = 2 ** (32 - pfx.len);
-    if (offset < 4 || offset === size - 1) fail(source, path, `${ip} is one of the five addresses AWS reserves in ${subnet.cidr}`);
+    const pfx = parseIpv4Net(subnet.cidr, { hostBits: 'clear' })!;
+    const n = requireIpv4(ip);
+    if (!ipv4NetContains(pfx, n)) fail(source, path, `${ip} is not inside subnet ${subnet.name} (${subnet.cidr})`);
+    const offset = n - pfx.first;
+    if (offset < 4 || offset === pfx.size - 1) fail(source, path, `${ip} is one of the five addresses AWS reserves in ${subnet.cidr}`);
     const other = taken.get(ip);
     if (other !== undefined) fail(source, path, `${ip} is already used by ${other}`);
     taken.set(ip, owner);
@@ -251,11 +249,11 @@ export function parseScenario(input: unknown, source: string, baseDir: string, f
 
   const nextIp = new Map<string, number>();
   const autoIp = (subnet: ScenarioSubnet): string => {
-    const pfx = tryParseCidr(subnet.cidr)!;
-    let n = nextIp.get(subnet.id) ?? pfx.base + 10;
-    while (taken.has(formatIPv4(n))) n++;
+    const pfx = parseIpv4Net(subnet.cidr, { hostBits: 'clear' })!;
+    let n = nextIp.get(subnet.id) ?? pfx.first + 10;
+    while (taken.has(formatIpv4(n))) n++;
     nextIp.set(subnet.id, n + 1);
-    return formatIPv4(n);
+    return formatIpv4(n);
   };
 
   const hostNames = new Set<string>();
@@ -304,10 +302,10 @@ export function parseScenario(input: unknown, source: string, baseDir: string, f
   const internetCidr = r.cidr(r.obj(top['internet'], 'internet', ['cidr'])['cidr'], 'internet.cidr');
   for (const [what, c] of [['onprem.cidr', onpremCidr], ['internet.cidr', internetCidr]] as const) {
     if (!inAllowed(c.prefix)) fail(source, what, `${c.text} is outside the lab's address ranges`);
-    if (cidrContains(vpcCidr.prefix, c.prefix) || cidrContains(c.prefix, vpcCidr.prefix)) fail(source, what, `${c.text} overlaps the VPC ${vpc.cidr}`);
-    if (c.prefix.len > 30) fail(source, what, 'needs room for a router and servers (/30 or larger)');
+    if (ipv4NetCovers(vpcCidr.prefix, c.prefix) || ipv4NetCovers(c.prefix, vpcCidr.prefix)) fail(source, what, `${c.text} overlaps the VPC ${vpc.cidr}`);
+    if (c.prefix.prefix > 30) fail(source, what, 'needs room for a router and servers (/30 or larger)');
   }
-  if (cidrContains(onpremCidr.prefix, internetCidr.prefix) || cidrContains(internetCidr.prefix, onpremCidr.prefix)) fail(source, 'internet.cidr', 'overlaps onprem.cidr');
+  if (ipv4NetCovers(onpremCidr.prefix, internetCidr.prefix) || ipv4NetCovers(internetCidr.prefix, onpremCidr.prefix)) fail(source, 'internet.cidr', 'overlaps onprem.cidr');
 
   const servers: ScenarioServer[] = [];
   const pendingServers: { server: ScenarioServer; subnet?: ScenarioSubnet; path: string; auto: boolean }[] = [];
@@ -328,9 +326,9 @@ export function parseScenario(input: unknown, source: string, baseDir: string, f
       if (o['subnet'] !== undefined) fail(source, `${p}.subnet`, 'only vpc servers sit in a subnet');
       const ip = r.ip(o['ip'], `${p}.ip`);
       const net = network === 'internet' ? internetCidr : onpremCidr;
-      const n = parseIPv4(ip);
-      if (!cidrContainsIp(net.prefix, n)) fail(source, `${p}.ip`, `${ip} is not inside ${network}.cidr (${net.text})`);
-      if (n === net.prefix.base + 1 || n === net.prefix.base) fail(source, `${p}.ip`, `${ip} is the network or router address of ${net.text}`);
+      const n = requireIpv4(ip);
+      if (!ipv4NetContains(net.prefix, n)) fail(source, `${p}.ip`, `${ip} is not inside ${network}.cidr (${net.text})`);
+      if (n === net.prefix.first + 1 || n === net.prefix.first) fail(source, `${p}.ip`, `${ip} is the network or router address of ${net.text}`);
       if (taken.has(ip)) fail(source, `${p}.ip`, `${ip} is already used by ${taken.get(ip) ?? ''}`);
       taken.set(ip, `server ${serverName}`);
       pendingServers.push({ server: { name: serverName, network, ip }, path: p, auto: false });
@@ -364,26 +362,26 @@ export function parseScenario(input: unknown, source: string, baseDir: string, f
   let ec2Endpoint: string;
   if (top['ec2Endpoint'] === undefined) {
     // AWS keeps the VPC's second address (its DNS resolver) for itself; the lab puts its EC2 API there.
-    ec2Endpoint = formatIPv4(vpcCidr.prefix.base + 2);
+    ec2Endpoint = formatIpv4(vpcCidr.prefix.first + 2);
   } else {
     ec2Endpoint = r.ip(top['ec2Endpoint'], 'ec2Endpoint');
-    if (!cidrContainsIp(vpcCidr.prefix, parseIPv4(ec2Endpoint))) fail(source, 'ec2Endpoint', `${ec2Endpoint} is not inside the VPC ${vpc.cidr}`);
+    if (!ipv4NetContains(vpcCidr.prefix, requireIpv4(ec2Endpoint))) fail(source, 'ec2Endpoint', `${ec2Endpoint} is not inside the VPC ${vpc.cidr}`);
   }
   if (taken.has(ec2Endpoint)) fail(source, 'ec2Endpoint', `${ec2Endpoint} is already used by ${taken.get(ec2Endpoint) ?? ''}`);
-  const endpointSubnet = subnets.find((x) => cidrContainsIp(tryParseCidr(x.cidr)!, parseIPv4(ec2Endpoint)));
+  const endpointSubnet = subnets.find((x) => ipv4NetContains(parseIpv4Net(x.cidr, { hostBits: 'clear' })!, requireIpv4(ec2Endpoint)));
   if (endpointSubnet !== undefined) {
     // Inside a subnet only on an address AWS keeps for itself (.1 router, .2 DNS, .3 reserved): no instance can get it.
-    const offset = parseIPv4(ec2Endpoint) - tryParseCidr(endpointSubnet.cidr)!.base;
+    const offset = requireIpv4(ec2Endpoint) - parseIpv4Net(endpointSubnet.cidr, { hostBits: 'clear' })!.first;
     if (offset < 1 || offset > 3) fail(source, 'ec2Endpoint', `${ec2Endpoint} lies in subnet ${endpointSubnet.name}; use an address outside every subnet or one AWS reserves (its second to fourth)`);
   }
   const elasticIps: ScenarioElasticIp[] = r.list(top['elasticIps'] ?? [], 'elasticIps').map((e, i) => {
     const p = `elasticIps[${i}]`;
     const o = r.obj(e, p, ['allocationId', 'publicIp']);
     const publicIp = r.ip(o['publicIp'], `${p}.publicIp`);
-    const n = parseIPv4(publicIp);
-    if (!inAllowed({ base: n, len: 32 })) fail(source, `${p}.publicIp`, `${publicIp} is outside the lab's address ranges`);
+    const n = requireIpv4(publicIp);
+    if (!inAllowed(ipv4Net(n, 32))) fail(source, `${p}.publicIp`, `${publicIp} is outside the lab's address ranges`);
     for (const [what, c] of [['the VPC', vpcCidr], ['onprem.cidr', onpremCidr], ['internet.cidr', internetCidr]] as const) {
-      if (cidrContainsIp(c.prefix, n)) fail(source, `${p}.publicIp`, `${publicIp} lies in ${what} (${c.text}); Elastic IPs are public addresses of their own`);
+      if (ipv4NetContains(c.prefix, n)) fail(source, `${p}.publicIp`, `${publicIp} lies in ${what} (${c.text}); Elastic IPs are public addresses of their own`);
     }
     return { allocationId: r.str(o['allocationId'], `${p}.allocationId`, ALLOC_ID, 'an allocation ID (eipalloc- and at least 8 hex digits)'), publicIp };
   });

@@ -5,7 +5,6 @@
  */
 export * from './ownership.js';
 export { tunnelMac, ipOfTunnelMac, canonicalMac } from './net/mac.js';
-export { canonicalCidr, firstHost, normalizeCidrSet } from './net/ipv4.js';
 export { NetnsShell } from './netns.js';
 export type { BatchCommand, BatchFailure } from './iproute/batch.js';
 

@@ -3,7 +3,7 @@ import { fabricConfig, labNames, staticWorld, worldDefinition } from '../../src/
 import { loadScenario } from '../../src/lab/scenario.js';
 import { parseWorld, builtInInstanceTypes } from '../../src/sim/aws/index.js';
 import { ALLOWED_RANGES } from '../../src/linux/topology/spec.js';
-import { cidrContains, parseCidr } from '../../src/linux/net/ipv4.js';
+import { ipv4NetCovers, requireIpv4Net } from '../../src/platform/ipv4.js';
 
 const scenario = loadScenario();
 const names = labNames('egwlab', scenario);
@@ -43,7 +43,7 @@ describe('the lab world (layout)', () => {
     const addrs = staticWorld(names, scenario).flatMap((b) => [...b.config].flatMap((l) => [.../(?:addr add|route add(?: unreachable)?|via) (\d+\.\d+\.\d+\.\d+(?:\/\d+)?)/g.exec(l)?.slice(1) ?? []]));
     expect(addrs.length).toBeGreaterThan(10);
     for (const a of addrs) {
-      expect(ALLOWED_RANGES.some((r) => cidrContains(r, parseCidr(a)))).toBe(true);
+      expect(ALLOWED_RANGES.some((r) => ipv4NetCovers(r, requireIpv4Net(a, { hostBits: 'clear', bareAddress: true })))).toBe(true);
     }
     const router = staticWorld(names, scenario)[0]!;
     expect(router.config).toContain('route add unreachable 100.64.0.0/16');

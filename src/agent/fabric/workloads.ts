@@ -7,7 +7,7 @@
  * its address in the fabric until the pod is gone or finished (its connections drain meanwhile).
  */
 import { CNI_AWS_ELASTIC_IPS, parseStringArray } from '../../api/annotations.js';
-import { cidrContainsIp, parseCidr, parseIp } from '../../api/ip.js';
+import { ipv4NetContains, isIpv4, parseIpv4Net, requireIpv4 } from '../../platform/ipv4.js';
 import type { AWSSubnet } from '../../api/kinds/aws-subnet.js';
 import type { IPPool } from '../../api/kinds/ip-pool.js';
 import { isAwsBacked } from '../../api/kinds/ip-pool.js';
@@ -36,7 +36,7 @@ export function podKey(pod: Pod): string {
 /** The pod's IPv4 addresses (status.podIPs, else status.podIP), without duplicates. */
 export function podIpv4s(pod: Pod): string[] {
   const ips = [...(pod.status?.podIPs ?? []).map((p) => p.ip), ...(pod.status?.podIP === undefined || pod.status.podIP === '' ? [] : [pod.status.podIP])];
-  return [...new Set(ips.filter((ip) => parseIp(ip)?.version === 4))];
+  return [...new Set(ips.filter((ip) => isIpv4(ip)))];
 }
 
 /**
@@ -48,8 +48,8 @@ export function deriveFabricWorkloads(node: string, pods: readonly Pod[], pools:
   const awsPools = pools
     .filter((p) => isAwsBacked(p))
     .flatMap((p) => {
-      const c = parseCidr(p.spec.cidr);
-      return c === undefined || c.cidr.version !== 4 ? [] : [{ pool: p, cidr: c.cidr }];
+      const cidr = parseIpv4Net(p.spec.cidr, { hostBits: 'clear' });
+      return cidr === undefined ? [] : [{ pool: p, cidr }];
     })
     .sort((a, b) => b.cidr.prefix - a.cidr.prefix || (a.pool.metadata.name < b.pool.metadata.name ? -1 : 1));
   const workloads: FabricWorkload[] = [];
@@ -65,15 +65,15 @@ export function deriveFabricWorkloads(node: string, pods: readonly Pod[], pools:
     const annotation = pod.metadata.annotations?.[CNI_AWS_ELASTIC_IPS];
     if (annotation !== undefined) {
       const list = parseStringArray(annotation);
-      const valid = (list ?? []).filter((ip) => parseIp(ip)?.version === 4);
+      const valid = (list ?? []).filter((ip) => isIpv4(ip));
       if (list === undefined || valid.length !== list.length) {
         problems.push({ pod: key, reason: 'InvalidElasticIPs', message: `${CNI_AWS_ELASTIC_IPS} must be a JSON array of IPv4 addresses, got ${JSON.stringify(annotation)}` });
       }
       elasticIps = [...new Set(valid)];
     }
     for (const ip of podIpv4s(pod)) {
-      const address = parseIp(ip)!;
-      const match = awsPools.find((p) => cidrContainsIp(p.cidr, address));
+      const address = requireIpv4(ip);
+      const match = awsPools.find((p) => ipv4NetContains(p.cidr, address));
       if (match === undefined) continue;
       workloads.push({
         id: `${key}@${ip}`,

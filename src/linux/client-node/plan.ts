@@ -4,7 +4,7 @@ import type { BatchCommand } from '../iproute/batch.js';
 import type { ObservedAddress } from '../iproute/parse.js';
 import type { ObservedFdb, ObservedLink, ObservedNeighbour, ObservedNexthop, ObservedRoute, ObservedRule } from '../iproute/parse.js';
 import { MAIN_TABLE } from '../iproute/parse.js';
-import { canonicalCidr, formatIPv4, parseIPv4 } from '../net/ipv4.js';
+import { canonicalIpv4Net, formatIpv4, requireIpv4 } from '../../platform/ipv4.js';
 import { tunnelMac } from '../net/mac.js';
 import type { NftPlan, NftTableSpec, ObservedNftTable } from '../nft/nft-table.js';
 import { planNftTable } from '../nft/nft-table.js';
@@ -113,7 +113,7 @@ function routesKey(routes: readonly NormRoute[]): string {
 
 function ip4(text: string, what: string): string {
   try {
-    return formatIPv4(parseIPv4(text));
+    return formatIpv4(requireIpv4(text));
   } catch {
     throw new EgwError('InvalidInput', `${what}: "${text}" is not an IPv4 address`, { hint: 'fix the desired state given to the client-node driver' });
   }
@@ -123,13 +123,13 @@ function normalizeRoutes(owner: string, routes: ClientNodeState['clients'][numbe
   const seen = new Set<string>();
   const out: NormRoute[] = [];
   for (const r of routes) {
-    const dst = canonicalCidr(r.cidr);
+    const dst = canonicalIpv4Net(r.cidr);
     if (seen.has(dst)) throw new EgwError('InvalidInput', `${owner} has two routes for ${dst}`, { hint: 'give each prefix one route' });
     seen.add(dst);
     if (r.kind === 'via-gateways') {
       const byNumber = new Map(r.gateways.map((g) => {
-        const n = parseIPv4(ip4(g, `${owner} route ${dst}`));
-        return [n, formatIPv4(n)] as const;
+        const n = requireIpv4(ip4(g, `${owner} route ${dst}`));
+        return [n, formatIpv4(n)] as const;
       }));
       const gateways = [...byNumber].sort((a, b) => a[0] - b[0]).map(([, g]) => g);
       // No gateway, or no tunnel to reach one: fail closed rather than fall through to the node's IP.
@@ -310,7 +310,7 @@ export function planClientNode(desired: ClientNodeState, observed: ClientNodeObs
       if (r.type === 'throw') return { dst: r.dst, kind: 'throw', gateways: [] };
       if (r.type === 'unreachable') return { dst: r.dst, kind: 'unreachable', gateways: [] };
       const members = r.nhid === undefined ? [] : ourGroups.get(r.nhid)?.group ?? [r.nhid];
-      const gws = members.map((m) => gatewayOfNh.get(m) ?? `nhid:${m}`).sort((a, b) => (isIp(a) && isIp(b) ? parseIPv4(a) - parseIPv4(b) : a < b ? -1 : 1));
+      const gws = members.map((m) => gatewayOfNh.get(m) ?? `nhid:${m}`).sort((a, b) => (isIp(a) && isIp(b) ? requireIpv4(a) - requireIpv4(b) : a < b ? -1 : 1));
       return { dst: r.dst, kind: 'via', gateways: gws };
     });
     return routesKey(rs);
@@ -399,7 +399,7 @@ export function planClientNode(desired: ClientNodeState, observed: ClientNodeObs
   const nhLines: BatchCommand[] = [];
   const peerId = new Map<string, number>();
   const keptSingles = new Set<number>();
-  const sortedPeers = [...peers].sort((a, b) => parseIPv4(a) - parseIPv4(b));
+  const sortedPeers = [...peers].sort((a, b) => requireIpv4(a) - requireIpv4(b));
   for (const p of sortedPeers) {
     const existing = ourSingles.filter((n) => n.gateway === p).sort((a, b) => a.id - b.id)[0];
     if (existing !== undefined) {
@@ -427,7 +427,7 @@ export function planClientNode(desired: ClientNodeState, observed: ClientNodeObs
   const desiredRuleKeys = new Set<string>();
   for (const [g, t] of [...assigned].sort((a, b) => a[1] - b[1])) {
     const object = g.returnPath ? `return table ${t}` : `table ${t}`;
-    const sorted = g.clients.map((c) => [parseIPv4(c), c] as const).sort((a, b) => a[0] - b[0]).map(([, c]) => c);
+    const sorted = g.clients.map((c) => [requireIpv4(c), c] as const).sort((a, b) => a[0] - b[0]).map(([, c]) => c);
     plan.assignments.push({ table: t, clients: sorted, returnPath: g.returnPath });
     const have = new Map((routesOfTable.get(t) ?? []).filter((r) => r.metric === 0).map((r) => [r.dst, r]));
     for (const r of g.routes) {

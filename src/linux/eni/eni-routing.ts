@@ -4,7 +4,7 @@ import type { BatchCommand, BatchFailure } from '../iproute/batch.js';
 import { runBatch } from '../iproute/batch.js';
 import type { ObservedLink, ObservedRoute, ObservedRule } from '../iproute/parse.js';
 import { MAIN_TABLE, parseLinks, parseRoutes, parseRules } from '../iproute/parse.js';
-import { canonicalCidr, firstHost, formatIPv4, parseIPv4 } from '../net/ipv4.js';
+import { formatIpv4, formatIpv4Net, requireIpv4, requireIpv4Net } from '../../platform/ipv4.js';
 import { canonicalMac } from '../net/mac.js';
 import type { IdRange } from '../ownership.js';
 import { DEFAULT_ENI_RULE_PRIORITY, DEFAULT_ROUTE_TABLE_RANGES, ENI_ROUTE_PROTOCOL, freeTable, tableInRanges } from '../ownership.js';
@@ -89,9 +89,12 @@ export function planEni(desired: EniState, observed: EniObserved, config: EniCon
     const mac = canonicalMac(spec.mac);
     if (macs.has(mac)) throw new EgwError('InvalidInput', `ENI ${mac} is listed twice`);
     macs.add(mac);
-    const subnet = canonicalCidr(spec.subnetCidr);
-    const router = firstHost(subnet);
-    const workloads = spec.workloadIps.map((ip) => formatIPv4(parseIPv4(ip)));
+    const subnetNet = requireIpv4Net(spec.subnetCidr, { hostBits: 'clear', bareAddress: true });
+    const subnet = formatIpv4Net(subnetNet);
+    // The first host of an AWS subnet is its VPC router; a /31 or /32 has none.
+    if (subnetNet.prefix > 30) throw new EgwError('InvalidInput', `subnet ${subnet} has no router address`, { hint: 'use a subnet of /30 or larger' });
+    const router = formatIpv4(subnetNet.first + 1);
+    const workloads = spec.workloadIps.map((ip) => formatIpv4(requireIpv4(ip)));
     for (const ip of workloads) {
       if (ips.has(ip)) throw new EgwError('InvalidInput', `workload IP ${ip} is listed on two ENIs`);
       ips.add(ip);

@@ -5,7 +5,7 @@ import { runBatch } from '../iproute/batch.js';
 import type { ObservedAddress, ObservedLink } from '../iproute/parse.js';
 import { parseAddresses, parseLinks } from '../iproute/parse.js';
 import { tunnelAddressLines } from '../iproute/tunnel.js';
-import { formatIPv4, parseIPv4, sortIps } from '../net/ipv4.js';
+import { formatIpv4, requireIpv4, sortIpv4Texts } from '../../platform/ipv4.js';
 import { tunnelMac } from '../net/mac.js';
 import type { NftPlan, NftTableSpec, ObservedNftTable } from '../nft/nft-table.js';
 import { applyNftPlan, planNftTable, readNftTable } from '../nft/nft-table.js';
@@ -56,7 +56,7 @@ const DEV = EGW_VXLAN_DEVICE;
 
 /** The nftables table of a gateway pod. Pure. */
 export function gatewayNftSpec(state: GatewayPodState): NftTableSpec {
-  const podIp = formatIPv4(parseIPv4(state.podIp));
+  const podIp = formatIpv4(requireIpv4(state.podIp));
   const mss = (state.vxlan.mtu ?? 1450) - 40;
   const input = [
     'iif "lo" accept',
@@ -66,7 +66,7 @@ export function gatewayNftSpec(state: GatewayPodState): NftTableSpec {
   if (state.healthPort !== undefined && state.healthPort !== 0) input.push(`tcp dport ${state.healthPort} accept`);
   return {
     name: EGW_NFT_TABLE,
-    sets: [{ name: 'nodes', interval: false, elements: sortIps(state.nodeIps) }],
+    sets: [{ name: 'nodes', interval: false, elements: sortIpv4Texts(state.nodeIps) }],
     chains: [
       { name: 'input', type: 'filter', hook: 'input', priority: 0, policy: 'drop', rules: input },
       {
@@ -102,7 +102,7 @@ export function planGatewayPod(desired: GatewayPodState | undefined, observed: G
     if (observed.link !== undefined) plan.link.push({ line: `link del ${DEV}`, object: 'vxlan', okIfMissing: true });
     return plan;
   }
-  const podIp = formatIPv4(parseIPv4(desired.podIp));
+  const podIp = formatIpv4(requireIpv4(desired.podIp));
   const vx = desired.vxlan;
   if (vx.parentDev !== undefined && !validIfname(vx.parentDev)) throw new EgwError('InvalidInput', `vxlan.parentDev "${vx.parentDev}" is not an interface name`);
   const mac = tunnelMac(podIp);

@@ -1,5 +1,8 @@
 import { EgwError } from '../../platform/errors.js';
-import { formatCidr, tryParseCidr, tryParseIPv4 } from '../net/ipv4.js';
+import { formatIpv4Net, isIpv4, parseIpv4Net, type Ipv4NetOptions } from '../../platform/ipv4.js';
+
+/** How the kernel prints a prefix: a /32 as a bare address, 0.0.0.0/0 as `default`. */
+const KERNEL_PREFIX: Ipv4NetOptions = { hostBits: 'clear', bareAddress: true, defaultWord: true };
 
 /**
  * Pure parsers for the JSON that iproute2 prints (`ip -json`, `bridge -json`). They accept both the
@@ -170,11 +173,11 @@ export interface ObservedRoute {
 export function parseRoutes(text: string): ObservedRoute[] {
   const out: ObservedRoute[] = [];
   for (const r of parseJsonArray(text, 'ip route')) {
-    const dst = tryParseCidr(str(r['dst']) ?? '');
+    const dst = parseIpv4Net(str(r['dst']) ?? '', KERNEL_PREFIX);
     if (dst === undefined) continue;
     out.push({
       table: num(r['table'], TABLES, MAIN_TABLE),
-      dst: formatCidr(dst),
+      dst: formatIpv4Net(dst),
       type: routeType(r['type']),
       protocol: num(r['protocol'], PROTOCOLS, 3),
       metric: typeof r['metric'] === 'number' ? r['metric'] : 0,
@@ -206,8 +209,8 @@ export interface ObservedRule {
 function prefixOf(addr: unknown, len: unknown): string | undefined {
   const a = str(addr);
   if (a === undefined || a === 'all') return undefined;
-  const p = tryParseCidr(`${a}/${typeof len === 'number' ? len : 32}`);
-  return p === undefined ? a : formatCidr(p);
+  const p = parseIpv4Net(`${a}/${typeof len === 'number' ? len : 32}`, KERNEL_PREFIX);
+  return p === undefined ? a : formatIpv4Net(p);
 }
 
 /** Parses `ip -json -N rule show`. */
@@ -305,7 +308,7 @@ export function parseNeighbours(text: string): ObservedNeighbour[] {
   const out: ObservedNeighbour[] = [];
   for (const n of parseJsonArray(text, 'ip neigh')) {
     const ip = str(n['dst']);
-    if (ip === undefined || tryParseIPv4(ip) === undefined) continue;
+    if (ip === undefined || !isIpv4(ip)) continue;
     out.push({
       ip,
       mac: str(n['lladdr'])?.toLowerCase(),

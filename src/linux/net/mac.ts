@@ -1,5 +1,5 @@
 import { EgwError } from '../../platform/errors.js';
-import { formatIPv4, parseIPv4 } from './ipv4.js';
+import { formatIpv4, requireIpv4 } from '../../platform/ipv4.js';
 
 /**
  * The MAC address of a tunnel endpoint, derived from its IPv4 address so that no node ever needs to
@@ -11,7 +11,7 @@ import { formatIPv4, parseIPv4 } from './ipv4.js';
  * `ip → tunnelMac(ip)` plus an FDB entry `tunnelMac(ip) → ip`.
  */
 export function tunnelMac(ip: string): string {
-  const v = parseIPv4(ip);
+  const v = requireIpv4(ip);
   const octets = [0x0e, 0x67, v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255];
   return octets.map((o) => o.toString(16).padStart(2, '0')).join(':');
 }
@@ -21,7 +21,7 @@ export function ipOfTunnelMac(mac: string): string | undefined {
   const m = /^0e:67:([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2})$/i.exec(mac);
   if (m === null) return undefined;
   const v = ((parseInt(m[1]!, 16) << 24) >>> 0) + (parseInt(m[2]!, 16) << 16) + (parseInt(m[3]!, 16) << 8) + parseInt(m[4]!, 16);
-  return formatIPv4(v);
+  return formatIpv4(v);
 }
 
 /** Lower-cases and validates a MAC address `aa:bb:cc:dd:ee:ff`. Throws `InvalidInput` otherwise. */

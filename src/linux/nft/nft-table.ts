@@ -1,7 +1,10 @@
 import { createHash } from 'node:crypto';
 import { EgwError } from '../../platform/errors.js';
 import type { Shell } from '../../platform/shell.js';
-import { canonicalCidr, formatCidr, normalizeCidrSet, sortIps, tryParseCidr } from '../net/ipv4.js';
+import { canonicalIpv4Net, formatIpv4Net, outermostIpv4Nets, parseIpv4Net, requireIpv4Net, sortIpv4Texts, type Ipv4NetOptions } from '../../platform/ipv4.js';
+
+/** An element as written or listed: a prefix, a bare address (a /32), host bits cleared. */
+const ELEMENT: Ipv4NetOptions = { hostBits: 'clear', bareAddress: true, defaultWord: true };
 
 /**
  * egw's one nftables table per network namespace: render (pure), parse `nft -j` (pure), plan the
@@ -55,7 +58,7 @@ export function ruleMark(rule: string): string {
 }
 
 function canonicalElements(set: NftSet): string[] {
-  return set.interval ? normalizeCidrSet(set.elements) : sortIps(set.elements);
+  return set.interval ? outermostIpv4Nets(set.elements.map((e) => requireIpv4Net(e, ELEMENT))).map(formatIpv4Net) : sortIpv4Texts(set.elements);
 }
 
 function validate(spec: NftTableSpec): void {
@@ -99,13 +102,13 @@ export function renderNftReplace(spec: NftTableSpec): string {
 
 function elementText(e: unknown, interval: boolean): string | undefined {
   if (typeof e === 'string') {
-    const p = tryParseCidr(e);
+    const p = parseIpv4Net(e, ELEMENT);
     if (p === undefined) return undefined;
-    return interval ? formatCidr(p) : e;
+    return interval ? formatIpv4Net(p) : e;
   }
   if (typeof e === 'object' && e !== null && 'prefix' in e) {
     const prefix = (e as { prefix: { addr?: unknown; len?: unknown } }).prefix;
-    if (typeof prefix.addr === 'string' && typeof prefix.len === 'number') return canonicalCidr(`${prefix.addr}/${prefix.len}`);
+    if (typeof prefix.addr === 'string' && typeof prefix.len === 'number') return canonicalIpv4Net(`${prefix.addr}/${prefix.len}`);
   }
   // Ranges and anything else we never write.
   return undefined;

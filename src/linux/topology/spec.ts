@@ -1,5 +1,5 @@
 import { EgwError } from '../../platform/errors.js';
-import { cidrContains, parseCidr, tryParseCidr } from '../net/ipv4.js';
+import { ipv4NetCovers, parseIpv4Net, requireIpv4Net } from '../../platform/ipv4.js';
 import { canonicalMac } from '../net/mac.js';
 import { validIfname } from '../ownership.js';
 
@@ -74,12 +74,12 @@ export interface RouteSpec {
  * The only address space the topology may use (the project's network-safety rule): private, shared
  * and documentation ranges that never appear on a real network the host talks to.
  */
-export const ALLOWED_RANGES = ['10.0.0.0/8', '100.64.0.0/10', '198.18.0.0/15', '192.0.2.0/24', '198.51.100.0/24', '203.0.113.0/24'].map(parseCidr);
+export const ALLOWED_RANGES = ['10.0.0.0/8', '100.64.0.0/10', '198.18.0.0/15', '192.0.2.0/24', '198.51.100.0/24', '203.0.113.0/24'].map((c) => requireIpv4Net(c, { hostBits: 'refuse' }));
 
 function allowedAddress(text: string): boolean {
-  const p = tryParseCidr(text);
+  const p = parseIpv4Net(text, { hostBits: 'clear', bareAddress: true });
   if (p === undefined) return false;
-  return ALLOWED_RANGES.some((r) => cidrContains(r, p));
+  return ALLOWED_RANGES.some((r) => ipv4NetCovers(r, p));
 }
 
 function fail(message: string): never {

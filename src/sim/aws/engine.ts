@@ -1,7 +1,8 @@
 import { Ec2ApiError, awsErrors } from './api-error.js';
 import type { FabricAddress, FabricEni, FabricEvent, FabricInstance, FabricSnapshot } from './fabric.js';
 import type { InstanceTypeLimits, InstanceTypeTable } from './instance-types.js';
-import { cidrContains, cidrLast, formatIpv4, isAwsReservedInSubnet, parseCidr, parseIpv4, usableAddressCount } from './ipv4.js';
+import { formatIpv4, ipv4NetContains, ipv4NetLast, parseIpv4, parseIpv4Net } from '../../platform/ipv4.js';
+import { isAwsReservedInSubnet, usableAddressCount } from './subnet-addresses.js';
 import type { AddressRecord, EniRecord, SimState } from './model.js';
 import { macFrom } from './model.js';
 import { stableHex } from './prng.js';
@@ -219,7 +220,7 @@ export class Ec2Engine {
 
   /** Free addresses left in the subnet (for DescribeSubnets' availableIpAddressCount). */
   availableAddressCount(subnet: WorldSubnet): number {
-    const cidr = parseCidr(subnet.cidr);
+    const cidr = parseIpv4Net(subnet.cidr, { hostBits: 'refuse' });
     if (cidr === undefined) return 0;
     return usableAddressCount(cidr) - this.usedIps(subnet.id).size;
   }
@@ -246,18 +247,18 @@ export class Ec2Engine {
   private checkAddressForSubnet(ip: string, subnet: WorldSubnet): void {
     const value = parseIpv4(ip);
     if (value === undefined) throw awsErrors.invalidParameterValue(`Invalid IPv4 address: ${ip}`);
-    const cidr = parseCidr(subnet.cidr);
-    if (cidr === undefined || !cidrContains(cidr, value)) throw awsErrors.addressOutsideSubnet(ip, subnet.id);
+    const cidr = parseIpv4Net(subnet.cidr, { hostBits: 'refuse' });
+    if (cidr === undefined || !ipv4NetContains(cidr, value)) throw awsErrors.addressOutsideSubnet(ip, subnet.id);
     if (isAwsReservedInSubnet(cidr, value)) throw awsErrors.reservedAddress(ip);
   }
 
   /** The lowest free usable addresses of the subnet (AWS picks any free one; lowest-first is reproducible). */
   private pickFree(subnet: WorldSubnet, count: number, alsoTaken: ReadonlySet<string> = new Set()): string[] {
-    const cidr = parseCidr(subnet.cidr);
+    const cidr = parseIpv4Net(subnet.cidr, { hostBits: 'refuse' });
     if (cidr === undefined) throw awsErrors.internalError();
     const used = this.usedIps(subnet.id);
     const picked: string[] = [];
-    for (let v = cidr.base + 4; v < cidrLast(cidr) && picked.length < count; v++) {
+    for (let v = cidr.first + 4; v < ipv4NetLast(cidr) && picked.length < count; v++) {
       const ip = formatIpv4(v);
       if (!used.has(ip) && !alsoTaken.has(ip)) picked.push(ip);
     }
@@ -612,19 +613,19 @@ export class Ec2Engine {
     const all = Object.values(this.state.addresses);
     if (all.length >= this.world.sim.maxElasticIps) throw awsErrors.addressLimit();
     this.checkTags({}, input.tags);
-    const pool = parseCidr(this.world.sim.elasticIpPool);
+    const pool = parseIpv4Net(this.world.sim.elasticIpPool, { hostBits: 'refuse' });
     if (pool === undefined) throw awsErrors.internalError();
     const taken = new Set(all.map((a) => a.publicIp));
     let publicIp: string | undefined;
     if (input.address !== undefined) {
       const v = parseIpv4(input.address);
-      if (v === undefined || !cidrContains(pool, v)) {
+      if (v === undefined || !ipv4NetContains(pool, v)) {
         throw awsErrors.invalidParameterValue(`Address ${input.address} is not available for allocation`);
       }
       if (taken.has(input.address)) throw awsErrors.invalidParameterValue(`Address ${input.address} is already allocated`);
       publicIp = input.address;
     } else {
-      for (let v = pool.base + 1; v < cidrLast(pool); v++) {
+      for (let v = pool.first + 1; v < ipv4NetLast(pool); v++) {
         const ip = formatIpv4(v);
         if (!taken.has(ip)) {
           publicIp = ip;

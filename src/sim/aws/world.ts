@@ -1,15 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { EgwError } from '../../platform/errors.js';
-import {
-  cidrContains,
-  cidrOverlaps,
-  cidrWithin,
-  formatCidr,
-  isAwsReservedInSubnet,
-  parseCidr,
-  parseIpv4,
-} from './ipv4.js';
+import { formatIpv4Net, ipv4NetContains, ipv4NetCovers, ipv4NetsOverlap, parseIpv4, parseIpv4Net } from '../../platform/ipv4.js';
+import { isAwsReservedInSubnet } from './subnet-addresses.js';
 import type { InstanceTypeTable } from './instance-types.js';
 
 /** A VPC of the world. */
@@ -310,7 +303,7 @@ class WorldReader {
       const id = this.str(o, 'id', p, ID_RE('vpc'), 'vpc-0e1a2b3c4d5e6f708');
       unique(id, `${p}.id`);
       const cidr = this.str(o, 'cidr', p, undefined, '100.64.0.0/16');
-      if (parseCidr(cidr) === undefined) this.fail(`${p}.cidr`, `"${cidr}" is not an IPv4 CIDR with no host bits`, 'write it like 100.64.0.0/16');
+      if (parseIpv4Net(cidr, { hostBits: 'refuse' }) === undefined) this.fail(`${p}.cidr`, `"${cidr}" is not an IPv4 CIDR with no host bits`, 'write it like 100.64.0.0/16');
       return { id, cidr };
     });
     const vpcById = new Map(vpcs.map((v) => [v.id, v]));
@@ -324,22 +317,22 @@ class WorldReader {
       const vpc = vpcById.get(vpcId);
       if (vpc === undefined) this.fail(`${p}.vpcId`, `names ${vpcId}, which is not in vpcs`, 'add the VPC or fix the ID');
       const cidrText = this.str(o, 'cidr', p, undefined, '100.64.0.0/22');
-      const cidr = parseCidr(cidrText);
+      const cidr = parseIpv4Net(cidrText, { hostBits: 'refuse' });
       if (cidr === undefined) this.fail(`${p}.cidr`, `"${cidrText}" is not an IPv4 CIDR with no host bits`, 'write it like 100.64.0.0/22');
       if (cidr.prefix < 16 || cidr.prefix > 28) this.fail(`${p}.cidr`, `${cidrText}: a subnet must be between /16 and /28`, 'AWS allows subnet sizes /16 to /28');
-      const vpcCidr = parseCidr(vpc.cidr);
-      if (vpcCidr === undefined || !cidrWithin(cidr, vpcCidr)) this.fail(`${p}.cidr`, `${cidrText} is not inside ${vpc.id} (${vpc.cidr})`, 'a subnet takes its addresses from its VPC');
+      const vpcCidr = parseIpv4Net(vpc.cidr, { hostBits: 'refuse' });
+      if (vpcCidr === undefined || !ipv4NetCovers(vpcCidr, cidr)) this.fail(`${p}.cidr`, `${cidrText} is not inside ${vpc.id} (${vpc.cidr})`, 'a subnet takes its addresses from its VPC');
       const az = this.str(o, 'availabilityZone', p, undefined, `${region}a`);
       if (!az.startsWith(region)) this.fail(`${p}.availabilityZone`, `${az} is not a zone of ${region}`, `zones of ${region} are named ${region}a, ${region}b, …`);
       const azId = this.optStr(o, 'availabilityZoneId', p) ?? zoneIdFor(region, az);
-      return { id, vpcId, cidr: formatCidr(cidr), availabilityZone: az, availabilityZoneId: azId, tags: this.tags(o, p) };
+      return { id, vpcId, cidr: formatIpv4Net(cidr), availabilityZone: az, availabilityZoneId: azId, tags: this.tags(o, p) };
     });
     for (let a = 0; a < subnets.length; a++) {
       for (let b = a + 1; b < subnets.length; b++) {
         const sa = subnets[a], sb = subnets[b];
         if (sa === undefined || sb === undefined || sa.vpcId !== sb.vpcId) continue;
-        const ca = parseCidr(sa.cidr), cb = parseCidr(sb.cidr);
-        if (ca !== undefined && cb !== undefined && cidrOverlaps(ca, cb)) {
+        const ca = parseIpv4Net(sa.cidr, { hostBits: 'refuse' }), cb = parseIpv4Net(sb.cidr, { hostBits: 'refuse' });
+        if (ca !== undefined && cb !== undefined && ipv4NetsOverlap(ca, cb)) {
           this.fail(`subnets[${b}].cidr`, `${sb.cidr} overlaps ${sa.id} (${sa.cidr})`, 'subnets of one VPC must not overlap');
         }
       }
@@ -370,9 +363,9 @@ class WorldReader {
       if (subnet === undefined) this.fail(`${p}.subnetId`, `names ${subnetId}, which is not in subnets`, 'add the subnet or fix the ID');
       const privateIp = this.str(o, 'privateIp', p, undefined, '100.64.16.10');
       const ip = parseIpv4(privateIp);
-      const cidr = parseCidr(subnet.cidr);
+      const cidr = parseIpv4Net(subnet.cidr, { hostBits: 'refuse' });
       if (ip === undefined) this.fail(`${p}.privateIp`, `"${privateIp}" is not an IPv4 address`, 'write it like 100.64.16.10');
-      if (cidr === undefined || !cidrContains(cidr, ip)) this.fail(`${p}.privateIp`, `${privateIp} is not inside ${subnet.id} (${subnet.cidr})`, 'pick an address of the instance subnet');
+      if (cidr === undefined || !ipv4NetContains(cidr, ip)) this.fail(`${p}.privateIp`, `${privateIp} is not inside ${subnet.id} (${subnet.cidr})`, 'pick an address of the instance subnet');
       if (isAwsReservedInSubnet(cidr, ip)) this.fail(`${p}.privateIp`, `${privateIp} is one of the five addresses AWS reserves in ${subnet.cidr}`, 'skip the first four and the last address of the subnet');
       const prior = usedIps.get(privateIp);
       if (prior !== undefined) this.fail(`${p}.privateIp`, `${privateIp} is already the address of ${prior}`, 'give each instance its own address');
@@ -509,7 +502,7 @@ class WorldReader {
     }
     if (o['elasticIpPool'] !== undefined) {
       const pool = this.str(o, 'elasticIpPool', p, undefined, '198.51.100.0/24');
-      if (parseCidr(pool) === undefined) this.fail(`${p}.elasticIpPool`, `"${pool}" is not an IPv4 CIDR with no host bits`, 'e.g. 198.51.100.0/24');
+      if (parseIpv4Net(pool, { hostBits: 'refuse' }) === undefined) this.fail(`${p}.elasticIpPool`, `"${pool}" is not an IPv4 CIDR with no host bits`, 'e.g. 198.51.100.0/24');
       s.elasticIpPool = pool;
     }
     if (o['maxElasticIps'] !== undefined) {

@@ -7,7 +7,8 @@ import type { EgwError} from '../../../src/platform/errors.js';
 import { isEgwError } from '../../../src/platform/errors.js';
 import { INSTANCE_TYPE_LIMITS_TSV } from '../../../src/sim/aws/instance-types-data.js';
 import { builtInInstanceTypes, parseInstanceTypeTable } from '../../../src/sim/aws/instance-types.js';
-import { cidrContains, formatIpv4, isAwsReservedInSubnet, parseCidr, parseIpv4, usableAddressCount } from '../../../src/sim/aws/ipv4.js';
+import { formatIpv4, ipv4NetContains, parseIpv4, parseIpv4Net } from '../../../src/platform/ipv4.js';
+import { isAwsReservedInSubnet, usableAddressCount } from '../../../src/sim/aws/subnet-addresses.js';
 import { loadWorld, parseWorld, zoneIdFor, type WorldDefinition } from '../../../src/sim/aws/world.js';
 import { testWorld } from './helpers.js';
 
@@ -119,9 +120,9 @@ describe('IPv4 helpers', () => {
     expect(parseIpv4('1.2.3.04')).toBeUndefined();
     expect(parseIpv4('256.1.1.1')).toBeUndefined();
     expect(formatIpv4(0x644003ff)).toBe('100.64.3.255');
-    expect(parseCidr('100.64.0.1/22')).toBeUndefined();
-    const s = parseCidr('100.64.0.0/22')!;
-    expect(cidrContains(s, parseIpv4('100.64.3.255')!)).toBe(true);
+    expect(parseIpv4Net('100.64.0.1/22', { hostBits: 'refuse' })).toBeUndefined();
+    const s = parseIpv4Net('100.64.0.0/22', { hostBits: 'refuse' })!;
+    expect(ipv4NetContains(s, parseIpv4('100.64.3.255')!)).toBe(true);
     expect(['100.64.0.0', '100.64.0.1', '100.64.0.2', '100.64.0.3', '100.64.3.255'].every((ip) => isAwsReservedInSubnet(s, parseIpv4(ip)!))).toBe(true);
     expect(isAwsReservedInSubnet(s, parseIpv4('100.64.0.4')!)).toBe(false);
     expect(usableAddressCount(s)).toBe(1019);
