@@ -94,9 +94,21 @@ export interface WatchOptions {
   signal?: AbortSignal;
 }
 
+/** What a backend can do beyond the common core, so that callers can choose their design. */
+export interface DatastoreCapabilities {
+  /**
+   * True when a commit may write several keys (and hold `check` ops) atomically (SQLite, etcd). False on
+   * the Kubernetes datastore: there a commit holds at most one writing op and no `check`, and anything
+   * else fails with `Unsupported`.
+   */
+  readonly atomicMultiKey: boolean;
+}
+
 export interface Datastore {
   /** A URL-ish description of where the data lives, for messages. */
   readonly location: string;
+  /** What this backend can do; see {@link DatastoreCapabilities}. */
+  readonly capabilities: DatastoreCapabilities;
   get(key: ResourceKey): Promise<StoredResource | undefined>;
   /**
    * All resources of a kind, optionally in one namespace, with the revision read at. Ordered by

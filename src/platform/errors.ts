@@ -20,6 +20,8 @@ export type ErrorCode =
   | 'Compacted'
   | 'DatastoreUnavailable'
   | 'DatastoreClosed'
+  /** The backend cannot do this (e.g. a multi-key commit on the Kubernetes datastore). */
+  | 'Unsupported'
   // ipam
   | 'PoolExhausted'
   | 'NoQualifiedPool'

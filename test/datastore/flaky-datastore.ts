@@ -16,6 +16,9 @@ import { EgwError } from '../../src/platform/errors.js';
 
 export class FlakyDatastore implements Datastore {
   readonly location: string;
+  get capabilities(): Datastore['capabilities'] {
+    return this.inner.capabilities;
+  }
   /** Fail the next N list calls with DatastoreUnavailable. */
   failLists = 0;
   /** Fail the next N watch starts with DatastoreUnavailable. */

@@ -1,4 +1,5 @@
 import { Etcd3, isRecoverableError } from 'etcd3';
+import type { DatastoreCapabilities } from '../contract.js';
 import type { ICompare, IDuplexStream, IKeyValue, IOptions, IRequestOp, IWatchRequest, IWatchResponse } from 'etcd3';
 import type { Clock } from '../../platform/clock.js';
 import { SystemClock } from '../../platform/clock.js';
@@ -57,6 +58,8 @@ const WATCH_HIGH_WATER = 64;
  */
 export class EtcdDatastore implements Datastore {
   readonly location: string;
+  /** Commits of several keys and `check` ops are atomic. */
+  readonly capabilities: DatastoreCapabilities = { atomicMultiKey: true };
   private readonly client: Etcd3;
   private readonly prefix: string;
   private readonly clock: Clock;

@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
+import type { DatastoreCapabilities } from '../contract.js';
 import type { Clock } from '../../platform/clock.js';
 import { SystemClock } from '../../platform/clock.js';
 import { EgwError, isEgwError } from '../../platform/errors.js';
@@ -88,6 +89,8 @@ const WATCH_BATCH_REVISIONS = 500;
  */
 export class SqliteDatastore implements Datastore {
   readonly location: string;
+  /** Commits of several keys and `check` ops are atomic. */
+  readonly capabilities: DatastoreCapabilities = { atomicMultiKey: true };
   private readonly db: Database.Database;
   private readonly clock: Clock;
   private readonly lockTimeoutMs: number;

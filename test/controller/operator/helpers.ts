@@ -116,6 +116,9 @@ export async function finishTermination(store: Datastore, namespace: string): Pr
  */
 export class HookedStore implements Datastore {
   readonly location: string;
+  get capabilities(): Datastore['capabilities'] {
+    return this.inner.capabilities;
+  }
   commits = 0;
   /** The commit number (1-based, counted from now on) that throws instead of writing. */
   crashAtCommit: number | undefined;
