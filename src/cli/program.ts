@@ -18,6 +18,7 @@ const COMMANDS: readonly { names: readonly string[]; load: () => Promise<Registr
   { names: ['agent'], load: async () => (await import('./commands/agent.js')).registerAgentCommands },
   { names: ['gateway'], load: async () => (await import('./commands/gateway.js')).registerGatewayCommands },
   { names: ['aws'], load: async () => (await import('./commands/aws.js')).registerAwsCommands },
+  { names: ['install-cni'], load: async () => (await import('./commands/install-cni.js')).registerInstallCniCommand },
   { names: ['lab'], load: async () => (await import('./commands/lab.js')).registerLabCommands },
 ];
 

@@ -18,7 +18,7 @@ function pod(namespace: string, name: string, annotations: Record<string, string
 
 describe.skipIf(!kubeAvailable)('the egress-annotation ValidatingAdmissionPolicy on a real kube-apiserver (needs scripts/with-kube)', () => {
   beforeAll(async () => {
-    kubectlOk(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: admissionPolicyObjects() }));
+    kubectlOk(['apply', '--server-side', '--force-conflicts', '--field-manager', 'egw-install', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: admissionPolicyObjects() }));
     kubectlOk(['create', 'namespace', closed]);
     kubectlOk(['create', 'namespace', open]);
     kubectlOk(['label', 'namespace', open, `${EGRESS_ALLOWED_LABEL}=true`]);

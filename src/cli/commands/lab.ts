@@ -45,11 +45,6 @@ function root(): void {
  * plus the lab's own programs: `scheduler`, `kubelet`, and the emulator with the lab fabric (`aws-sim`).
  */
 export function registerLabCommands(program: Command): void {
-  // `egw lab status | head`: a closed pipe ends the output quietly.
-  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-    if (e.code === 'EPIPE') process.exit(0);
-    throw e;
-  });
   const lab = program
     .command('lab')
     .description('the whole system on one machine: an AWS VPC in network namespaces, the production programs, the reference scenario');

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { formatIssue, hasErrors, type EgressGateway, type FelixConfiguration, type IPPool, type Issue } from '../../api/index.js';
 import { defaultGatewayImage, operatorValidationError, renderDeployment } from '../../controller/operator/index.js';
+import { renderInstall, type AwsMode } from '../../install/render-install.js';
 import { ExitCode, usageError } from '../exit.js';
 import { loadManifests } from '../load-manifests.js';
 import { readManifestSources } from '../manifest-sources.js';
@@ -16,6 +17,7 @@ const collect = (value: string, previous: string[]): string[] => [...previous, v
  */
 export function registerRenderCommands(program: Command): void {
   const render = program.command('render').description('print what egw would create, for a real cluster');
+  registerRenderInstall(render);
   render
     .command('deployment')
     .description('print the apps/v1 Deployment the operator renders for each EgressGateway in the manifests')
@@ -50,6 +52,40 @@ export function registerRenderCommands(program: Command): void {
       const image = opts.image ?? defaultGatewayImage();
       const deployments = gateways.map((egw) => renderDeployment(egw, { felix, image }));
       process.stdout.write(formatObjects(deployments, format, deployments.length > 1));
+    });
+}
+
+const AWS_MODES: readonly AwsMode[] = ['none', 'secondary-ip', 'eni-per-workload'];
+
+/**
+ * `egw render install [-o yaml|json] [--image IMAGE] [--namespace NS] [--aws-mode MODE] …`: everything to
+ * `kubectl apply` for a cluster (docs/kubernetes.md). Reads nothing; prints the objects in apply order.
+ */
+function registerRenderInstall(render: Command): void {
+  render
+    .command('install')
+    .description('print everything to kubectl apply for a cluster: CRDs, RBAC, the agent DaemonSet, the controller, the admission policy')
+    .option('-o, --output <format>', 'yaml or json', 'yaml')
+    .option('--image <image>', 'egw image of every container (default ghcr.io/egw-project/egw:<egw version>)')
+    .option('--namespace <name>', 'namespace of egw\'s programs', 'egw-system')
+    .option('--aws-mode <mode>', `also the default FelixConfiguration for an AWS mode: ${AWS_MODES.join(', ')}`, 'none')
+    .option('--aws-region <region>', 'AWS region of the agents and the controller (default: from IMDS)')
+    .option('--aws-cluster <name>', 'cluster name in the tags of the ENIs agents create', 'egw')
+    .option('--pod-gateway <ip>', 'the pods\' on-link gateway in the CNI configuration', '169.254.1.1')
+    .action((opts: { output: string; image?: string; namespace: string; awsMode: string; awsRegion?: string; awsCluster: string; podGateway: string }) => {
+      const format = parseOutputFormat(opts.output);
+      if (format === 'table') throw usageError('render prints yaml or json', 'use -o yaml or -o json');
+      const awsMode = AWS_MODES.find((m) => m === opts.awsMode);
+      if (awsMode === undefined) throw usageError(`--aws-mode ${opts.awsMode} is not a mode`, `use one of ${AWS_MODES.join(', ')}`);
+      const objects = renderInstall({
+        image: opts.image ?? defaultGatewayImage(),
+        namespace: opts.namespace,
+        awsMode,
+        awsCluster: opts.awsCluster,
+        podGateway: opts.podGateway,
+        ...(opts.awsRegion === undefined ? {} : { awsRegion: opts.awsRegion }),
+      });
+      process.stdout.write(formatObjects(objects, format, true));
     });
 }
 

@@ -1,0 +1,131 @@
+/**
+ * Least-privilege RBAC for each egw program, derived from what each one reads and writes in the datastore
+ * (by datastore kind) and resolved to API groups and resources through the Kubernetes backend's resource
+ * map, so that a kind moved to another group cannot leave a rule behind. Pure.
+ *
+ * | program | reads | writes |
+ * |---|---|---|
+ * | agent | the egress configuration, pods, namespaces, nodes, IPAM, agent records | its node's status (capacity), pod status conditions, next-hop and node-status records, IPAM for ENI addresses, Events |
+ * | controller | everything it reconciles | gateway Deployments, EgressGateway status, IPPool status, AWSSubnet, IPAM GC, agent-record GC, its Lease, Events |
+ * | gateway | FelixConfiguration, Nodes (its init), the records its readiness reads | nothing |
+ * | cni (egw-ipam) | pods, namespaces, nodes, pools, reservations, subnets | IPAM |
+ */
+import type { ResourceInfo } from '../datastore/kubernetes/resource-map.js';
+import { defaultResourceMap } from '../datastore/kubernetes/resource-map.js';
+import { EgwError } from '../platform/errors.js';
+import { egwLabels, type KubeObject } from './objects.js';
+
+export type Program = 'agent' | 'controller' | 'gateway' | 'cni';
+export const PROGRAMS: readonly Program[] = ['agent', 'controller', 'gateway', 'cni'];
+
+const READ = ['get', 'list', 'watch'] as const;
+const WRITE = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] as const;
+
+/** What a program may do with one datastore kind (`status`: also its status subresource). */
+interface Grant {
+  kinds: readonly string[];
+  verbs: readonly string[];
+  status?: boolean;
+}
+
+const CONFIG = ['IPPool', 'IPReservation', 'FelixConfiguration', 'EgressGatewayPolicy', 'EgressGateway', 'AWSSubnet'];
+const WORKLOADS = ['Pod', 'Namespace', 'Node'];
+const IPAM = ['IPAMBlock', 'IPAMHandle', 'BlockAffinity', 'FullBlockAffinity', 'IPAMGCMark'];
+const AGENT_RECORDS = ['EgressNextHops', 'EgressNodeStatus'];
+
+/** The grants of each program, by datastore kind. */
+export const GRANTS: Readonly<Record<Program, readonly Grant[]>> = {
+  agent: [
+    { kinds: CONFIG, verbs: READ },
+    { kinds: ['Namespace'], verbs: READ },
+    { kinds: ['Pod', 'Node'], verbs: READ, status: true },
+    { kinds: [...IPAM, ...AGENT_RECORDS], verbs: WRITE },
+  ],
+  controller: [
+    { kinds: ['IPPool', 'EgressGateway'], verbs: READ, status: true },
+    { kinds: ['IPReservation', 'FelixConfiguration', 'EgressGatewayPolicy'], verbs: READ },
+    { kinds: ['AWSSubnet', ...IPAM, ...AGENT_RECORDS], verbs: WRITE },
+    { kinds: WORKLOADS, verbs: READ },
+    // Deleting a pod is how the operator replaces a gateway pod whose spec is stale.
+    { kinds: ['Pod'], verbs: ['delete'] },
+  ],
+  gateway: [
+    { kinds: ['FelixConfiguration', 'EgressGateway'], verbs: READ },
+    { kinds: ['Node'], verbs: READ },
+  ],
+  cni: [
+    { kinds: ['IPPool', 'IPReservation', 'AWSSubnet', ...WORKLOADS], verbs: READ },
+    { kinds: IPAM, verbs: WRITE },
+  ],
+};
+
+/** One RBAC policy rule. */
+export interface PolicyRule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+  resourceNames?: string[];
+}
+
+/** The ClusterRole rules of a program: grants resolved through the resource map, one rule per group and verb set. */
+export function clusterRoleRules(program: Program, map: ReadonlyMap<string, ResourceInfo> = defaultResourceMap()): PolicyRule[] {
+  const byKey = new Map<string, PolicyRule>();
+  const add = (group: string, resource: string, verbs: readonly string[]): void => {
+    const key = `${group}|${[...verbs].sort().join(',')}`;
+    const rule = byKey.get(key) ?? { apiGroups: [group], resources: [], verbs: [...verbs] };
+    if (!rule.resources.includes(resource)) rule.resources.push(resource);
+    byKey.set(key, rule);
+  };
+  for (const grant of GRANTS[program]) {
+    for (const kind of grant.kinds) {
+      const info = map.get(kind);
+      if (info === undefined) throw new EgwError('Internal', `RBAC of ${program} names kind ${kind}, which the Kubernetes resource map does not know`);
+      add(info.group, info.plural, grant.verbs);
+      if (grant.status === true) add(info.group, `${info.plural}/status`, ['get', 'update', 'patch']);
+    }
+  }
+  const rules = [...byKey.values()];
+  // Events for what a user must see (no capacity, pool exhausted, EC2 errors).
+  if (program === 'agent' || program === 'controller') rules.push({ apiGroups: ['', 'events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] });
+  // The operator owns apps/v1 Deployments of gateways.
+  if (program === 'controller') rules.push({ apiGroups: ['apps'], resources: ['deployments'], verbs: [...WRITE] });
+  for (const r of rules) r.resources.sort();
+  return rules;
+}
+
+/** ServiceAccount, ClusterRole and ClusterRoleBinding of every program, plus the controller's Lease Role. */
+export function rbacObjects(namespace: string, map?: ReadonlyMap<string, ResourceInfo>): KubeObject[] {
+  const out: KubeObject[] = [];
+  for (const program of PROGRAMS) {
+    const name = `egw-${program}`;
+    out.push({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace, labels: egwLabels(program) } });
+    out.push({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: { name, labels: egwLabels(program) },
+      rules: clusterRoleRules(program, map),
+    });
+    out.push({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name, labels: egwLabels(program) },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
+      subjects: [{ kind: 'ServiceAccount', name, namespace }],
+    });
+  }
+  // Leader election: only its own namespace's Leases.
+  out.push({
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'Role',
+    metadata: { name: 'egw-controller-leader-election', namespace, labels: egwLabels('controller') },
+    rules: [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: [...WRITE] }],
+  });
+  out.push({
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata: { name: 'egw-controller-leader-election', namespace, labels: egwLabels('controller') },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'egw-controller-leader-election' },
+    subjects: [{ kind: 'ServiceAccount', name: 'egw-controller', namespace }],
+  });
+  return out;
+}
