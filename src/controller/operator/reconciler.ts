@@ -16,6 +16,8 @@
  * - Deleting a pod: an unscheduled pod's record is deleted; a scheduled pod gets
  *   `metadata.deletionTimestamp` (now + its grace period) and `deletionGracePeriodSeconds`, and the pod
  *   runtime removes the record once the pod has stopped. Terminating pods are left alone otherwise.
+ * - Running: one key per EgressGateway (`namespace/name`) on the reconcile engine (src/reconcile/), so
+ *   queueing, backoff with jitter, resync, the in-sync gate and terminal errors are the engine's.
  */
 import { defaultEgressGateway, validateDocument, type EgressGateway, type FelixConfiguration, type IPPool, type Pod } from '../../api/index.js';
 import type { Datastore, StoredResource, WriteOp } from '../../datastore/contract.js';
@@ -23,8 +25,9 @@ import { MAX_COMMIT_OPS } from '../../datastore/contract.js';
 import { Informer, type InformerEvent } from '../../datastore/informer.js';
 import { fromStored, listResources, stableJson, writeOpFor } from '../../datastore/resources.js';
 import { SystemClock, type Clock } from '../../platform/clock.js';
-import { EgwError, isEgwError } from '../../platform/errors.js';
+import { EgwError, errorMessage, isEgwError } from '../../platform/errors.js';
 import { silentLogger, type Logger } from '../../platform/logger.js';
+import { ReconcileRunner, type KeyStatus, type ReconcileMetrics } from '../../reconcile/index.js';
 import { RandomIds, type IdSource } from './ids.js';
 import { defaultGatewayImage } from './image.js';
 import { planRollout } from './plan.js';
@@ -42,6 +45,10 @@ export interface OperatorDeps {
   ids?: IdSource;
   /** Default: silent. */
   logger?: Logger;
+  /** A number in [0, 1) for the retry and resync jitter; default Math.random. */
+  random?: () => number;
+  /** Queue depth, pass outcomes and durations, retries; default none. */
+  metrics?: ReconcileMetrics;
 }
 
 /** Tuning of the operator. */
@@ -52,9 +59,12 @@ export interface OperatorOptions {
   command?: readonly string[];
   /** Init container command; default `["egw", "gateway", "init"]`. */
   initCommand?: readonly string[];
-  /** Full pass over every EgressGateway this often while running (ms); default 60,000; 0 turns it off. */
+  /** Full pass over every EgressGateway this often while running (ms, plus up to 10 % jitter); default 60,000; 0 turns it off. */
   resyncIntervalMs?: number;
-  /** First retry delay of a failing EgressGateway, doubled per failure up to the maximum; defaults 200 / 10,000 ms. */
+  /**
+   * Retry delays of a failing EgressGateway: full jitter under a ceiling that starts at the initial
+   * value and doubles per failure up to the maximum; defaults 200 / 10,000 ms. Also the informer's backoff.
+   */
   backoffInitialMs?: number;
   backoffMaxMs?: number;
   /** Passes tried when writes meet a Conflict before the error is returned; default 8. */
@@ -97,6 +107,8 @@ export class EgressGatewayOperator {
   private readonly clock: Clock;
   private readonly ids: IdSource;
   private readonly log: Logger;
+  private readonly random: (() => number) | undefined;
+  private readonly metrics: ReconcileMetrics | undefined;
   private readonly render: RenderContext;
   private readonly resyncIntervalMs: number;
   private readonly backoffInitialMs: number;
@@ -104,17 +116,15 @@ export class EgressGatewayOperator {
   private readonly conflictRetries: number;
 
   private informer: Informer | undefined;
-  private stopping: AbortController | undefined;
-  private workers: Promise<void>[] = [];
-  private readonly pending = new Set<string>();
-  private readonly failures = new Map<string, number>();
-  private wake: (() => void) | undefined;
+  private runner: ReconcileRunner | undefined;
 
   constructor(deps: OperatorDeps, options: OperatorOptions = {}) {
     this.store = deps.store;
     this.clock = deps.clock ?? new SystemClock();
     this.ids = deps.ids ?? new RandomIds();
     this.log = deps.logger ?? silentLogger();
+    this.random = deps.random;
+    this.metrics = deps.metrics;
     this.render = {
       image: options.image ?? defaultGatewayImage(),
       ...(options.command === undefined ? {} : { command: options.command }),
@@ -132,36 +142,61 @@ export class EgressGatewayOperator {
   }
 
   /**
-   * Starts watching and reconciling in the background. Idempotent. Reconciles every EgressGateway (and
-   * the owners of every owned pod, so that pods of deleted EgressGateways go) once the watch is in sync,
-   * then each one whose EgressGateway, pods, pools or Felix settings change.
+   * EgressGateways whose last pass failed while running: `terminal` ones (invalid, shown Degraded in
+   * their status) wait for a change or the resync; `retrying` ones back off. Empty when stopped.
+   */
+  failures(): KeyStatus[] {
+    return this.runner?.failing() ?? [];
+  }
+
+  /**
+   * Starts watching and reconciling in the background. Idempotent. Once the watch is in sync, reconciles
+   * every EgressGateway, then the owners of owned pods that no longer have one (so that their pods go),
+   * then each one whose EgressGateway, pods, pools or Felix settings change, and all of them every
+   * `resyncIntervalMs`.
    */
   start(): void {
-    if (this.stopping !== undefined) return;
-    const stopping = new AbortController();
-    this.stopping = stopping;
-    this.informer = new Informer(
+    if (this.runner !== undefined) return;
+    const informer = new Informer(
       { store: this.store, clock: this.clock, logger: this.log },
       { kinds: OPERATOR_WATCHED_KINDS, backoffInitialMs: this.backoffInitialMs, backoffMaxMs: this.backoffMaxMs },
-      { onEvent: (e) => this.onEvent(e), onSync: () => this.enqueueEverything() },
+      // A re-list (history compacted) may have missed anything: look at every EgressGateway again.
+      { onEvent: (e) => this.onEvent(e), onSync: () => this.runner?.resync() },
     );
-    this.informer.start();
-    this.workers = [this.work(stopping.signal)];
-    if (this.resyncIntervalMs > 0) this.workers.push(this.resyncLoop(stopping.signal));
+    this.informer = informer;
+    this.runner = new ReconcileRunner(
+      {
+        reconcile: (key) => this.reconcileKey(key),
+        listKeys: () => informer.list('EgressGateway').map((g) => keyString(g.key.namespace ?? 'default', g.key.name)),
+        listActualKeys: () => ownerKeys(informer.list('Pod')),
+        waitForSync: (signal) => informer.waitForSync(signal),
+      },
+      {
+        clock: this.clock,
+        logger: this.log,
+        ...(this.random === undefined ? {} : { random: this.random }),
+        ...(this.metrics === undefined ? {} : { metrics: this.metrics }),
+      },
+      {
+        name: 'operator',
+        concurrency: 1,
+        resyncPeriodMs: this.resyncIntervalMs,
+        backoff: { baseMs: this.backoffInitialMs, capMs: Math.max(this.backoffMaxMs, this.backoffInitialMs), jitter: 'full' },
+      },
+    );
+    informer.start();
+    this.runner.start();
     this.log.info({ image: this.render.image }, 'operator started');
   }
 
   /** Stops watching; waits for the reconcile in progress to finish. Safe to call twice or before start. */
   async stop(): Promise<void> {
-    const stopping = this.stopping;
-    if (stopping === undefined) return;
-    stopping.abort();
-    this.wake?.();
+    const runner = this.runner;
+    if (runner === undefined) return;
+    // The runner first: it refuses new keys and waits for the pass in flight; then the watch.
+    await runner.stop();
     await this.informer?.stop();
-    await Promise.all(this.workers);
-    this.workers = [];
-    this.pending.clear();
-    this.stopping = undefined;
+    this.runner = undefined;
     this.log.info({}, 'operator stopped');
   }
 
@@ -207,6 +242,56 @@ export class EgressGatewayOperator {
         }
         throw err;
       }
+    }
+  }
+
+  /**
+   * One pass of the running operator over the key `namespace/name`, classified for the engine: an
+   * invalid EgressGateway (already shown Degraded in its status) is a terminal error, so it is not
+   * retried until something changes; Conflict-like errors left after `conflictRetries` are retried with
+   * backoff; any other terminal error is shown Degraded in the EgressGateway's status (best effort).
+   */
+  private async reconcileKey(key: string): Promise<undefined> {
+    const { namespace, name } = parseKeyString(key);
+    let result: GatewayResult;
+    try {
+      result = await this.reconcile(namespace, name);
+    } catch (err) {
+      if (isEgwError(err, 'Conflict', 'AlreadyExists', 'NotFound')) {
+        throw new EgwError('Conflict', `EgressGateway ${key}: concurrent writes outlasted ${this.conflictRetries} passes`, { retry: 'retry', cause: err });
+      }
+      if (err instanceof EgwError && err.retry === 'terminal') await this.showError(namespace, name, err);
+      throw err;
+    }
+    if (result.state === 'Degraded') {
+      throw new EgwError('InvalidInput', result.message ?? 'invalid EgressGateway', {
+        retry: 'terminal',
+        hint: 'fix the EgressGateway or the IP pools it names; it is looked at again on any change',
+        details: { namespace, name },
+      });
+    }
+    return undefined;
+  }
+
+  /** Writes Degraded with `err` into the EgressGateway's status (one CAS try; a failure is only logged). */
+  private async showError(namespace: string, name: string, err: EgwError): Promise<void> {
+    try {
+      const stored = await this.store.get({ kind: 'EgressGateway', namespace, name });
+      if (stored === undefined) return;
+      const egw = fromStored<EgressGateway>(stored);
+      const previous = (egw.status ?? {}) as Partial<ReplicaCounts>;
+      const counts: ReplicaCounts = {
+        replicas: previous.replicas ?? 0,
+        updatedReplicas: previous.updatedReplicas ?? 0,
+        readyReplicas: previous.readyReplicas ?? 0,
+        availableReplicas: previous.availableReplicas ?? 0,
+      };
+      const message = `Error reconciling egress gateway err = ${err.describe()}`;
+      const status = nextStatus(egw.status, { state: 'Degraded', message }, counts, egw.metadata.generation ?? 1, new Date(this.clock.now()).toISOString());
+      if (stableJson(status) === stableJson(egw.status)) return;
+      await this.store.commit([writeOpFor({ ...egw, status }, stored)]);
+    } catch (writeErr) {
+      this.log.debug({ namespace, name, err: errorMessage(writeErr) }, 'could not show a reconcile error in the EgressGateway status');
     }
   }
 
@@ -395,74 +480,19 @@ export class EgressGatewayOperator {
     }
   }
 
-  private enqueueEverything(): void {
-    const informer = this.informer;
-    if (informer === undefined) return;
-    for (const g of informer.list('EgressGateway')) this.enqueue(g.key.namespace ?? 'default', g.key.name);
-    for (const p of informer.list('Pod')) {
-      const owner = controllingGateway(p.value as unknown as Pod);
-      if (owner !== undefined) this.enqueue(p.key.namespace ?? 'default', owner.name);
-    }
-  }
-
   private enqueue(namespace: string, name: string): void {
-    if (this.stopping === undefined || this.stopping.signal.aborted) return;
-    this.pending.add(keyString(namespace, name));
-    this.wake?.();
-  }
-
-  private async work(signal: AbortSignal): Promise<void> {
-    while (!signal.aborted) {
-      const next = this.pending.values().next();
-      if (next.done === true) {
-        await new Promise<void>((resolve) => {
-          this.wake = resolve;
-        });
-        this.wake = undefined;
-        continue;
-      }
-      const k = next.value;
-      this.pending.delete(k);
-      const { namespace, name } = parseKeyString(k);
-      try {
-        await this.reconcile(namespace, name);
-        this.failures.delete(k);
-      } catch (err) {
-        if (signal.aborted) return;
-        const n = (this.failures.get(k) ?? 0) + 1;
-        this.failures.set(k, n);
-        const delay = Math.min(this.backoffInitialMs * 2 ** (n - 1), this.backoffMaxMs);
-        const message = err instanceof EgwError ? err.describe() : err instanceof Error ? err.message : String(err);
-        this.log.warn({ namespace, name, failures: n, retryInMs: delay, err: message }, 'reconcile of an EgressGateway failed; will retry');
-        void this.clock.sleep(delay, signal).then(
-          () => this.enqueue(namespace, name),
-          () => undefined,
-        );
-      }
-    }
-  }
-
-  private async resyncLoop(signal: AbortSignal): Promise<void> {
-    while (!signal.aborted) {
-      await sleepUnlessAborted(this.clock, this.resyncIntervalMs, signal);
-      if (!signal.aborted && this.inSync) this.enqueueEverything();
-    }
+    this.runner?.add(keyString(namespace, name));
   }
 }
 
-/** Sleeps on the clock, returning early when `signal` aborts (also with a clock that ignores signals). */
-async function sleepUnlessAborted(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return;
-  let onAbort: (() => void) | undefined;
-  const aborted = new Promise<void>((resolve) => {
-    onAbort = resolve;
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-  try {
-    await Promise.race([clock.sleep(ms, signal).catch(() => undefined), aborted]);
-  } finally {
-    if (onAbort !== undefined) signal.removeEventListener('abort', onAbort);
+/** The keys of the EgressGateways named as controllers of `pods` (their owners in the actual state). */
+function ownerKeys(pods: readonly StoredResource[]): string[] {
+  const keys = new Set<string>();
+  for (const p of pods) {
+    const owner = controllingGateway(p.value as unknown as Pod);
+    if (owner !== undefined) keys.add(keyString(p.key.namespace ?? 'default', owner.name));
   }
+  return [...keys];
 }
 
 /** Replica counts of `pods` (active ones), `updated` of which are of the current template. */
