@@ -19,7 +19,8 @@ import type { Clock } from '../platform/clock.js';
 import { runEvery } from '../platform/clock.js';
 import { EgwError, errorMessage, isEgwError } from '../platform/errors.js';
 import type { Logger } from '../platform/logger.js';
-import { updateStatus, withCondition } from '../agent/fabric/status.js';
+import { updateStatus } from '../agent/fabric/status.js';
+import { conditionsOf, withCondition } from '../platform/conditions.js';
 
 /** The IPPool condition type this loop owns. */
 export const POOL_SUBNET_CONDITION = 'EgwAwsSubnetValid';
@@ -157,7 +158,7 @@ export class AwsSubnetFactsLoop {
   private async setPoolCondition(pool: IPPool, c: { status: 'True' | 'False' | 'Unknown'; reason: string; message: string }): Promise<void> {
     const now = new Date(this.deps.clock.now()).toISOString();
     await updateStatus(this.deps.store, { kind: 'IPPool', name: pool.metadata.name }, (status) => {
-      const conditions = withCondition(status['conditions'], { type: POOL_SUBNET_CONDITION, ...c }, now);
+      const conditions = withCondition(conditionsOf(status), { type: POOL_SUBNET_CONDITION, ...c }, now);
       return conditions === undefined ? undefined : { ...status, conditions };
     });
   }

@@ -8,7 +8,8 @@ import { effectiveFelixSettings } from '../api/index.js';
 import type { ClientRuleStatus } from '../calc/index.js';
 import { calcByNode, clientCalc, clientPods } from './expect.js';
 import type { LabSnapshot } from './snapshot.js';
-import { conditionOf, elasticIpOf, gatewayOwner, podGone, podKey } from './snapshot.js';
+import { findCondition } from '../platform/conditions.js';
+import { elasticIpOf, gatewayOwner, podGone, podKey } from './snapshot.js';
 
 /** The counts `up` shows, and what still blocks. */
 export interface LabProgress {
@@ -35,7 +36,7 @@ function rulesKey(rules: readonly ClientRuleStatus[]): string {
 
 function gatewayPlaced(s: LabSnapshot, p: Pod, awsEnabled: boolean): { ok: boolean; why?: string } {
   if (!awsEnabled) return { ok: true };
-  const c = conditionOf(p, AWS_CONDITION);
+  const c = findCondition(p.status, AWS_CONDITION);
   if (c?.status !== 'True') return { ok: false, why: c === undefined ? 'not placed in the fabric yet' : `fabric: ${[c.reason, c.message].filter((x) => x !== undefined && x !== '').join(': ') || c.status}` };
   const wantsEip = (p.metadata.annotations?.[ELASTIC_IPS_ANNOTATION] ?? '') !== '';
   const ip = p.status?.podIP;
@@ -52,7 +53,7 @@ export function labProgress(s: LabSnapshot): LabProgress {
   const felix = effectiveFelixSettings(s.felix.find((f) => f.metadata.name === 'default'), undefined);
   const awsEnabled = felix.awsSecondaryIPSupport !== 'Disabled';
 
-  const nodeReady = s.nodes.filter((n) => conditionOf(n, 'Ready')?.status === 'True').length;
+  const nodeReady = s.nodes.filter((n) => findCondition(n.status, 'Ready')?.status === 'True').length;
   const withCapacity = s.nodes.filter((n) => Number(n.status?.capacity?.['projectcalico.org/aws-secondary-ipv4'] ?? 0) > 0).length;
 
   const wanted = s.gateways.reduce((sum, g: EgressGateway) => sum + (g.spec.replicas ?? 1), 0);
@@ -61,7 +62,7 @@ export function labProgress(s: LabSnapshot): LabProgress {
   for (const p of gws) {
     const name = podKey(p);
     if (p.spec.nodeName === undefined) {
-      const c = conditionOf(p, 'PodScheduled');
+      const c = findCondition(p.status, 'PodScheduled');
       block('gateway', `${name}: pending${c?.message === undefined ? '' : ` (${c.message})`}`);
       continue;
     }
@@ -73,7 +74,7 @@ export function labProgress(s: LabSnapshot): LabProgress {
     g.running++;
     const placed = gatewayPlaced(s, p, awsEnabled);
     if (placed.ok) g.placed++;
-    const ready = conditionOf(p, 'Ready')?.status === 'True';
+    const ready = findCondition(p.status, 'Ready')?.status === 'True';
     if (ready && placed.ok) g.ready++;
     else block('gateway', `${name} (${p.status.podIP}): ${placed.ok ? 'not ready' : placed.why ?? ''}`);
   }

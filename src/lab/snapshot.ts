@@ -82,13 +82,6 @@ export function gatewayOwner(p: Pod): string | undefined {
   return ref?.name === undefined ? undefined : `${p.metadata.namespace ?? 'default'}/${ref.name}`;
 }
 
-/** A status condition of a pod or node. */
-export function conditionOf(o: { status?: unknown }, type: string): { status: string; reason?: string; message?: string } | undefined {
-  const list = (o.status as { conditions?: { type?: string; status?: string; reason?: string; message?: string }[] } | undefined)?.conditions ?? [];
-  const c = list.find((x) => x.type === type);
-  return c?.status === undefined ? undefined : { status: c.status, ...(c.reason === undefined ? {} : { reason: c.reason }), ...(c.message === undefined ? {} : { message: c.message }) };
-}
-
 /** True when the pod is being deleted or has finished. */
 export function podGone(p: Pod): boolean {
   const phase = p.status?.phase;

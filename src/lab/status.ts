@@ -12,7 +12,8 @@ import type { InstanceTypeTable } from '../sim/aws/index.js';
 import type { ProcessRecord } from './processes.js';
 import type { Scenario } from './scenario.js';
 import type { LabSnapshot } from './snapshot.js';
-import { conditionOf, elasticIpOf, gatewayOwner, nodeIp, podGone, podKey } from './snapshot.js';
+import { findCondition } from '../platform/conditions.js';
+import { elasticIpOf, gatewayOwner, nodeIp, podGone, podKey } from './snapshot.js';
 
 /** A table: a title, a header and rows. */
 export interface Table {
@@ -48,7 +49,7 @@ export function statusTables(s: LabSnapshot, scenario: Scenario, types: Instance
         nodeIp(node) ?? n.ip,
         `${enis ?? '?'}/${limits?.maxEnis ?? '?'}`,
         `${used}/${capacity ?? '-'}`,
-        conditionOf(node ?? {}, 'Ready')?.status ?? 'Unknown',
+        findCondition(node?.status, 'Ready')?.status ?? 'Unknown',
       ];
     }),
   };
@@ -60,8 +61,8 @@ export function statusTables(s: LabSnapshot, scenario: Scenario, types: Instance
       const ip = p.status?.podIP;
       const node = s.nodes.find((n) => n.metadata.name === p.spec.nodeName);
       const eni = ip === undefined ? undefined : s.sim?.enis.find((e) => e.privateIps.includes(ip) && e.attachment !== undefined);
-      const ready = conditionOf(p, 'Ready')?.status === 'True';
-      const fabric = conditionOf(p, 'EgwAwsReady');
+      const ready = findCondition(p.status, 'Ready')?.status === 'True';
+      const fabric = findCondition(p.status, 'EgwAwsReady');
       return [
         podKey(p),
         gatewayOwner(p)?.split('/')[1] ?? '',

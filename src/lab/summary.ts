@@ -3,7 +3,8 @@
  * the clients, the servers, what is still missing when the wait timed out, and what to try next.
  */
 import { formatTable } from '../cli/output.js';
-import { gatewayOwner, elasticIpOf, podGone, podKey, conditionOf } from './snapshot.js';
+import { findCondition } from '../platform/conditions.js';
+import { gatewayOwner, elasticIpOf, podGone, podKey } from './snapshot.js';
 import type { LabUpResult } from './supervisor.js';
 import { SERVER_PORT } from './layout.js';
 
@@ -22,7 +23,7 @@ export function upSummary(r: LabUpResult, stateDir: string): string {
     lines.push(
       formatTable(
         ['GATEWAY', 'NODE', 'IP', 'ELASTIC IP', 'READY'],
-        gws.map((p) => [podKey(p), p.spec.nodeName ?? '(pending)', p.status?.podIP ?? '', p.status?.podIP === undefined ? '' : (elasticIpOf(s.sim, p.status.podIP) ?? '-'), conditionOf(p, 'Ready')?.status === 'True' ? 'yes' : 'no']),
+        gws.map((p) => [podKey(p), p.spec.nodeName ?? '(pending)', p.status?.podIP ?? '', p.status?.podIP === undefined ? '' : (elasticIpOf(s.sim, p.status.podIP) ?? '-'), findCondition(p.status, 'Ready')?.status === 'True' ? 'yes' : 'no']),
       ).trimEnd(),
     );
   }

@@ -12,6 +12,7 @@
  */
 import { AWS_SECONDARY_IPV4_RESOURCE } from '../../api/annotations.js';
 import type { Datastore, JsonObject, ResourceKey } from '../../datastore/contract.js';
+import { conditionsOf, withCondition, type StatusCondition } from '../../platform/conditions.js';
 import { isEgwError } from '../../platform/errors.js';
 
 /** The Pod condition type the fabric owns. */
@@ -19,23 +20,8 @@ export const POD_AWS_CONDITION = 'EgwAwsReady';
 /** The Node condition type the fabric owns. */
 export const NODE_AWS_CONDITION = 'EgwAwsFabricReady';
 
-/** A Kubernetes-style condition. */
-export interface Condition {
-  type: string;
-  status: 'True' | 'False' | 'Unknown';
-  reason: string;
-  message: string;
-  lastTransitionTime?: string;
-}
-
-/** The conditions of a status object, with `mine` replacing the entry of its type; `undefined` when nothing changes. */
-export function withCondition(existing: unknown, mine: Condition, now: string): Condition[] | undefined {
-  const list = Array.isArray(existing) ? (existing as Condition[]) : [];
-  const prev = list.find((c) => c.type === mine.type);
-  if (prev !== undefined && prev.status === mine.status && prev.reason === mine.reason && prev.message === mine.message) return undefined;
-  const next: Condition = { ...mine, lastTransitionTime: prev !== undefined && prev.status === mine.status ? (prev.lastTransitionTime ?? now) : now };
-  return [...list.filter((c) => c.type !== mine.type), next];
-}
+/** A condition the fabric writes: always with a reason and a message (the helper is platform/conditions.ts). */
+export type Condition = StatusCondition & { reason: string; message: string };
 
 const MAX_TRIES = 8;
 
@@ -65,7 +51,7 @@ export async function updateStatus(store: Datastore, key: ResourceKey, change: (
 /** Sets the Pod condition {@link POD_AWS_CONDITION}. Returns true when it wrote. */
 export async function writePodCondition(store: Datastore, namespace: string, name: string, condition: Omit<Condition, 'type' | 'lastTransitionTime'>, now: string): Promise<boolean> {
   return updateStatus(store, { kind: 'Pod', namespace, name }, (status) => {
-    const conditions = withCondition(status['conditions'], { type: POD_AWS_CONDITION, ...condition }, now);
+    const conditions = withCondition(conditionsOf(status), { type: POD_AWS_CONDITION, ...condition }, now);
     return conditions === undefined ? undefined : { ...status, conditions };
   });
 }
@@ -87,7 +73,7 @@ export async function writeNodeFabricStatus(
     const c = String(figures.capacity);
     const a = String(figures.allocatable);
     const sameFigures = String(capacity[AWS_SECONDARY_IPV4_RESOURCE]) === c && String(allocatable[AWS_SECONDARY_IPV4_RESOURCE]) === a;
-    const conditions = withCondition(status['conditions'], { type: NODE_AWS_CONDITION, ...condition }, now);
+    const conditions = withCondition(conditionsOf(status), { type: NODE_AWS_CONDITION, ...condition }, now);
     if (sameFigures && conditions === undefined) return undefined;
     capacity[AWS_SECONDARY_IPV4_RESOURCE] = c;
     allocatable[AWS_SECONDARY_IPV4_RESOURCE] = a;

@@ -13,7 +13,7 @@ import { Informer } from '../../datastore/informer.js';
 import { SystemClock, type Clock } from '../../platform/clock.js';
 import { errorMessage, isEgwError } from '../../platform/errors.js';
 import { silentLogger, type Logger } from '../../platform/logger.js';
-import { conditionsOf, withCondition } from '../scheduler/conditions.js';
+import { conditionsOf, withCondition } from '../../platform/conditions.js';
 import type { CniPort } from './cni.js';
 import type { KubeletContext, WorkerOptions } from './context.js';
 import type { NetnsPort } from './netns.js';

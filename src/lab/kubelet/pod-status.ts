@@ -4,7 +4,7 @@
  * are kept and `lastTransitionTime` moves only when a condition's status does. Pure.
  */
 import { stableJson } from '../../datastore/resources.js';
-import { conditionsOf, withCondition, type StatusCondition } from '../scheduler/conditions.js';
+import { conditionsOf, withCondition, type StatusCondition } from '../../platform/conditions.js';
 
 /** A container's state, in the API's shape. */
 export type ContainerState =

@@ -9,4 +9,3 @@ export * from './schedule.js';
 export * from './model.js';
 export { CPU, MEMORY, PODS, parseQuantity, schedulerUnits } from './quantity.js';
 export * from './selectors.js';
-export * from './conditions.js';

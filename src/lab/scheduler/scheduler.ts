@@ -17,7 +17,7 @@ import { Informer } from '../../datastore/informer.js';
 import { SystemClock, type Clock } from '../../platform/clock.js';
 import { errorMessage, isEgwError } from '../../platform/errors.js';
 import { silentLogger, type Logger } from '../../platform/logger.js';
-import { conditionsOf, findCondition, withCondition } from './conditions.js';
+import { conditionsOf, findCondition, withCondition } from '../../platform/conditions.js';
 import { parseNamespaceLabels, parseSchedNode, parseSchedPod, type SchedPod } from './model.js';
 import { planSchedule, type SchedulePlan, type SchedulerPolicy, type Snapshot } from './schedule.js';
 
