@@ -5,6 +5,7 @@
  * - the AWS subnet facts loop (when an EC2 endpoint or region is configured),
  * - the clean-up of agent records whose pod or node is gone.
  * One failing part never stops the others; each logs and retries on its own schedule.
+ * The parts run only while this process holds the controller lease (./leader-election.ts).
  */
 import type { Ec2 } from '../aws/ec2-port.js';
 import type { Datastore } from '../datastore/contract.js';
@@ -16,6 +17,7 @@ import { silentLogger } from '../platform/logger.js';
 import { AgentRecordsGc } from './agent-records-gc.js';
 import { AwsSubnetFactsLoop } from './aws-subnets.js';
 import { IpamGcLoop } from './ipam-gc.js';
+import { defaultIdentity, LeaderElector, type ElectionOutcome, type LeaderElectorOptions } from './leader-election.js';
 import { EgressGatewayOperator } from './operator/index.js';
 
 export interface ControllerDeps {
@@ -37,6 +39,11 @@ export interface ControllerOptions {
   ipamGcIntervalMs?: number;
   /** AWS subnet facts refresh interval (default 5 minutes). */
   awsSubnetsIntervalMs?: number;
+  /**
+   * Leader election (docs/operator.md, "Leader election"): identity (default hostname_pid_random) and
+   * timing; `false` runs the parts at once, without a lease (one process by construction, e.g. tests).
+   */
+  leaderElection?: Partial<LeaderElectorOptions> | false;
 }
 
 /** The controller process's parts, started and stopped together. */
@@ -48,6 +55,9 @@ export class Controller {
   private readonly abort = new AbortController();
   private loops: Promise<void>[] = [];
   private readonly log: Logger;
+  private readonly elector: LeaderElector | undefined;
+  private readonly stopping = new AbortController();
+  private election: Promise<ElectionOutcome> | undefined;
 
   constructor(deps: ControllerDeps, options: ControllerOptions = {}) {
     const clock = deps.clock ?? new SystemClock();
@@ -74,10 +84,50 @@ export class Controller {
             { store: deps.store, ec2: deps.ec2, clock, logger: this.log.child({ part: 'aws-subnets' }) },
             options.awsSubnetsIntervalMs === undefined ? {} : { intervalMs: options.awsSubnetsIntervalMs },
           );
+    const election = options.leaderElection;
+    this.elector =
+      election === false
+        ? undefined
+        : new LeaderElector({ store: deps.store, clock, logger: this.log.child({ part: 'leader-election' }) }, { ...election, identity: election?.identity ?? defaultIdentity() });
   }
 
-  /** Starts every part. Idempotent. */
+  /**
+   * Campaigns for the controller lease and runs the parts while leading; without leader election, runs
+   * them at once. Idempotent. The parts are started at most once per Controller: after losing the lease
+   * the process exits (see {@link done}) rather than re-campaigning with half-stopped state.
+   */
   start(): void {
+    if (this.election !== undefined) return;
+    const stopping = this.stopping.signal;
+    if (this.elector === undefined) {
+      this.startParts();
+      this.election = untilAborted(stopping)
+        .then(() => this.stopParts())
+        .then(() => 'stopped' as const);
+      return;
+    }
+    this.election = this.elector.run(stopping, async (leading) => {
+      this.startParts();
+      await untilAborted(leading);
+      await this.stopParts();
+    });
+  }
+
+  /**
+   * Resolves when the controller has ended: `lost` = the lease was lost and every part has stopped (the
+   * process should exit non-zero so that its supervisor restarts it), `stopped` after {@link stop}.
+   */
+  done(): Promise<ElectionOutcome> {
+    return this.election ?? Promise.resolve('stopped');
+  }
+
+  /** Stops every part, waits for passes in progress, then releases the lease. Safe to call twice. */
+  async stop(): Promise<ElectionOutcome> {
+    this.stopping.abort();
+    return this.done();
+  }
+
+  private startParts(): void {
     if (this.loops.length > 0) return;
     this.operator.start();
     const signal = this.abort.signal;
@@ -88,11 +138,18 @@ export class Controller {
     this.log.info({ awsSubnets: this.subnets !== undefined }, 'controller started');
   }
 
-  /** Stops every part and waits for passes in progress. Safe to call twice. */
-  async stop(): Promise<void> {
+  private async stopParts(): Promise<void> {
     this.abort.abort();
     await this.operator.stop();
     await Promise.all(this.loops);
     this.log.info('controller stopped');
   }
+}
+
+/** Resolves when `signal` aborts. */
+function untilAborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', () => resolve(), { once: true });
+  });
 }

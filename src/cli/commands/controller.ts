@@ -6,7 +6,7 @@ import { Controller } from '../../controller/controller.js';
 import { openDatastore } from '../../datastore/open.js';
 import { SystemClock } from '../../platform/clock.js';
 import { createLogger } from '../../platform/logger.js';
-import { usageError } from '../exit.js';
+import { ExitCode, usageError } from '../exit.js';
 
 interface ControllerFlags {
   gatewayImage?: string;
@@ -15,6 +15,11 @@ interface ControllerFlags {
   awsEndpoint?: string;
   awsSubnetsInterval: string;
   logLevel?: string;
+  leaderElect: boolean;
+  identity?: string;
+  leaderElectLeaseDuration: string;
+  leaderElectRenewDeadline: string;
+  leaderElectRetryPeriod: string;
 }
 
 function duration(name: string, text: string): number {
@@ -34,6 +39,11 @@ export function registerControllerCommands(program: Command): void {
     .option('--aws-endpoint <url>', 'EC2 endpoint override, e.g. egw aws-sim\'s URL (also AWS_ENDPOINT_URL_EC2)')
     .option('--aws-subnets-interval <duration>', 'how often subnet facts are refreshed', '5m')
     .option('--log-level <level>', 'trace, debug, info, warn, error (default EGW_LOG_LEVEL or info)')
+    .option('--no-leader-elect', 'run without the controller lease (only when no other controller can run on this datastore)')
+    .option('--identity <id>', 'this controller\'s identity in the lease (default hostname_pid_random)')
+    .option('--leader-elect-lease-duration <duration>', 'how long candidates wait on an unrenewed lease', '15s')
+    .option('--leader-elect-renew-deadline <duration>', 'how long the leader tries to renew before it stops leading', '10s')
+    .option('--leader-elect-retry-period <duration>', 'pause between lease attempts', '2s')
     .action(async (opts: ControllerFlags, cmd: Command) => {
       const logger = createLogger({ component: 'controller', ...(opts.logLevel === undefined ? {} : { level: opts.logLevel }) });
       const graceMs = duration('--ipam-gc-grace', opts.ipamGcGrace);
@@ -49,14 +59,30 @@ export function registerControllerCommands(program: Command): void {
       const store = await openDatastore(datastore);
       const controller = new Controller(
         { store, clock, logger, ...(ec2 === undefined ? {} : { ec2 }) },
-        { ipamGcGraceMs: graceMs, awsSubnetsIntervalMs: subnetsMs, ...(opts.gatewayImage === undefined ? {} : { gatewayImage: opts.gatewayImage }) },
+        {
+          ipamGcGraceMs: graceMs,
+          awsSubnetsIntervalMs: subnetsMs,
+          ...(opts.gatewayImage === undefined ? {} : { gatewayImage: opts.gatewayImage }),
+          leaderElection: opts.leaderElect && {
+            ...(opts.identity === undefined ? {} : { identity: opts.identity }),
+            leaseDurationMs: duration('--leader-elect-lease-duration', opts.leaderElectLeaseDuration),
+            renewDeadlineMs: duration('--leader-elect-renew-deadline', opts.leaderElectRenewDeadline),
+            retryPeriodMs: duration('--leader-elect-retry-period', opts.leaderElectRetryPeriod),
+          },
+        },
       );
       controller.start();
-      await new Promise<void>((resolve) => {
-        process.once('SIGTERM', () => resolve());
-        process.once('SIGINT', () => resolve());
-      });
-      await controller.stop();
+      // Ends on a signal, or when the lease is lost (the parts have stopped by then).
+      await Promise.race([
+        new Promise<void>((resolve) => {
+          process.once('SIGTERM', () => resolve());
+          process.once('SIGINT', () => resolve());
+        }),
+        controller.done(),
+      ]);
+      const outcome = await controller.stop();
       await store.close();
+      // As kube-controller-manager: a controller that lost its lease exits non-zero; its supervisor restarts it.
+      if (outcome === 'lost') throw new ExitCode(1);
     });
 }
