@@ -28,8 +28,13 @@
  * - fine points where the API server's parsers differ from egw's: CEL's isIP/isCIDR reject leading zeros
  *   and IPv4-mapped IPv6 forms egw may accept; Kubernetes quantities are int-or-string, so a fractional
  *   quantity must be written as a string ("500m", "0.5") where egw also accepts the number 0.5.
- * Strings that a CEL rule parses carry a `maxLength` (64 for addresses, 2048 for URLs) that egw's schema
- * does not have: it bounds the rule's cost, and no valid value comes near it.
+ * - unknown fields: the CRDs reject them only when the client asks for strict field validation (kubectl's
+ *   default); other clients get them silently pruned, where egw reports "unknown field".
+ * What the CRDs refuse that egw does not: strings and lists that a CEL rule reads carry bounds egw's schema
+ * does not have (64 characters for addresses and subnet IDs, 1024 for URLs and selectors, 256 policy rules,
+ * reserved CIDRs or route-table ranges, 32 ipPools / Elastic IPs / probe targets): the API server refuses a
+ * rule whose worst-case cost is unbounded, and no sensible resource comes near them. An EgressGateway
+ * ipPools name is checked by a pattern (DNS subdomain), not CEL, for the same reason.
  */
 import { EgwError } from '../platform/errors.js';
 import { KINDS, type KindInfo, type KindName } from './kinds.js';
