@@ -4,6 +4,7 @@ import { EgwError } from '../platform/errors.js';
 import type { Datastore } from './contract.js';
 import type { SqliteDatastoreOptions } from './sqlite/sqlite-datastore.js';
 import type { EtcdDatastoreOptions } from './etcd/etcd-datastore.js';
+import type { KubernetesDatastoreOptions } from './kubernetes/kubernetes-datastore.js';
 
 /** Where the data lives when nothing says otherwise (relative to the working directory). */
 export const DEFAULT_DATASTORE = './egw-data/egw.db';
@@ -33,15 +34,19 @@ export function labDatastore(env: Record<string, string | undefined> = process.e
 /** A parsed datastore spec: which backend, and where. */
 export type DatastoreSpec =
   | { backend: 'sqlite'; path: string }
-  | { backend: 'etcd'; endpoints: string[]; prefix: string };
+  | { backend: 'etcd'; endpoints: string[]; prefix: string }
+  /** `kubeconfig` undefined: KUBECONFIG, else the in-cluster service account. */
+  | { backend: 'kubernetes'; kubeconfig: string | undefined };
 
-const ACCEPTED = 'a file path, sqlite:PATH, or etcd://HOST:PORT[,HOST:PORT…][/PREFIX]';
+const ACCEPTED = 'a file path, sqlite:PATH, etcd://HOST:PORT[,HOST:PORT…][/PREFIX], kubernetes or kubernetes:/path/to/kubeconfig';
 
 /**
  * Parses a datastore spec (pure):
  * - `PATH` or `sqlite:PATH` (also `sqlite://PATH`) → the embedded SQLite file at PATH;
  * - `etcd://HOST:PORT[,HOST:PORT…]` → etcd at those endpoints (plain HTTP), keys under `/egw/`;
- *   a path after the endpoints sets another key prefix (`etcd://h:2379/team-a` → `/team-a/`).
+ *   a path after the endpoints sets another key prefix (`etcd://h:2379/team-a` → `/team-a/`);
+ * - `kubernetes` or `kubernetes:/path/to/kubeconfig` → the Kubernetes API server (kubeconfig from the
+ *   spec, else KUBECONFIG, else the in-cluster service account).
  * Throws `InvalidInput` naming what is accepted for any other scheme or a malformed endpoint.
  */
 export function parseDatastoreSpec(spec: string): DatastoreSpec {
@@ -51,6 +56,11 @@ export function parseDatastoreSpec(spec: string): DatastoreSpec {
     const path = s.slice('sqlite:'.length).replace(/^\/\/(?=\/|\.|~)/, '');
     if (path === '') throw invalid(spec, 'sqlite: needs a path');
     return { backend: 'sqlite', path };
+  }
+  if (s === 'kubernetes') return { backend: 'kubernetes', kubeconfig: undefined };
+  if (s.startsWith('kubernetes:')) {
+    const path = s.slice('kubernetes:'.length).replace(/^\/\/(?=\/)/, '');
+    return { backend: 'kubernetes', kubeconfig: path === '' ? undefined : path };
   }
   if (s.startsWith('etcd://')) {
     const rest = s.slice('etcd://'.length);
@@ -75,6 +85,7 @@ export function parseDatastoreSpec(spec: string): DatastoreSpec {
 export interface OpenDatastoreOptions {
   sqlite?: SqliteDatastoreOptions;
   etcd?: Omit<EtcdDatastoreOptions, 'endpoints' | 'prefix'>;
+  kubernetes?: Omit<KubernetesDatastoreOptions, 'kubeconfig' | 'env'>;
   /** Where `EGW_DATASTORE` is read from (default `process.env`). */
   env?: Record<string, string | undefined>;
 }
@@ -93,6 +104,10 @@ export async function openDatastore(spec?: string, options: OpenDatastoreOptions
   if (parsed.backend === 'sqlite') {
     const { SqliteDatastore } = await import('./sqlite/sqlite-datastore.js');
     return SqliteDatastore.open(parsed.path, options.sqlite);
+  }
+  if (parsed.backend === 'kubernetes') {
+    const { KubernetesDatastore } = await import('./kubernetes/kubernetes-datastore.js');
+    return KubernetesDatastore.open({ ...options.kubernetes, ...(parsed.kubeconfig === undefined ? {} : { kubeconfig: parsed.kubeconfig }), env });
   }
   const { EtcdDatastore } = await import('./etcd/etcd-datastore.js');
   return EtcdDatastore.open({ ...options.etcd, endpoints: parsed.endpoints, prefix: parsed.prefix });

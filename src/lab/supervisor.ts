@@ -166,6 +166,9 @@ export function labDatastore(given: string | undefined, paths: LabPaths, scenari
     const path = resolve(spec.path);
     return { backend: 'sqlite', outside: path, inside: path };
   }
+  if (spec.backend === 'kubernetes') {
+    throw new EgwError('InvalidInput', 'egw lab runs on SQLite or etcd, not on the Kubernetes datastore', { hint: 'give --datastore sqlite:PATH or etcd://HOST:PORT' });
+  }
   // The lab keeps its keys under a prefix of its own unless one is given: it wipes them at up and down.
   const keyPrefix = given.slice('etcd://'.length).includes('/') ? spec.prefix.replace(/^\/|\/$/g, '') : `egw-lab-${prefix}`;
   const outside = `etcd://${spec.endpoints.join(',')}/${keyPrefix}`;

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -25,6 +25,12 @@ describe('parseDatastoreSpec', () => {
     expect(parseDatastoreSpec('etcd://h:2379/team-a/')).toEqual({ backend: 'etcd', endpoints: ['h:2379'], prefix: '/team-a/' });
   });
 
+  it('reads kubernetes and kubernetes:/path/to/kubeconfig', () => {
+    expect(parseDatastoreSpec('kubernetes')).toEqual({ backend: 'kubernetes', kubeconfig: undefined });
+    expect(parseDatastoreSpec('kubernetes:/etc/egw/kubeconfig')).toEqual({ backend: 'kubernetes', kubeconfig: '/etc/egw/kubeconfig' });
+    expect(parseDatastoreSpec('kubernetes:rel/kc')).toEqual({ backend: 'kubernetes', kubeconfig: 'rel/kc' });
+  });
+
   it('rejects unknown schemes and bad endpoints, saying what is accepted', () => {
     for (const bad of ['postgres://db/egw', 'etcd://nohost', 'etcd://h:99999', 'etcd://', 'sqlite:', '', 'http://x:1']) {
       let err: unknown;
@@ -35,6 +41,7 @@ describe('parseDatastoreSpec', () => {
       }
       expect(isEgwError(err, 'InvalidInput'), bad).toBe(true);
       expect((err as EgwError).hint).toContain('etcd://HOST:PORT');
+      expect((err as EgwError).hint).toContain('kubernetes:/path/to/kubeconfig');
     }
   });
 });
@@ -59,6 +66,26 @@ describe('openDatastore', () => {
     expect(b.location).toBe(`sqlite:${join(d, 'env.db')}`);
     await b.close();
     expect(DEFAULT_DATASTORE).toBe('./egw-data/egw.db');
+  });
+
+  it('opens kubernetes from EGW_DATASTORE; no kubeconfig anywhere is DatastoreUnavailable/terminal', async () => {
+    const err: unknown = await openDatastore(undefined, { env: { EGW_DATASTORE: 'kubernetes' } }).catch((e: unknown) => e);
+    expect(isEgwError(err, 'DatastoreUnavailable')).toBe(true);
+    expect((err as EgwError).retry).toBe('terminal');
+    expect((err as EgwError).message).toMatch(/no kubeconfig/);
+  });
+
+  it('reports an unreachable Kubernetes API server as DatastoreUnavailable/retry', async () => {
+    const d = tmp();
+    const kc = join(d, 'kubeconfig');
+    writeFileSync(
+      kc,
+      'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]\nusers: [{name: u, user: {}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n',
+    );
+    const err: unknown = await openDatastore(`kubernetes:${kc}`, { env: {} }).catch((e: unknown) => e);
+    expect(isEgwError(err, 'DatastoreUnavailable'), String(err)).toBe(true);
+    expect((err as EgwError).retry).toBe('retry');
+    expect((err as EgwError).message).toContain('127.0.0.1:1');
   });
 
   it('reports an unreachable etcd as DatastoreUnavailable naming the endpoint', async () => {
