@@ -109,4 +109,29 @@ describe('two egw controller processes on one SQLite store', () => {
       await store.close();
     }
   }, 90_000);
+
+  it('a frozen leader (SIGSTOP) is replaced after the lease duration; when it wakes it stops and exits 1', async () => {
+    const db = join(work, 'frozen.db');
+    const env = { ...process.env, EGW_DATASTORE: db, AWS_REGION: undefined, AWS_ENDPOINT_URL_EC2: '' };
+    const store = await openDatastore(db);
+    try {
+      const a = startController(env, 'ctl-a');
+      await waitFor('ctl-a to acquire', () => a.messages().includes('leadership acquired'), 20_000);
+      const b = startController(env, 'ctl-b');
+      await waitFor('ctl-b to wait', () => b.messages().includes('lease held by another controller, waiting'), 20_000);
+      a.child.kill('SIGSTOP');
+      const took = await waitFor('ctl-b to acquire', () => b.messages().includes('leadership acquired'), 15_000);
+      expect(took).toBeGreaterThanOrEqual(2000); // not before the lease could expire (3 s after ctl-a's last renewal)
+      expect(parseLease((await store.get(CONTROLLER_LEASE_KEY))!.value)).toMatchObject({ holderIdentity: 'ctl-b', leaseTransitions: 1 });
+      a.child.kill('SIGCONT');
+      expect(await a.exited).toBe(1);
+      expect(a.messages()).toContain('leadership lost');
+      expect(a.messages()).not.toContain('leadership released');
+      expect(await holder(store)).toBe('ctl-b');
+      b.child.kill('SIGTERM');
+      expect(await b.exited).toBe(0);
+    } finally {
+      await store.close();
+    }
+  }, 90_000);
 });
