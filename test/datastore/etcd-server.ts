@@ -32,7 +32,7 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** Starts an etcd of our own (`etcd` from Debian's etcd-server package must be on PATH). */
+/** Starts an etcd of our own (`etcd` on PATH: scripts/with-etcd and scripts/with-kube put the one of scripts/build-kube first). */
 export async function startTestEtcd(): Promise<TestEtcd> {
   const clientPort = await freePort();
   const peerPort = await freePort();
