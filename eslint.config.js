@@ -27,7 +27,8 @@ function boundary(room, forbidden) {
   };
 }
 
-const composition = ['agent', 'controller', 'gateway', 'lab', 'cli'];
+// install/ renders manifests (pure) from api/ and the Kubernetes resource map; only composition roots import it.
+const composition = ['agent', 'controller', 'gateway', 'lab', 'cli', 'install'];
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'egw-data/**', 'eslint.config.js'] },
@@ -62,4 +63,5 @@ export default tseslint.config(
   boundary('linux', ['api', 'datastore', 'ipam', 'calc', 'aws', 'cni', 'sim', ...composition]),
   boundary('cni', ['calc', 'reconcile', 'aws', 'linux', 'sim', ...composition]),
   boundary('sim', ['api', 'datastore', 'ipam', 'calc', 'cni', ...composition]),
+  boundary('install', ['ipam', 'calc', 'reconcile', 'aws', 'linux', 'cni', 'sim', 'agent', 'controller', 'gateway', 'lab', 'cli']),
 );
