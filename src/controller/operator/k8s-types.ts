@@ -51,6 +51,8 @@ export interface Container {
 
 /** The pod spec of the gateway template. */
 export interface GatewayPodSpec {
+  /** Set only where gateways reach the datastore through the API server (Kubernetes); absent in the lab. */
+  serviceAccountName?: string;
   initContainers: Container[];
   containers: Container[];
   nodeSelector?: Record<string, string>;

@@ -5,7 +5,8 @@
  *
  * What differs from Calico's operator, on purpose (docs/operator.md says why): the containers run egw's
  * image with `egw gateway` commands instead of Calico's shell scripts; there is no `policysync` CSI volume
- * and no ServiceAccount (egw's gateway talks to egw's datastore, not to Felix); `DATAPLANE` is always
+ * (egw's gateway talks to egw's datastore, not to Felix), and the ServiceAccount and `EGW_DATASTORE` are
+ * rendered only when asked (the operator on Kubernetes asks; the lab does not); `DATAPLANE` is always
  * `nftables` (egw's gateway only speaks nftables); `replicas` is always set.
  */
 import {
@@ -52,7 +53,20 @@ export interface RenderContext {
   command?: readonly string[] | undefined;
   /** Init container command; default `["egw", "gateway", "init"]`. */
   initCommand?: readonly string[] | undefined;
+  /**
+   * How the gateway containers reach egw's datastore: rendered as `EGW_DATASTORE=<value>` in both
+   * containers (e.g. `kubernetes`: the API server through the pod's service account). Absent: no such
+   * variable (the lab's runtime gives its pods the lab's datastore itself).
+   */
+  datastore?: string | undefined;
+  /** The pod's ServiceAccount (on Kubernetes: {@link GATEWAY_SERVICE_ACCOUNT}); absent: none rendered. */
+  serviceAccountName?: string | undefined;
 }
+
+/** The ServiceAccount gateway pods run as on Kubernetes (bound to the ClusterRole of the same name). */
+export const GATEWAY_SERVICE_ACCOUNT = 'egw-gateway';
+/** The environment variable egw's programs read their datastore from. */
+export const DATASTORE_ENV = 'EGW_DATASTORE';
 
 /** The owner reference that makes an object belong to `egw` (controller, blocks owner deletion). */
 export function ownerReferenceTo(egw: EgressGateway): OwnerReference {
@@ -129,6 +143,7 @@ export function renderPodTemplate(egw: EgressGateway, ctx: RenderContext = {}): 
     { name: 'DATAPLANE', value: 'nftables' },
   ];
   if (backend !== undefined && backend !== 'auto') initEnv.push({ name: 'IPTABLES_BACKEND', value: backend });
+  if (ctx.datastore !== undefined && ctx.datastore !== '') initEnv.push({ name: DATASTORE_ENV, value: ctx.datastore });
 
   const env: EnvVar[] = [
     { name: 'HEALTH_PORT', value: String(HEALTH_PORT) },
@@ -158,6 +173,7 @@ export function renderPodTemplate(egw: EgressGateway, ctx: RenderContext = {}): 
   if (fd?.healthTimeoutDataStoreSeconds !== undefined) {
     env.push({ name: 'HEALTH_TIMEOUT_DATASTORE', value: `${fd.healthTimeoutDataStoreSeconds}s` });
   }
+  if (ctx.datastore !== undefined && ctx.datastore !== '') env.push({ name: DATASTORE_ENV, value: ctx.datastore });
 
   const mainOverride = (userPod.containers ?? []).find((c) => c.name === GATEWAY_CONTAINER || c.name === 'calico-egw');
   const initOverride = (userPod.initContainers ?? []).find((c) => c.name === GATEWAY_INIT_CONTAINER);
@@ -211,6 +227,7 @@ export function renderPodTemplate(egw: EgressGateway, ctx: RenderContext = {}): 
   return {
     metadata: { labels, annotations },
     spec: {
+      ...(ctx.serviceAccountName === undefined || ctx.serviceAccountName === '' ? {} : { serviceAccountName: ctx.serviceAccountName }),
       initContainers: [init],
       containers: [main],
       ...(userPod.nodeSelector === undefined ? {} : { nodeSelector: { ...userPod.nodeSelector } }),
