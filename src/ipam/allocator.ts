@@ -23,7 +23,9 @@ import type { Exclusions } from './exclusions.js';
 import { formatIpv4, formatIpv4Net, ipv4Net, ipv4NetContains, parseIpv4, parseIpv4Net, type Ipv4Net } from '../platform/ipv4.js';
 import type { CandidatePool, PoolInfo, SkippedPool, SubnetFacts } from './pools.js';
 import { choosePools, exhaustionError, poolInfo, requestedPools } from './pools.js';
-import type { AffinityValue, AllocationOwner, BlockRecord, BlockValue, HandleRecord, HandleValue, IntendedUse } from './records.js';
+import type { AffinityValue, AllocationAttributes, AllocationOwner, BlockRecord, BlockValue, HandleRecord, HandleValue, IntendedUse } from './records.js';
+import type { WriteMode } from './writes.js';
+import { followUp, writeInOrder, writeModeOf } from './writes.js';
 import {
   affinityKey,
   BLOCK_AFFINITY_KIND,
@@ -55,6 +57,11 @@ export interface IpamOptions {
   probes?: number;
   /** Pools of at most this many blocks are listed rather than probed (default 128). */
   listLimit?: number;
+  /**
+   * `atomic` (one multi-key commit per change) or `single-object` (one object per commit, block first);
+   * default: `atomic` exactly when `store.capabilities.atomicMultiKey` (docs/ipam.md, "Two write modes").
+   */
+  writeMode?: WriteMode;
 }
 
 /** What to allocate, for whom. */
@@ -133,10 +140,17 @@ interface Context {
 }
 
 interface Plan {
+  /** The block write first (the decision), then the affinity index ops. */
   ops: WriteOp[];
   ip: number;
   pool: PoolInfo;
   block: Ipv4Net;
+}
+
+/** Who an allocation is for: the handle and the attributes recorded with it (they depend on the pool). */
+interface Who {
+  handle: string;
+  attributes(pool: PoolInfo): AllocationAttributes;
 }
 
 const DEFAULT_MAX_ATTEMPTS = 100;
@@ -155,6 +169,8 @@ export class Ipam {
   private readonly strictAffinity: boolean;
   private readonly probes: number;
   private readonly listLimit: number;
+  /** How this instance writes (docs/ipam.md, "Two write modes"). */
+  readonly writeMode: WriteMode;
 
   constructor(deps: IpamDeps, options: IpamOptions = {}) {
     this.store = deps.store;
@@ -164,6 +180,7 @@ export class Ipam {
     this.strictAffinity = options.strictAffinity ?? false;
     this.probes = options.probes ?? 16;
     this.listLimit = options.listLimit ?? 128;
+    this.writeMode = writeModeOf(deps.store, options.writeMode);
   }
 
   /**
@@ -191,7 +208,13 @@ export class Ipam {
 
     for (let attempt = 0; ; attempt++) {
       const [existing, ctx] = await Promise.all([this.store.get(handleKey(handle)), this.readContext(request, aws)]);
-      if (existing !== undefined) return this.existingAllocation(existing, use, owner);
+      if (existing !== undefined) {
+        // Single-object writes free the block before deleting the handle: a handle its block no longer
+        // records is half released (or damaged) and must not be handed out again. Delete it, start over.
+        if (this.writeMode === 'atomic' || (await this.blockRecords(existing))) return this.existingAllocation(existing, use, owner);
+        await this.tryCommit([{ op: 'delete', key: existing.key, expectedRevision: existing.modRevision }], attempt);
+        continue;
+      }
       const requested =
         request.pod !== undefined
           ? requestedPools(request.pod.metadata.annotations, ctx.namespace?.metadata.annotations, request.pools)
@@ -210,24 +233,90 @@ export class Ipam {
         reserved: ctx.reserved,
       });
       const skipped = [...choice.skipped];
-      const plan = await this.plan(ctx, choice.candidates, handle, skipped);
-      if (plan === undefined) throw exhaustionError(subject, skipped, choice.candidates.length > 0);
       const allocatedAt = new Date(this.clock?.now() ?? Date.now()).toISOString();
-      const value: HandleValue = {
+      const who: Who = {
         handle,
-        ip: formatIpv4(plan.ip),
-        block: formatIpv4Net(plan.block),
-        pool: plan.pool.cidr,
-        poolName: plan.pool.name,
-        node: request.node,
-        use,
-        owner,
-        ...(plan.pool.awsSubnetID === undefined ? {} : { awsSubnetID: plan.pool.awsSubnetID }),
-        allocatedAt,
+        attributes: (pool) => ({ poolName: pool.name, node: request.node, use, owner, ...(pool.awsSubnetID === undefined ? {} : { awsSubnetID: pool.awsSubnetID }), allocatedAt }),
       };
-      plan.ops.push({ op: 'create', key: handleKey(handle), value: json(value) });
-      if (await this.tryCommit(plan.ops, attempt)) return toAllocation(value, plan.pool.net.prefix, false);
+      const plan = await this.plan(ctx, choice.candidates, who, skipped);
+      if (plan === undefined) throw exhaustionError(subject, skipped, choice.candidates.length > 0);
+      const value: HandleValue = { handle, ip: formatIpv4(plan.ip), block: formatIpv4Net(plan.block), pool: plan.pool.cidr, ...who.attributes(plan.pool) };
+      const create: WriteOp = { op: 'create', key: handleKey(handle), value: json(value) };
+      if (this.writeMode === 'atomic') {
+        if (await this.tryCommit([...plan.ops, create], attempt)) return toAllocation(value, plan.pool.net.prefix, false);
+        continue;
+      }
+      // Single-object: the block write is the allocation; the handle and the index follow it.
+      if (!(await this.tryCommit(plan.ops.slice(0, 1), attempt))) continue;
+      const result = await this.recordHandle(value, plan, use, owner);
+      await followUp(this.store, plan.ops.slice(1));
+      return result;
     }
+  }
+
+  /**
+   * Single-object mode, after the block write: creates the handle record. When it exists already, either
+   * GC rebuilt it from the block (same address: done), or a concurrent call with the same handle won (its
+   * address is the answer; ours is freed again).
+   */
+  private async recordHandle(value: HandleValue, plan: Plan, use: IntendedUse, owner: AllocationOwner): Promise<Allocation> {
+    try {
+      this.stats.commits++;
+      await this.store.commit([{ op: 'create', key: handleKey(value.handle), value: json(value) }]);
+      return toAllocation(value, plan.pool.net.prefix, false);
+    } catch (err) {
+      if (!isEgwError(err, 'AlreadyExists')) throw err;
+    }
+    const stored = await this.store.get(handleKey(value.handle));
+    const h = stored === undefined ? undefined : readHandle(stored);
+    if (h !== undefined && h.value.ip === value.ip && h.value.block === value.block && h.value.allocatedAt === value.allocatedAt) return toAllocation(h.value, plan.pool.net.prefix, false);
+    await this.undoAllocation(value);
+    if (stored === undefined) {
+      throw new EgwError('Conflict', `IPAM handle ${value.handle} was created and deleted while ${value.ip} was being allocated for it`, { hint: 'retry', retry: 'retry' });
+    }
+    return this.existingAllocation(stored, use, owner);
+  }
+
+  /** Frees the ordinal an allocation wrote into its block, if the block still records exactly it. */
+  private async undoAllocation(value: HandleValue): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const found = await this.blockOf(value);
+      if (found === undefined) return;
+      const { block, ord } = found;
+      if (block.value.allocations[String(ord)] !== value.handle || block.value.attributes?.[String(ord)]?.allocatedAt !== value.allocatedAt) return;
+      const fullIndex = block.value.affinity === null ? undefined : await this.store.get(affinityKey(block.value.affinity, block.net, true));
+      if (await this.applyRelease(freeOrdinalOps(block, ord, fullIndex), attempt)) return;
+    }
+  }
+
+  /** The block a handle value names and the handle's ordinal in it (undefined: malformed or no block). */
+  private async blockOf(v: Pick<HandleValue, 'pool' | 'block' | 'ip'>): Promise<{ block: BlockRecord; ord: number } | undefined> {
+    const pool = parseIpv4Net(v.pool, { hostBits: 'clear' });
+    const net = parseIpv4Net(v.block, { hostBits: 'clear' });
+    const ip = parseIpv4(v.ip);
+    if (pool === undefined || net === undefined || ip === undefined || !ipv4NetContains(net, ip)) return undefined;
+    const stored = await this.store.get(blockKey(pool, net));
+    const block = stored === undefined ? undefined : readBlock(stored);
+    return block === undefined ? undefined : { block, ord: ip - net.first };
+  }
+
+  /** True when the handle's block records the handle's address for it (and, with attributes, this allocation). */
+  private async blockRecords(stored: StoredResource): Promise<boolean> {
+    const h = readHandle(stored);
+    if (h === undefined) return true; // damaged: existingAllocation reports it
+    const found = await this.blockOf(h.value);
+    return found !== undefined && recordsAllocation(found.block, found.ord, h.value);
+  }
+
+  /**
+   * Commits release ops whose first op frees the address (the decision): in one commit, or, in
+   * single-object mode, that op alone and the rest after it. False when a conflict is to be retried.
+   */
+  private async applyRelease(ops: WriteOp[], attempt: number): Promise<boolean> {
+    if (this.writeMode === 'atomic') return this.tryCommit(ops, attempt);
+    if (!(await this.tryCommit(ops.slice(0, 1), attempt))) return false;
+    await followUp(this.store, ops.slice(1));
+    return true;
   }
 
   /**
@@ -242,10 +331,12 @@ export class Ipam {
       if (stored === undefined) return { released: false, handle };
       if (options.expectedRevision !== undefined && stored.modRevision !== options.expectedRevision) return { released: false, handle };
       const h = readHandle(stored);
-      const ops: WriteOp[] = [{ op: 'delete', key: handleKey(handle), expectedRevision: stored.modRevision }];
+      const free = h === undefined ? [] : await this.releaseOps(h);
+      // The block first (freeing the address is the release), then the handle: a crash in between leaves a
+      // handle its block does not record, which GC (or the next allocate with that handle) removes.
+      const ops: WriteOp[] = [...free.slice(0, 1), { op: 'delete', key: handleKey(handle), expectedRevision: stored.modRevision }, ...free.slice(1)];
       for (const key of options.alsoDelete ?? []) ops.push({ op: 'delete', key });
-      if (h !== undefined) ops.push(...(await this.releaseOps(h)));
-      if (await this.tryCommit(ops, attempt)) return { released: true, handle, ...(h === undefined ? {} : { ip: h.value.ip }) };
+      if (await this.applyRelease(ops, attempt)) return { released: true, handle, ...(h === undefined ? {} : { ip: h.value.ip }) };
     }
   }
 
@@ -271,7 +362,7 @@ export class Ipam {
       }
       // The block names a handle that does not hold this address: free the ordinal alone.
       const ops = freeOrdinalOps(found, Number(ord), undefined);
-      if (await this.tryCommit(ops, attempt)) return { released: true, handle: owner, ip };
+      if (await this.applyRelease(ops, attempt)) return { released: true, handle: owner, ip };
     }
   }
 
@@ -328,7 +419,7 @@ export class Ipam {
    * then — unless strictAffinity — a free address in another node's block. Pools that yield nothing get
    * a skip reason. Reads only; the caller commits.
    */
-  private async plan(ctx: Context, candidates: readonly CandidatePool[], handle: string, skipped: SkippedPool[]): Promise<Plan | undefined> {
+  private async plan(ctx: Context, candidates: readonly CandidatePool[], who: Who, skipped: SkippedPool[]): Promise<Plan | undefined> {
     const node = ctx.node.name;
     // 1. The node's affine blocks with room (the index lists only those: flat however many are full).
     for (const cand of candidates) {
@@ -345,23 +436,23 @@ export class Ipam {
           await this.refile(block, node);
           continue;
         }
-        return this.updatePlan(block, ord, handle, cand, node);
+        return this.updatePlan(block, ord, who, cand, node);
       }
     }
     // 2. and 3. Per pool: a new block or address, else borrow.
     for (const cand of candidates) {
-      const plan = cand.pool.blockSize === 32 ? await this.planPerAddress(cand, handle, skipped) : await this.planClaim(cand, handle, node, skipped);
+      const plan = cand.pool.blockSize === 32 ? await this.planPerAddress(cand, who, skipped) : await this.planClaim(cand, who, node, skipped);
       if (plan !== undefined) return plan;
     }
     return undefined;
   }
 
   /** Pools with /32 blocks (AWS-backed): every address its own block, created with its allocation. */
-  private async planPerAddress(cand: CandidatePool, handle: string, skipped: SkippedPool[]): Promise<Plan | undefined> {
+  private async planPerAddress(cand: CandidatePool, who: Who, skipped: SkippedPool[]): Promise<Plan | undefined> {
     const { pool, exclusions } = cand;
     const make = (ip: number): Plan => {
       const net = ipv4Net(ip, 32);
-      const value = withAllocation(newBlock(net, pool.net, null, formatIpv4Net), net, 0, handle);
+      const value = withAllocation(newBlock(net, pool.net, null, formatIpv4Net), net, 0, who.handle, who.attributes(pool));
       return { ip, pool, block: net, ops: [{ op: 'create', key: blockKey(pool.net, net), value: json(value) }] };
     };
     if (pool.net.size > this.listLimit) {
@@ -385,7 +476,7 @@ export class Ipam {
   }
 
   /** Pools with real blocks: claim an unclaimed block (or adopt one without affinity), else borrow. */
-  private async planClaim(cand: CandidatePool, handle: string, node: string, skipped: SkippedPool[]): Promise<Plan | undefined> {
+  private async planClaim(cand: CandidatePool, who: Who, node: string, skipped: SkippedPool[]): Promise<Plan | undefined> {
     const { pool, exclusions } = cand;
     const blockAddresses = 2 ** (32 - pool.blockSize);
     const blocks = pool.net.size / blockAddresses;
@@ -395,11 +486,11 @@ export class Ipam {
         const net = netAt(Math.floor(this.random() * blocks));
         if (exclusions.coversAll(net)) continue;
         const stored = await this.store.get(blockKey(pool.net, net));
-        if (stored === undefined) return this.claimPlan(net, handle, cand, node);
+        if (stored === undefined) return this.claimPlan(net, who, cand, node);
         const block = readBlock(stored);
         if (block !== undefined && block.value.affinity === null) {
           const ord = findFreeOrdinal(block.value, block.net, exclusions);
-          if (ord !== undefined) return this.updatePlan(block, ord, handle, cand, node, true);
+          if (ord !== undefined) return this.updatePlan(block, ord, who, cand, node, true);
         }
       }
     }
@@ -415,7 +506,7 @@ export class Ipam {
       const net = netAt(i);
       if (!existing.has(net.first) && !exclusions.coversAll(net)) unclaimed.push(net);
     }
-    if (unclaimed.length > 0) return this.claimPlan(unclaimed[Math.floor(this.random() * unclaimed.length)]!, handle, cand, node);
+    if (unclaimed.length > 0) return this.claimPlan(unclaimed[Math.floor(this.random() * unclaimed.length)]!, who, cand, node);
     // The node's own blocks (in case the index missed one), then blocks without affinity (adopting one
     // costs nobody), then other nodes' blocks (borrowing, unless strictAffinity).
     const rank = (b: BlockRecord): number => (b.value.affinity === node ? 0 : b.value.affinity === null ? 1 : 2);
@@ -425,7 +516,7 @@ export class Ipam {
     ).sort((a, b) => rank(a) - rank(b));
     for (const b of withRoom) {
       const ord = findFreeOrdinal(b.value, b.net, exclusions);
-      if (ord !== undefined) return this.updatePlan(b, ord, handle, cand, node, rank(b) < 2);
+      if (ord !== undefined) return this.updatePlan(b, ord, who, cand, node, rank(b) < 2);
     }
     let allocated = 0;
     for (const b of existing.values()) allocated += Object.keys(b.value.allocations).length;
@@ -438,11 +529,11 @@ export class Ipam {
   }
 
   /** A new block, affine to `node`, with its first allocation. */
-  private claimPlan(net: Ipv4Net, handle: string, cand: CandidatePool, node: string): Plan | undefined {
+  private claimPlan(net: Ipv4Net, who: Who, cand: CandidatePool, node: string): Plan | undefined {
     const empty = newBlock(net, cand.pool.net, node, formatIpv4Net);
     const ord = findFreeOrdinal(empty, net, cand.exclusions);
     if (ord === undefined) return undefined;
-    const value = withAllocation(empty, net, ord, handle);
+    const value = withAllocation(empty, net, ord, who.handle, who.attributes(cand.pool));
     const full = findFreeOrdinal(value, net, cand.exclusions) === undefined;
     return {
       ip: net.first + ord,
@@ -453,8 +544,8 @@ export class Ipam {
   }
 
   /** An allocation in an existing block, at the revision read (adopting it when `adopt`). */
-  private updatePlan(block: BlockRecord, ord: number, handle: string, cand: CandidatePool, node: string, adopt = false): Plan {
-    const value: BlockValue = withAllocation(adopt ? { ...block.value, affinity: node } : block.value, block.net, ord, handle);
+  private updatePlan(block: BlockRecord, ord: number, who: Who, cand: CandidatePool, node: string, adopt = false): Plan {
+    const value: BlockValue = withAllocation(adopt ? { ...block.value, affinity: node } : block.value, block.net, ord, who.handle, who.attributes(cand.pool));
     const ops: WriteOp[] = [{ op: 'update', key: block.key, value: json(value), expectedRevision: block.revision }];
     const full = findFreeOrdinal(value, block.net, cand.exclusions) === undefined;
     // Keep the affinity index in step: adopted blocks join it; a block that fills moves to the full index.
@@ -465,7 +556,8 @@ export class Ipam {
   /** Moves a block with no usable address from the node's room index to its full index (best effort). */
   private async refile(block: BlockRecord, node: string): Promise<void> {
     try {
-      await this.store.commit([{ op: 'check', key: block.key, expectedRevision: block.revision }, ...indexOps(node, block.net, block.pool, true)]);
+      // Single-object mode drops the check: the index is advisory, and GC refiles what a race misfiles.
+      await writeInOrder(this.store, this.writeMode, [{ op: 'check', key: block.key, expectedRevision: block.revision }, ...indexOps(node, block.net, block.pool, true)]);
     } catch (err) {
       if (!isEgwError(err, 'Conflict')) throw err;
     }
@@ -481,7 +573,7 @@ export class Ipam {
     const block = stored === undefined ? undefined : readBlock(stored);
     if (block === undefined) return [];
     const ord = ip - net.first;
-    if (block.value.allocations[String(ord)] !== h.value.handle) return [];
+    if (!recordsAllocation(block, ord, h.value)) return [];
     const fullIndex = block.value.affinity === null ? undefined : await this.store.get(affinityKey(block.value.affinity, net, true));
     return freeOrdinalOps(block, ord, fullIndex);
   }
@@ -554,6 +646,16 @@ export function freeOrdinalOps(block: BlockRecord, ord: number, fullIndex: Store
     ops.push({ op: 'delete', key: fullIndex.key, expectedRevision: fullIndex.modRevision }, { op: 'put', key: affinityKey(block.value.affinity, block.net, false), value: json({ node: block.value.affinity, block: block.value.cidr, pool: block.value.pool }) });
   }
   return ops;
+}
+
+/**
+ * True when `block` records ordinal `ord` for the handle value `h`: same handle ID and, when the block keeps
+ * attributes, the same allocation (allocatedAt), not a later one that reuses the handle ID.
+ */
+export function recordsAllocation(block: BlockRecord, ord: number, h: Pick<HandleValue, 'handle' | 'allocatedAt'>): boolean {
+  if (block.value.allocations[String(ord)] !== h.handle) return false;
+  const a = block.value.attributes?.[String(ord)];
+  return a === undefined || a.allocatedAt === h.allocatedAt;
 }
 
 /** True when the pod requests (or limits) `projectcalico.org/aws-secondary-ipv4` > 0 in any container. */

@@ -4,7 +4,7 @@
  */
 import type { Exclusions } from './exclusions.js';
 import type { Ipv4Net } from '../platform/ipv4.js';
-import type { BlockValue } from './records.js';
+import type { AllocationAttributes, BlockValue } from './records.js';
 
 /**
  * The first usable ordinal at or after the block's `next` cursor, wrapping round; undefined when none.
@@ -32,16 +32,27 @@ export function usableCount(block: BlockValue, net: Ipv4Net, exclusions: Exclusi
   return n;
 }
 
-/** The block with `ord` allocated to `handle` (a new value; the input is not changed). */
-export function withAllocation(block: BlockValue, net: Ipv4Net, ord: number, handle: string): BlockValue {
-  return { ...block, allocations: { ...block.allocations, [String(ord)]: handle }, next: (ord + 1) % net.size };
+/**
+ * The block with `ord` allocated to `handle`, with the allocation's attributes when given (a new value;
+ * the input is not changed).
+ */
+export function withAllocation(block: BlockValue, net: Ipv4Net, ord: number, handle: string, attributes?: AllocationAttributes): BlockValue {
+  const next: BlockValue = { ...block, allocations: { ...block.allocations, [String(ord)]: handle }, next: (ord + 1) % net.size };
+  if (attributes !== undefined) next.attributes = { ...block.attributes, [String(ord)]: attributes };
+  return next;
 }
 
-/** The block with `ord` freed (a new value). */
+/** The block with `ord` freed, its attributes too (a new value). */
 export function withoutAllocation(block: BlockValue, ord: number): BlockValue {
   const allocations = { ...block.allocations };
   delete allocations[String(ord)];
-  return { ...block, allocations };
+  const out: BlockValue = { ...block, allocations };
+  if (block.attributes !== undefined) {
+    const attributes = { ...block.attributes };
+    delete attributes[String(ord)];
+    out.attributes = attributes;
+  }
+  return out;
 }
 
 /** A new block value. */

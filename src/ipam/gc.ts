@@ -6,6 +6,11 @@
  *
  * The first observation of a leak (or an empty block) is stored as an `IPAMGCMark`, so passes by the
  * controller and by `egw ipam gc` cooperate and a restart does not reset the grace period.
+ *
+ * In single-object mode (the Kubernetes datastore) each repair writes the decisive object first (the block,
+ * or the handle it removes) and the index after it, and a block entry whose handle record is missing gets
+ * its handle rebuilt from the block's attributes rather than freed: it may be an allocation whose handle
+ * is being written right now (docs/ipam.md, "Two write modes").
  */
 import type { Pod } from '../api/kinds/kubernetes.js';
 import type { Datastore, WriteOp } from '../datastore/contract.js';
@@ -17,7 +22,9 @@ import type { Finding, IpamSnapshot, PodFacts } from './inspect.js';
 import { analyzeIpam, freshHandle, ownerValidity, readIpamSnapshot } from './inspect.js';
 import { parseIpv4, parseIpv4Net } from '../platform/ipv4.js';
 import type { BlockRecord, GcMarkValue } from './records.js';
-import { affinityKey, blockKey, blockMarkKey, handleKey, handleMarkKey, json, readBlock } from './records.js';
+import { affinityKey, blockKey, blockMarkKey, handleFromBlock, handleKey, handleMarkKey, json, readBlock } from './records.js';
+import type { WriteMode } from './writes.js';
+import { writeInOrder, writeModeOf } from './writes.js';
 
 /** Options of one pass. */
 export interface GcPassOptions {
@@ -27,6 +34,8 @@ export interface GcPassOptions {
   graceMs: number;
   /** At most this many releases per pass (a guard against a catastrophic misreading; default 1,000). */
   maxReleases?: number;
+  /** How repairs write (default: as the store allows; docs/ipam.md, "Two write modes"). */
+  writeMode?: WriteMode;
 }
 
 /** What a pass did. */
@@ -52,9 +61,11 @@ export async function runIpamGcPass(store: Datastore, options: GcPassOptions): P
   const report: GcReport = { released: [], marked: [], waiting: [], repaired: [], blocks: [], unrepairable: [], skipped: 0 };
   const snapshot = await readIpamSnapshot(store);
   const findings = analyzeIpam(snapshot);
-  const ipam = new Ipam({ store });
+  const mode = writeModeOf(store, options.writeMode);
+  const ipam = new Ipam({ store }, { writeMode: mode });
   const maxReleases = options.maxReleases ?? 1_000;
   const leakHandles = new Set<string>();
+  const rebuilt = new Set<string>();
 
   for (const f of findings) {
     try {
@@ -63,26 +74,29 @@ export async function runIpamGcPass(store: Datastore, options: GcPassOptions): P
           leakHandles.add(f.handle!);
           if (report.released.length < maxReleases) await releaseLeak(store, ipam, snapshot, f, options, report);
           break;
-        case 'orphan-allocation':
-          if (await repairOrphanAllocation(store, f)) report.repaired.push({ kind: f.kind, message: f.message });
+        case 'orphan-allocation': {
+          const done = await repairOrphanAllocation(store, mode, f);
+          if (done === 'rebuilt') rebuilt.add(f.handle!);
+          if (done !== false) report.repaired.push({ kind: f.kind, message: done === 'rebuilt' ? `${f.message}: handle rebuilt from the block` : f.message });
           else report.skipped++;
           break;
+        }
         case 'orphan-handle':
-          if (await repairOrphanHandle(store, f)) report.repaired.push({ kind: f.kind, message: f.message });
+          if (await repairOrphanHandle(store, mode, f)) report.repaired.push({ kind: f.kind, message: f.message });
           else report.skipped++;
           break;
         case 'stale-affinity':
         case 'misfiled-affinity':
-          if (await refileBlock(store, snapshot, f)) report.repaired.push({ kind: f.kind, message: f.message });
+          if (await refileBlock(store, mode, snapshot, f)) report.repaired.push({ kind: f.kind, message: f.message });
           else report.skipped++;
           break;
         case 'gone-node-affinity':
-          if (await releaseGoneNodeBlock(store, f)) report.blocks.push(f.block!.cidr);
+          if (await releaseGoneNodeBlock(store, mode, f)) report.blocks.push(f.block!.cidr);
           else report.skipped++;
           break;
         case 'orphan-block':
           if (!f.repairable) report.unrepairable.push(f);
-          else if (await deleteEmptyBlock(store, f.block!.pool, f.block!.cidr, undefined)) report.blocks.push(f.block!.cidr);
+          else if (await deleteEmptyBlock(store, mode, f.block!.pool, f.block!.cidr, undefined)) report.blocks.push(f.block!.cidr);
           else report.skipped++;
           break;
         case 'duplicate-address':
@@ -97,11 +111,26 @@ export async function runIpamGcPass(store: Datastore, options: GcPassOptions): P
     }
   }
 
+  // Rebuilt handles are ordinary allocations now: those whose owner is gone are leaks of this same pass.
+  if (rebuilt.size > 0) {
+    const again = await readIpamSnapshot(store);
+    for (const f of analyzeIpam(again)) {
+      if (f.kind !== 'leak' || !rebuilt.has(f.handle!)) continue;
+      leakHandles.add(f.handle!);
+      try {
+        if (report.released.length < maxReleases) await releaseLeak(store, ipam, again, f, options, report);
+      } catch (err) {
+        if (!isEgwError(err, 'Conflict', 'AlreadyExists', 'NotFound')) throw err;
+        report.skipped++;
+      }
+    }
+  }
+
   // Marks whose leak is over (the allocation was released, or is valid again) go.
   for (const [name, mark] of snapshot.marks) {
     if (mark.value.target === 'handle' && !leakHandles.has(mark.value.id)) await dropMark(store, name, mark.stored.modRevision);
   }
-  await releaseEmptyBlocks(store, snapshot, options, report);
+  await releaseEmptyBlocks(store, mode, snapshot, options, report);
   return report;
 }
 
@@ -148,22 +177,33 @@ async function readBlockAt(store: Datastore, pool: string, cidr: string): Promis
   return stored === undefined ? undefined : readBlock(stored);
 }
 
-/** Frees an address its block records for a handle that does not hold it (re-checked on fresh reads). */
-async function repairOrphanAllocation(store: Datastore, f: Finding): Promise<boolean> {
-  const [block, stored] = await Promise.all([readBlockAt(store, f.block!.pool, f.block!.cidr), store.get(handleKey(f.handle!))]);
+/**
+ * A block entry whose handle does not hold it (re-checked on fresh reads, the block before the handle):
+ * freed — except, in single-object mode, when the handle record is missing and the block has the
+ * allocation's attributes: then the handle is rebuilt (`'rebuilt'`), because the allocation may be one
+ * whose handle is being written at this moment; if its owner is gone it is an ordinary leak afterwards.
+ */
+async function repairOrphanAllocation(store: Datastore, mode: WriteMode, f: Finding): Promise<boolean | 'rebuilt'> {
+  const block = await readBlockAt(store, f.block!.pool, f.block!.cidr);
+  const stored = await store.get(handleKey(f.handle!));
   const ip = parseIpv4(f.ip!);
   if (block === undefined || ip === undefined) return false;
   const ord = ip - block.net.first;
   if (block.value.allocations[String(ord)] !== f.handle) return false;
   const h = stored === undefined ? undefined : (stored.value as { ip?: string; block?: string });
   if (h !== undefined && h.ip === f.ip && h.block === block.value.cidr) return false; // consistent after all
+  const implied = handleFromBlock(block, ord);
+  if (mode === 'single-object' && stored === undefined && implied !== undefined) {
+    await store.commit([{ op: 'create', key: handleKey(f.handle!), value: json(implied) }]);
+    return 'rebuilt';
+  }
   const fullIndex = block.value.affinity === null ? undefined : await store.get(affinityKey(block.value.affinity, block.net, true));
-  await store.commit([...freeOrdinalOps(block, ord, fullIndex), { op: 'check', key: handleKey(f.handle!), expectedRevision: stored?.modRevision ?? 0 }]);
+  await writeInOrder(store, mode, [...freeOrdinalOps(block, ord, fullIndex), { op: 'check', key: handleKey(f.handle!), expectedRevision: stored?.modRevision ?? 0 }]);
   return true;
 }
 
 /** Removes a handle whose block does not record it (re-checked on fresh reads). */
-async function repairOrphanHandle(store: Datastore, f: Finding): Promise<boolean> {
+async function repairOrphanHandle(store: Datastore, mode: WriteMode, f: Finding): Promise<boolean> {
   const stored = await store.get(handleKey(f.handle!));
   if (stored === undefined) return false;
   const v = stored.value as { ip?: string; block?: string; pool?: string; handle?: string };
@@ -173,13 +213,15 @@ async function repairOrphanHandle(store: Datastore, f: Finding): Promise<boolean
   const pool = typeof v.pool === 'string' ? parseIpv4Net(v.pool, { hostBits: 'clear', bareAddress: true }) : undefined;
   const net = typeof v.block === 'string' ? parseIpv4Net(v.block, { hostBits: 'clear', bareAddress: true }) : undefined;
   const ops: WriteOp[] = [{ op: 'delete', key: stored.key, expectedRevision: stored.modRevision }];
+  // Single-object mode drops the check: a handle is created only after its block records it, so a handle
+  // (at the revision read) that its block, read after it, does not record is never an allocation in flight.
   if (pool !== undefined && net !== undefined) ops.push({ op: 'check', key: blockKey(pool, net), expectedRevision: block?.revision ?? 0 });
-  await store.commit(ops);
+  await writeInOrder(store, mode, ops);
   return true;
 }
 
 /** Makes a block's affinity index match the block (re-read): filed once, as full or with room, or not at all. */
-async function refileBlock(store: Datastore, s: IpamSnapshot, f: Finding): Promise<boolean> {
+async function refileBlock(store: Datastore, mode: WriteMode, s: IpamSnapshot, f: Finding): Promise<boolean> {
   const pool = parseIpv4Net(f.block!.pool, { hostBits: 'clear', bareAddress: true });
   const net = parseIpv4Net(f.block!.cidr, { hostBits: 'clear', bareAddress: true });
   if (pool === undefined || net === undefined) return false;
@@ -195,12 +237,12 @@ async function refileBlock(store: Datastore, s: IpamSnapshot, f: Finding): Promi
     ops.push({ op: 'put', key: affinityKey(owner, net, full), value: json({ node: owner, block: block.value.cidr, pool: block.value.pool }) }, { op: 'delete', key: affinityKey(owner, net, !full) });
   }
   if (ops.length === 1) return false;
-  await store.commit(ops);
+  await writeInOrder(store, mode, ops);
   return true;
 }
 
 /** A block affine to a node that is gone: deleted when empty, else left without affinity. */
-async function releaseGoneNodeBlock(store: Datastore, f: Finding): Promise<boolean> {
+async function releaseGoneNodeBlock(store: Datastore, mode: WriteMode, f: Finding): Promise<boolean> {
   const node = f.node!;
   if ((await store.get({ kind: 'Node', name: node })) !== undefined) return false;
   const block = await readBlockAt(store, f.block!.pool, f.block!.cidr);
@@ -210,21 +252,21 @@ async function releaseGoneNodeBlock(store: Datastore, f: Finding): Promise<boole
     { op: 'delete', key: affinityKey(node, block.net, true) },
   ];
   if (Object.keys(block.value.allocations).length === 0) {
-    await store.commit([{ op: 'delete', key: block.key, expectedRevision: block.revision }, ...index]);
+    await writeInOrder(store, mode, [{ op: 'delete', key: block.key, expectedRevision: block.revision }, ...index]);
   } else {
-    await store.commit([{ op: 'update', key: block.key, value: json({ ...block.value, affinity: null }), expectedRevision: block.revision }, ...index]);
+    await writeInOrder(store, mode, [{ op: 'update', key: block.key, value: json({ ...block.value, affinity: null }), expectedRevision: block.revision }, ...index]);
   }
   return true;
 }
 
 /** Deletes a block (and its index records) if it is still empty and still has the affinity expected. */
-async function deleteEmptyBlock(store: Datastore, pool: string, cidr: string, affinity: string | null | undefined, extra: WriteOp[] = []): Promise<boolean> {
+async function deleteEmptyBlock(store: Datastore, mode: WriteMode, pool: string, cidr: string, affinity: string | null | undefined, extra: WriteOp[] = []): Promise<boolean> {
   const block = await readBlockAt(store, pool, cidr);
   if (block === undefined || Object.keys(block.value.allocations).length > 0) return false;
   if (affinity !== undefined && block.value.affinity !== affinity) return false;
   const ops: WriteOp[] = [{ op: 'delete', key: block.key, expectedRevision: block.revision }, ...extra];
   if (block.value.affinity !== null) ops.push({ op: 'delete', key: affinityKey(block.value.affinity, block.net, false) }, { op: 'delete', key: affinityKey(block.value.affinity, block.net, true) });
-  await store.commit(ops);
+  await writeInOrder(store, mode, ops);
   return true;
 }
 
@@ -233,7 +275,7 @@ async function deleteEmptyBlock(store: Datastore, pool: string, cidr: string, af
  * across the grace — except a node's only block, which it keeps (Calico's rule: releasing it would make
  * the node's next pod pay for a new claim).
  */
-async function releaseEmptyBlocks(store: Datastore, s: IpamSnapshot, o: GcPassOptions, report: GcReport): Promise<void> {
+async function releaseEmptyBlocks(store: Datastore, mode: WriteMode, s: IpamSnapshot, o: GcPassOptions, report: GcReport): Promise<void> {
   const perNode = new Map<string, number>();
   for (const b of s.blocks) if (b.value.affinity !== null) perNode.set(b.value.affinity, (perNode.get(b.value.affinity) ?? 0) + 1);
   const poolCidrs = new Set(s.pools.map((p) => p.cidr));
@@ -243,7 +285,7 @@ async function releaseEmptyBlocks(store: Datastore, s: IpamSnapshot, o: GcPassOp
     const node = b.value.affinity;
     try {
       if (node === null) {
-        if (await deleteEmptyBlock(store, b.value.pool, b.value.cidr, null)) report.blocks.push(b.value.cidr);
+        if (await deleteEmptyBlock(store, mode, b.value.pool, b.value.cidr, null)) report.blocks.push(b.value.cidr);
         continue;
       }
       if (!s.nodes.has(node)) continue; // handled as gone-node-affinity
@@ -262,7 +304,7 @@ async function releaseEmptyBlocks(store: Datastore, s: IpamSnapshot, o: GcPassOp
         }
         continue;
       }
-      if (await deleteEmptyBlock(store, b.value.pool, b.value.cidr, node, mark === undefined ? [] : [{ op: 'delete', key: markKey, expectedRevision: mark.stored.modRevision }])) {
+      if (await deleteEmptyBlock(store, mode, b.value.pool, b.value.cidr, node, mark === undefined ? [] : [{ op: 'delete', key: markKey, expectedRevision: mark.stored.modRevision }])) {
         perNode.set(node, (perNode.get(node) ?? 1) - 1);
         report.blocks.push(b.value.cidr);
       } else report.skipped++;

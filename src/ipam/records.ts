@@ -47,24 +47,34 @@ export interface BlockValue {
   affinity: string | null;
   /** Allocated ordinals (offset from the block's first address, as a decimal string) → handle ID. */
   allocations: Record<string, string>;
+  /**
+   * Per allocated ordinal, what the handle record says besides the address: with it the block alone can
+   * rebuild a missing handle record (the Kubernetes datastore writes block and handle one after the other).
+   * Absent in blocks written before it existed.
+   */
+  attributes?: Record<string, AllocationAttributes>;
   /** Where the next search for a free ordinal starts: reuse goes round the block, not lowest-first. */
   next: number;
 }
 
-/** The stored value of an `IPAMHandle`. */
-export interface HandleValue {
-  handle: string;
-  ip: string;
-  /** The block's CIDR; the block key is (pool, block). */
-  block: string;
-  pool: string;
+/** What an allocation records besides its handle ID and address: kept in the block and on the handle. */
+export interface AllocationAttributes {
   poolName: string;
   node: string;
   use: IntendedUse;
   owner: AllocationOwner;
   awsSubnetID?: string;
-  /** RFC 3339 time of the allocation. */
+  /** RFC 3339 time of the allocation; with the handle ID it identifies one allocation. */
   allocatedAt: string;
+}
+
+/** The stored value of an `IPAMHandle`. */
+export interface HandleValue extends AllocationAttributes {
+  handle: string;
+  ip: string;
+  /** The block's CIDR; the block key is (pool, block). */
+  block: string;
+  pool: string;
 }
 
 /** The stored value of a `BlockAffinity` / `FullBlockAffinity` index record. */
@@ -150,6 +160,7 @@ export function readBlock(stored: StoredResource): BlockRecord | undefined {
     pool: v.pool,
     affinity: typeof v.affinity === 'string' && v.affinity !== '' ? v.affinity : null,
     allocations: v.allocations,
+    ...(typeof v.attributes === 'object' && v.attributes !== null ? { attributes: v.attributes } : {}),
     next: typeof v.next === 'number' && Number.isInteger(v.next) && v.next >= 0 ? v.next % net.size : 0,
   };
   return { key: stored.key, revision: stored.modRevision, net, pool, value };
@@ -171,4 +182,38 @@ export function json(value: BlockValue | HandleValue | AffinityValue | GcMarkVal
 /** Number of allocated ordinals of a block. */
 export function allocatedCount(block: BlockValue): number {
   return Object.keys(block.allocations).length;
+}
+
+/**
+ * The handle record a block implies for ordinal `ord`, from its attributes; undefined when the block does
+ * not record `ord` or has no attributes for it (blocks written before attributes existed).
+ */
+export function handleFromBlock(block: BlockRecord, ord: number): HandleValue | undefined {
+  const handle = block.value.allocations[String(ord)];
+  const a = block.value.attributes?.[String(ord)];
+  if (handle === undefined || a === undefined || typeof a !== 'object' || typeof a.node !== 'string' || typeof a.allocatedAt !== 'string') return undefined;
+  return {
+    handle,
+    ip: formatIpv4(block.net.first + ord),
+    block: block.value.cidr,
+    pool: block.value.pool,
+    poolName: a.poolName,
+    node: a.node,
+    use: a.use,
+    owner: a.owner,
+    ...(a.awsSubnetID === undefined ? {} : { awsSubnetID: a.awsSubnetID }),
+    allocatedAt: a.allocatedAt,
+  };
+}
+
+/** The attributes part of a handle value (what the block keeps per ordinal). */
+export function attributesOf(v: HandleValue): AllocationAttributes {
+  return {
+    poolName: v.poolName,
+    node: v.node,
+    use: v.use,
+    owner: v.owner,
+    ...(v.awsSubnetID === undefined ? {} : { awsSubnetID: v.awsSubnetID }),
+    allocatedAt: v.allocatedAt,
+  };
 }

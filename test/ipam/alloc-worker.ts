@@ -1,18 +1,19 @@
 /**
  * A separate allocating process for the concurrency and crash tests (run compiled, from dist/, with plain
- * node): `node alloc-worker.js SPEC ID NODE COUNT MODE`. Prints `ready`, waits for a line on stdin, then
+ * node): `node alloc-worker.js SPEC ID NODE COUNT MODE` (SPEC: a datastore spec such as `kubernetes`, or
+ * `single:SPEC` for SPEC behind the single-object test wrapper). Prints `ready`, waits for a line on stdin, then
  * - MODE `alloc`: allocates COUNT addresses (handles `w<ID>-<i>`), prints `{"conflicts":…,"ms":…}`;
  * - MODE `churn`: allocates for pods that do not exist and releases every other one, forever, printing
  *   each allocation (`+ip`) and release (`-ip`) as it commits (the test kills it at a random moment).
  */
 import { createInterface } from 'node:readline';
-import { openDatastore } from '../../src/datastore/open.js';
+import { openSpec } from './single-object-store.js';
 import { Ipam } from '../../src/ipam/allocator.js';
 
 async function main(): Promise<void> {
   const [spec, id, node, countText, mode] = process.argv.slice(2);
   if (spec === undefined || id === undefined || node === undefined || countText === undefined || mode === undefined) throw new Error('usage: SPEC ID NODE COUNT MODE');
-  const store = await openDatastore(spec);
+  const store = await openSpec(spec);
   const ipam = new Ipam({ store });
   process.stdout.write('ready\n');
   await new Promise<void>((resolve) => {

@@ -32,10 +32,11 @@ export async function openTestStore(prefix = 'egw-ipam-test-'): Promise<TestStor
 
 type Resource = { kind: string; metadata: { name: string; namespace?: string; [k: string]: unknown }; [k: string]: unknown };
 
-/** Puts resources as they are (no validation), in commits of at most 100. */
+/** Puts resources as they are (no validation), in commits of at most 100 (one each on single-object stores). */
 export async function seed(store: Datastore, ...resources: Resource[]): Promise<void> {
-  for (let i = 0; i < resources.length; i += 100) {
-    const ops: WriteOp[] = resources.slice(i, i + 100).map((r) => ({
+  const per = store.capabilities.atomicMultiKey ? 100 : 1;
+  for (let i = 0; i < resources.length; i += per) {
+    const ops: WriteOp[] = resources.slice(i, i + per).map((r) => ({
       op: 'put',
       key: r.metadata.namespace === undefined ? { kind: r.kind, name: r.metadata.name } : { kind: r.kind, namespace: r.metadata.namespace, name: r.metadata.name },
       value: r as unknown as JsonObject,
