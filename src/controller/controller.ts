@@ -19,6 +19,7 @@ import { AwsSubnetFactsLoop } from './aws-subnets.js';
 import { IpamGcLoop } from './ipam-gc.js';
 import { defaultIdentity, LeaderElector, type ElectionOutcome, type LeaderElectorOptions } from './leader-election.js';
 import { EgressGatewayOperator } from './operator/index.js';
+import type { GatewayWorkloads } from './operator/workloads.js';
 
 export interface ControllerDeps {
   store: Datastore;
@@ -26,6 +27,8 @@ export interface ControllerDeps {
   logger?: Logger;
   /** The EC2 port for the subnet facts; absent = no AWS (the loop does not run). */
   ec2?: Ec2;
+  /** Where the operator puts gateway workloads; absent = Pod records in `store` (the lab). On Kubernetes: `KubeDeployments`. */
+  gatewayWorkloads?: GatewayWorkloads;
 }
 
 export interface ControllerOptions {
@@ -63,7 +66,7 @@ export class Controller {
     const clock = deps.clock ?? new SystemClock();
     this.log = deps.logger ?? silentLogger();
     this.operator = new EgressGatewayOperator(
-      { store: deps.store, clock, logger: this.log.child({ part: 'operator' }) },
+      { store: deps.store, clock, logger: this.log.child({ part: 'operator' }), ...(deps.gatewayWorkloads === undefined ? {} : { workloads: deps.gatewayWorkloads }) },
       {
         ...(options.gatewayImage === undefined ? {} : { image: options.gatewayImage }),
         ...(options.gatewayCommand === undefined ? {} : { command: options.gatewayCommand }),

@@ -3,7 +3,7 @@ import { parseDuration } from '../../api/index.js';
 import { ResilientEc2 } from '../../aws/resilient-ec2.js';
 import { SdkEc2 } from '../../aws/sdk-ec2.js';
 import { Controller } from '../../controller/controller.js';
-import { openDatastore } from '../../datastore/open.js';
+import { openDatastore, parseDatastoreSpec } from '../../datastore/open.js';
 import { SystemClock } from '../../platform/clock.js';
 import { createLogger } from '../../platform/logger.js';
 import { ExitCode, usageError } from '../exit.js';
@@ -57,8 +57,18 @@ export function registerControllerCommands(program: Command): void {
           : new ResilientEc2(new SdkEc2({ region, ...(endpoint === undefined ? {} : { endpoint }) }), { clock, logger: logger.child({ part: 'ec2' }) });
       const { datastore } = cmd.optsWithGlobals<{ datastore?: string }>();
       const store = await openDatastore(datastore);
+      // On the Kubernetes datastore the operator makes real Deployments; elsewhere (the lab) Pod records.
+      const spec = datastore ?? process.env['EGW_DATASTORE'];
+      const kube = spec === undefined || spec === '' ? undefined : parseDatastoreSpec(spec);
+      // (Loaded only then: @kubernetes/client-node costs every other command start-up time.)
+      const gatewayWorkloads =
+        kube?.backend === 'kubernetes'
+          ? await import('../../controller/operator/kube-deployments.js').then(
+              (m) => new m.KubeDeployments({ kubeConfig: m.loadOperatorKubeConfig(kube.kubeconfig), store, logger: logger.child({ part: 'gateway-deployments' }) }),
+            )
+          : undefined;
       const controller = new Controller(
-        { store, clock, logger, ...(ec2 === undefined ? {} : { ec2 }) },
+        { store, clock, logger, ...(ec2 === undefined ? {} : { ec2 }), ...(gatewayWorkloads === undefined ? {} : { gatewayWorkloads }) },
         {
           ipamGcGraceMs: graceMs,
           awsSubnetsIntervalMs: subnetsMs,

@@ -11,4 +11,6 @@ export * from './validate.js';
 export * from './pods.js';
 export * from './plan.js';
 export * from './status.js';
+export * from './workloads.js';
+export { DatastorePods, type DatastorePodsDeps } from './datastore-pods.js';
 export { EgressGatewayOperator, OPERATOR_WATCHED_KINDS, type GatewayResult, type OperatorDeps, type OperatorOptions } from './reconciler.js';
