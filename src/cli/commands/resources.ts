@@ -5,12 +5,14 @@ import type { Datastore, StoredResource, WriteOp } from '../../datastore/contrac
 import { MAX_COMMIT_OPS } from '../../datastore/contract.js';
 import { fromStored, keyOf, mergeForApply, writeOpFor } from '../../datastore/resources.js';
 import type { WriteOutcome } from '../../datastore/resources.js';
-import { EgwError, isEgwError } from '../../platform/errors.js';
+import { EgwError, errorMessage, isEgwError } from '../../platform/errors.js';
 import { columnsFor } from '../columns.js';
 import { withStore } from '../context.js';
 import { ExitCode, usageError } from '../exit.js';
 import { loadManifests } from '../load-manifests.js';
 import { readManifestSources } from '../manifest-sources.js';
+import type { OneByOneReport } from '../single-object-apply.js';
+import { applyOneByOne, deleteOneByOne, dryRunFor } from '../single-object-apply.js';
 import { formatAge, formatObjects, formatTable, parseOutputFormat } from '../output.js';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -33,7 +35,7 @@ export function registerResourceCommands(program: Command): void {
 
   program
     .command('apply')
-    .description('create or update resources from manifests, all or nothing')
+    .description('create or update resources from manifests, all or nothing (on the Kubernetes datastore: validated and dry-run on the server first, then written one by one)')
     .requiredOption('-f, --filename <path>', 'a file, a directory of manifests, or - for stdin (repeatable)', collect, [])
     .action(async (opts: { filename: string[] }, command: Command) => {
       const { resources, issues } = loadManifests(readManifestSources(opts.filename));
@@ -42,18 +44,28 @@ export function registerResourceCommands(program: Command): void {
         process.stderr.write('nothing was applied\n');
         throw new ExitCode(1);
       }
-      if (resources.length > MAX_COMMIT_OPS) {
-        throw new EgwError('InvalidInput', `this apply holds ${resources.length} resources; one atomic apply takes at most ${MAX_COMMIT_OPS}`, {
-          hint: 'split the manifests into several files and apply them one by one',
-        });
+      const outcome = await withStore(command, async (store) => {
+        // The Kubernetes datastore writes one object per request: apply validates, dry-runs every object on
+        // the server, then writes them one by one (src/cli/single-object-apply.ts).
+        if (!store.capabilities.atomicMultiKey) return { oneByOne: await applyWithoutAtomicity(command, store, resources) };
+        if (resources.length > MAX_COMMIT_OPS) {
+          throw new EgwError('InvalidInput', `this apply holds ${resources.length} resources; one atomic apply takes at most ${MAX_COMMIT_OPS}`, {
+            hint: 'split the manifests into several files and apply them one by one',
+          });
+        }
+        return { atomic: await applyAll(store, resources) };
+      });
+      if (outcome.oneByOne !== undefined) {
+        printIssues(issues);
+        if (!reportOneByOne(outcome.oneByOne)) throw new ExitCode(1);
+        return;
       }
-      const outcome = await withStore(command, (store) => applyAll(store, resources));
-      printIssues([...issues, ...outcome.issues]);
-      if (outcome.outcomes === undefined) {
+      printIssues([...issues, ...outcome.atomic.issues]);
+      if (outcome.atomic.outcomes === undefined) {
         process.stderr.write('nothing was applied\n');
         throw new ExitCode(1);
       }
-      for (const [r, what] of outcome.outcomes) process.stdout.write(`${describe(r)} ${what}\n`);
+      for (const [r, what] of outcome.atomic.outcomes) process.stdout.write(`${describe(r)} ${what}\n`);
     });
 
   program
@@ -123,7 +135,7 @@ export function registerResourceCommands(program: Command): void {
         for (const name of names) targets.push({ info, name, ...(info.namespaced ? { namespace: opts.namespace } : {}) });
       }
       const deleted = await withStore(command, async (store) => {
-        const ops: WriteOp[] = [];
+        const ops: Extract<WriteOp, { op: 'delete' }>[] = [];
         const missing: string[] = [];
         for (const t of targets) {
           const key = keyOf({ kind: t.info.kind, metadata: { name: t.name, ...(t.namespace === undefined ? {} : { namespace: t.namespace }) } });
@@ -133,6 +145,17 @@ export function registerResourceCommands(program: Command): void {
         }
         if (missing.length > 0 && opts.ignoreNotFound !== true) {
           throw new EgwError('NotFound', `not found: ${missing.join(', ')}; nothing was deleted`, { hint: 'check the names, or pass --ignore-not-found' });
+        }
+        if (!store.capabilities.atomicMultiKey) {
+          // One object per commit: each is printed as it goes, and a failure half-way says what is left.
+          const report = await deleteOneByOne(store, ops, (key) => process.stdout.write(`${describeKey(key.kind, key.name)} deleted\n`));
+          if (report.failed !== undefined) {
+            process.stderr.write(`error: ${describeKey(report.failed.key.kind, report.failed.key.name)} not deleted: ${errorMessage(report.failed.error)}\n`);
+            process.stderr.write(`deleted: ${listOr(report.deleted.map((k) => describeKey(k.kind, k.name)))}\n`);
+            process.stderr.write(`not deleted: ${listOr([report.failed.key, ...report.notDeleted].map((k) => describeKey(k.kind, k.name)))}\n`);
+            throw new ExitCode(1);
+          }
+          return [];
         }
         if (ops.length > 0) await store.commit(ops);
         return ops;
@@ -171,6 +194,48 @@ async function applyAll(store: Datastore, incoming: readonly IncomingResource[])
       throw err;
     }
   }
+}
+
+/** `apply` on a datastore without multi-key commits; the server's dry run when it has one. */
+async function applyWithoutAtomicity(command: Command, store: Datastore, resources: readonly IncomingResource[]): Promise<OneByOneReport> {
+  const runner = await dryRunFor(command);
+  try {
+    return await applyOneByOne(
+      { store, dryRun: runner?.dryRun, onDone: (r, what) => process.stdout.write(`${describe(r)} ${what}\n`) },
+      resources,
+    );
+  } finally {
+    runner?.close();
+  }
+}
+
+/**
+ * Prints what the non-atomic apply could not do (what it did was printed as it went); false when the
+ * apply did not complete. A refusal before any write says "nothing was applied"; a failure half-way names
+ * what was written and what was not.
+ */
+function reportOneByOne(report: OneByOneReport): boolean {
+  printIssues(report.issues);
+  if (hasErrors(report.issues)) {
+    process.stderr.write('nothing was applied\n');
+    return false;
+  }
+  if (report.refused.length > 0) {
+    for (const { resource, error } of report.refused) process.stderr.write(`error: ${describe(resource)}: ${errorMessage(error)}\n`);
+    process.stderr.write('nothing was applied (the API server refused the dry run)\n');
+    return false;
+  }
+  if (report.failed === undefined) return true;
+  const written = report.done.filter(([, what]) => what !== 'unchanged').map(([r]) => describe(r));
+  process.stderr.write(`error: ${describe(report.failed.resource)} not written: ${errorMessage(report.failed.error)}\n`);
+  process.stderr.write(`the Kubernetes datastore writes one object at a time: this apply stopped half-way\n`);
+  process.stderr.write(`written: ${listOr(written)}\n`);
+  process.stderr.write(`not written: ${listOr([report.failed.resource, ...report.notWritten].map(describe))}\n`);
+  return false;
+}
+
+function listOr(items: readonly string[]): string {
+  return items.length === 0 ? '(none)' : items.join(', ');
 }
 
 function printIssues(issues: readonly Issue[]): void {
