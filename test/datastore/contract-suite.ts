@@ -105,8 +105,15 @@ export function describeDatastoreContract(
   name: string,
   open: () => Promise<ContractHarness>,
   /** What the backend can do, known before any test runs (tests that need more are skipped). */
-  features: { atomicMultiKey: boolean; compact: boolean } = { atomicMultiKey: true, compact: true },
+  features: {
+    atomicMultiKey: boolean;
+    compact: boolean;
+    /** `compaction`: run only the compaction tests (a backend whose compact hook is slow, e.g. Kubernetes). */
+    only?: 'compaction';
+  } = { atomicMultiKey: true, compact: true },
 ): void {
+  const onlyCompaction = features.only === 'compaction';
+  const itAll = onlyCompaction ? it.skip : it;
   const capable = (): boolean => features.atomicMultiKey;
   const compactable = (): boolean => features.compact;
   describe(`datastore contract: ${name}`, () => {
@@ -160,7 +167,7 @@ export function describeDatastoreContract(
     });
 
     describe('revisions and single ops', () => {
-      it('starts empty', async () => {
+      itAll('starts empty', async () => {
         expect(await store.get(pool('a'))).toBeUndefined();
         const l = await store.list(kinds().pool);
         expect(l.items).toEqual([]);
@@ -170,7 +177,7 @@ export function describeDatastoreContract(
         expect(typeof store.location).toBe('string');
       });
 
-      it('bumps the revision once per commit and stamps every written resource with it', async () => {
+      itAll('bumps the revision once per commit and stamps every written resource with it', async () => {
         const r0 = await store.currentRevision();
         const c1 = await store.commit([{ op: 'create', key: pool('a'), value: { cidr: '10.0.0.0/24' } }]);
         oneBump(r0, c1.revision);
@@ -196,19 +203,19 @@ export function describeDatastoreContract(
         expect(a).toEqual({ key: pool('a'), value: { cidr: '10.0.1.0/24' }, createRevision: c1.revision, modRevision: c2.revision });
       });
 
-      it('keeps JSON values exactly (nesting, unicode, numbers, null)', async () => {
+      itAll('keeps JSON values exactly (nesting, unicode, numbers, null)', async () => {
         const value: JsonObject = { a: [1, 2.5, -3, null, true], b: { c: 'ünïcødé ✓ "q" \\' }, d: '', e: {} };
         await store.commit([{ op: 'put', key: pod('ns-1', 'p'), value }]);
         expect((await store.get(pod('ns-1', 'p')))?.value).toEqual(value);
       });
 
-      it('create fails with AlreadyExists when the key exists', async () => {
+      itAll('create fails with AlreadyExists when the key exists', async () => {
         await store.commit([{ op: 'create', key: pool('a'), value: { v: 1 } }]);
         expect(await failure(store.commit([{ op: 'create', key: pool('a'), value: { v: 2 } }]))).toBe('AlreadyExists');
         expect((await store.get(pool('a')))?.value).toEqual({ v: 1 });
       });
 
-      it('update fails with NotFound when missing and Conflict when the revision is stale', async () => {
+      itAll('update fails with NotFound when missing and Conflict when the revision is stale', async () => {
         expect(await failure(store.commit([{ op: 'update', key: pool('a'), value: { v: 1 } }]))).toBe('NotFound');
         const c1 = await store.commit([{ op: 'create', key: pool('a'), value: { v: 1 } }]);
         const c2 = await store.commit([{ op: 'update', key: pool('a'), value: { v: 2 }, expectedRevision: c1.revision }]);
@@ -226,14 +233,14 @@ export function describeDatastoreContract(
         expect(c3.results[0]?.modRevision).toBe(c3.revision);
       });
 
-      it('put creates or replaces unconditionally, keeping the create revision', async () => {
+      itAll('put creates or replaces unconditionally, keeping the create revision', async () => {
         const c1 = await store.commit([{ op: 'put', key: pool('a'), value: { v: 1 } }]);
         expect(c1.results[0]).toMatchObject({ createRevision: c1.revision, modRevision: c1.revision });
         const c2 = await store.commit([{ op: 'put', key: pool('a'), value: { v: 2 } }]);
         expect(c2.results[0]).toMatchObject({ createRevision: c1.revision, modRevision: c2.revision, value: { v: 2 } });
       });
 
-      it('delete: existing, missing (no write), mustExist, stale revision', async () => {
+      itAll('delete: existing, missing (no write), mustExist, stale revision', async () => {
         const c1 = await store.commit([{ op: 'create', key: pool('a'), value: { v: 1 } }]);
         expect(await failure(store.commit([{ op: 'delete', key: pool('a'), expectedRevision: c1.revision + 1000 }]))).toBe('Conflict');
         const c2 = await store.commit([{ op: 'delete', key: pool('a'), expectedRevision: c1.revision }]);
@@ -251,7 +258,7 @@ export function describeDatastoreContract(
         expect(c4.results[0]?.createRevision).toBe(c4.revision);
       });
 
-      it.skipIf(!capable())('check asserts a revision (0 = absent) and writes nothing', async () => {
+      it.skipIf(!capable() || onlyCompaction)('check asserts a revision (0 = absent) and writes nothing', async () => {
         const c1 = await store.commit([{ op: 'create', key: pool('a'), value: { v: 1 } }]);
         const c2 = await store.commit([
           { op: 'check', key: pool('a'), expectedRevision: c1.revision },
@@ -263,7 +270,7 @@ export function describeDatastoreContract(
         expect(await failure(store.commit([{ op: 'check', key: pool('b'), expectedRevision: c1.revision }]))).toBe('Conflict');
       });
 
-      it('an empty commit writes nothing and returns the current revision', async () => {
+      itAll('an empty commit writes nothing and returns the current revision', async () => {
         await store.commit([{ op: 'create', key: pool('a'), value: {} }]);
         const r = await store.currentRevision();
         const c = await store.commit([]);
@@ -271,7 +278,7 @@ export function describeDatastoreContract(
         expect(c.results).toEqual([]);
       });
 
-      it('rejects invalid keys and a key named twice with InvalidInput, writing nothing', async () => {
+      itAll('rejects invalid keys and a key named twice with InvalidInput, writing nothing', async () => {
         const bad: ResourceKey[] = [
           { kind: '', name: 'x' },
           { kind: kinds().pool, name: '' },
@@ -295,7 +302,7 @@ export function describeDatastoreContract(
         if (atomic()) expect((await store.commit(tooMany.slice(1))).results).toHaveLength(MAX_COMMIT_OPS);
       });
 
-      it('treats an empty namespace as cluster-scoped', async () => {
+      itAll('treats an empty namespace as cluster-scoped', async () => {
         await store.commit([{ op: 'put', key: { kind: kinds().pool, namespace: '', name: 'a' }, value: { v: 1 } }]);
         const got = await store.get(pool('a'));
         expect(got?.key).toEqual(pool('a'));
@@ -304,7 +311,7 @@ export function describeDatastoreContract(
     });
 
     describe('atomicity and optimistic concurrency', () => {
-      it.runIf(!capable())('refuses a commit of several writes or with a check (Unsupported), writing nothing', async () => {
+      it.runIf(!capable() && !onlyCompaction)('refuses a commit of several writes or with a check (Unsupported), writing nothing', async () => {
         expect(store.capabilities.atomicMultiKey).toBe(false);
         const c1 = await store.commit([{ op: 'create', key: pool('x'), value: { v: 1 } }]);
         const refused: WriteOp[][] = [
@@ -328,7 +335,7 @@ export function describeDatastoreContract(
         expect((await store.list(kinds().pool)).items.map((i) => [i.key.name, i.value, i.modRevision])).toEqual([['x', { v: 1 }, c1.revision]]);
       });
 
-      it.skipIf(!capable())('a commit with one failing op changes nothing', async () => {
+      it.skipIf(!capable() || onlyCompaction)('a commit with one failing op changes nothing', async () => {
         const c1 = await store.commit([
           { op: 'create', key: pool('x'), value: { v: 1 } },
           { op: 'create', key: pool('y'), value: { v: 1 } },
@@ -351,7 +358,7 @@ export function describeDatastoreContract(
         ]);
       });
 
-      it('refuses a write based on a stale read made through another handle', async () => {
+      itAll('refuses a write based on a stale read made through another handle', async () => {
         const other = await another();
         const c1 = await store.commit([{ op: 'create', key: pool('a'), value: { v: 1 } }]);
         const seen = await other.get(pool('a'));
@@ -363,7 +370,7 @@ export function describeDatastoreContract(
         expect((await other.get(pool('a')))?.value).toEqual({ v: 2 });
       });
 
-      it('loses no update when many writers race on one key with CAS retry', async () => {
+      itAll('loses no update when many writers race on one key with CAS retry', async () => {
         const other = await another();
         const key = pool('counter');
         const r0 = (await store.commit([{ op: 'create', key, value: { n: 0 } }])).revision;
@@ -401,7 +408,7 @@ export function describeDatastoreContract(
     });
 
     describe('list', () => {
-      it('lists by kind and by namespace, in key order, with the revision', async () => {
+      itAll('lists by kind and by namespace, in key order, with the revision', async () => {
         await writeAll([
           { op: 'put', key: pod('ns-b', 'p2'), value: { i: 1 } },
           { op: 'put', key: pod('ns', 'z'), value: { i: 2 } },
@@ -427,7 +434,7 @@ export function describeDatastoreContract(
         expect(pools.items[0]!.key.namespace).toBeUndefined();
       });
 
-      it('lists many resources completely', async () => {
+      itAll('lists many resources completely', async () => {
         const n = h.manyItems ?? 1200;
         for (let i = 0; i < n; i += 100) {
           await writeAll(
@@ -474,7 +481,7 @@ export function describeDatastoreContract(
         return { before, expected };
       };
 
-      it('delivers history after a revision, in order, exactly once', async () => {
+      itAll('delivers history after a revision, in order, exactly once', async () => {
         const { before, expected } = await script(store);
         const events = inOrder(await takeEvents(store, { afterRevision: before }, expected.length));
         expect(events.map(summary)).toEqual(expected);
@@ -489,7 +496,7 @@ export function describeDatastoreContract(
         expect(next.map(summary)).toEqual([`${c.revision} put ${formatKey(pool('z'))} {}`]);
       });
 
-      it('delivers live changes, from another handle too, in order, exactly once', async () => {
+      itAll('delivers live changes, from another handle too, in order, exactly once', async () => {
         const other = await another();
         const before = await store.currentRevision();
         const watching = takeEvents(store, { afterRevision: before }, 6);
@@ -501,7 +508,7 @@ export function describeDatastoreContract(
         expect(inOrder(await watchingOther).map(summary)).toEqual(expected);
       });
 
-      it('filters by kinds', async () => {
+      itAll('filters by kinds', async () => {
         const { before, expected } = await script(store);
         const pods = await takeEvents(store, { afterRevision: before, kinds: [kinds().pod] }, 2);
         expect(pods.map(summary)).toEqual(expected.filter((e) => e.includes(` ${kinds().pod}/`)));
@@ -517,7 +524,7 @@ export function describeDatastoreContract(
         await it.return?.();
       });
 
-      it('resumes after a restart from the last revision seen, losing and repeating nothing', async () => {
+      itAll('resumes after a restart from the last revision seen, losing and repeating nothing', async () => {
         const before = await store.currentRevision();
         const writes = 40;
         for (let i = 0; i < writes / 2; i++) await store.commit([{ op: 'put', key: pool(`p${i % 7}`), value: { i } }]);
@@ -536,7 +543,7 @@ export function describeDatastoreContract(
         expect(new Set(revs).size).toBe(revs.length);
       });
 
-      it('ends when its signal aborts or its store closes', async () => {
+      itAll('ends when its signal aborts or its store closes', async () => {
         const other = await another();
         const ac = new AbortController();
         const r = await store.currentRevision();

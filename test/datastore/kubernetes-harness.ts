@@ -4,7 +4,8 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { recordCrd, recordCrdSpec } from '../../src/datastore/kubernetes/record-crds.js';
+import { recordCrd } from '../../src/api/crd.js';
+import { recordCrdSpec } from '../../src/datastore/kubernetes/record-crds.js';
 import type { RecordKind } from '../../src/datastore/kubernetes/resource-map.js';
 import { recordPlural } from '../../src/datastore/kubernetes/resource-map.js';
 

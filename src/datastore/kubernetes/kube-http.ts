@@ -19,7 +19,15 @@ export interface KubeResponse {
 export interface KubeHttpOptions {
   /** Deadline of one request (not of a watch stream), ms. Default 10 s. */
   requestTimeoutMs?: number;
+  /**
+   * How many parsed lines a watch stream holds for a consumer that does not read, before it stops reading
+   * the response (TCP then pushes back on the API server). Default {@link WATCH_HIGH_WATER}.
+   */
+  watchHighWater?: number;
 }
+
+/** Default high-water mark of a watch stream's buffer, in lines (as the etcd backend's 64 responses). */
+export const WATCH_HIGH_WATER = 64;
 
 /** Where the kubeconfig comes from: a file, else KUBECONFIG, else the in-cluster service account. */
 export function loadKubeConfig(path: string | undefined, env: Record<string, string | undefined>): { kc: KubeConfig; source: string } {
@@ -71,7 +79,10 @@ export class KubeHttp {
     this.url = new URL(cluster.server);
     this.agent = this.url.protocol === 'https:' ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
     this.timeoutMs = options.requestTimeoutMs ?? 10_000;
+    this.highWater = Math.max(1, options.watchHighWater ?? WATCH_HIGH_WATER);
   }
+
+  private readonly highWater: number;
 
   private auth: { opts: https.RequestOptions; at: number } | undefined;
 
@@ -148,7 +159,8 @@ export class KubeHttp {
   /**
    * Opens a watch stream and yields its JSON lines. Ends when the server ends the stream or the signal
    * aborts (quietly); throws `DatastoreUnavailable` on connection errors, and `{status}` responses other
-   * than 200 are yielded as one `{ httpStatus, body }` item.
+   * than 200 are yielded as one `{ httpStatus, body }` item. Bounded: at `watchHighWater` unread lines the
+   * response is paused (nothing more is read from the socket) until the consumer has taken half of them.
    */
   async *stream(path: string, signal: AbortSignal): AsyncGenerator<unknown> {
     if (signal.aborted) return;
@@ -165,6 +177,7 @@ export class KubeHttp {
       wake = undefined;
       w?.();
     };
+    let response: http.IncomingMessage | undefined;
     const req = mod.request(opts, (res) => {
       if (res.statusCode !== 200) {
         const chunks: Buffer[] = [];
@@ -182,6 +195,7 @@ export class KubeHttp {
         });
         return;
       }
+      response = res;
       let rest = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => {
@@ -197,6 +211,9 @@ export class KubeHttp {
             failure ??= err;
           }
         }
+        // A slow consumer: stop reading here (the lines of this chunk are kept, so the buffer may pass
+        // the mark by one chunk's lines) and let TCP flow control hold the rest at the API server.
+        if (queue.length >= this.highWater) res.pause();
         notify();
       });
       res.on('end', () => {
@@ -227,6 +244,7 @@ export class KubeHttp {
         if (signal.aborted) return;
         const item = queue.shift();
         if (item !== undefined) {
+          if (response?.isPaused() === true && queue.length <= this.highWater / 2) response.resume();
           yield item;
           continue;
         }

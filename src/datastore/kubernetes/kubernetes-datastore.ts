@@ -10,6 +10,7 @@
  * - watch: one watch per kind, merged; order is per kind; broken streams resume from the last
  *   resourceVersion delivered, a silent stream is restarted by a watchdog, 410 Gone yields `resync`.
  */
+import { isDeepStrictEqual } from 'node:util';
 import { EgwError, isEgwError } from '../../platform/errors.js';
 import type {
   CommitResult,
@@ -26,9 +27,9 @@ import type {
 import { formatKey } from '../contract.js';
 import { checkKey, checkOps, opFailure, sortResources } from '../keys.js';
 import type { KubeHttpOptions, KubeResponse } from './kube-http.js';
-import { KubeHttp, loadKubeConfig } from './kube-http.js';
+import { KubeHttp, loadKubeConfig, WATCH_HIGH_WATER } from './kube-http.js';
 import type { ObjectRef, RecordKind, ResourceInfo } from './resource-map.js';
-import { apiVersionOf, crdName, defaultResourceMap, keyOfObject, objectRef, resourcePath } from './resource-map.js';
+import { apiVersionOf, crdName, defaultResourceMap, keyOfObject, objectRef, resourcePath, statusPath } from './resource-map.js';
 
 /** The annotation that carries a resource's create revision (Kubernetes does not expose it). */
 export const CREATE_REVISION_ANNOTATION = 'egw.io/create-revision';
@@ -97,7 +98,11 @@ export class KubernetesDatastore implements Datastore {
     this.retryInitialMs = options.watchRetryInitialMs ?? 100;
     this.retryMaxMs = options.watchRetryMaxMs ?? 5_000;
     this.pageSize = options.listPageSize ?? 500;
+    this.highWater = Math.max(1, options.watchHighWater ?? WATCH_HIGH_WATER);
   }
+
+  /** Events a watch holds for a slow consumer before its streams stop reading (see {@link merged}). */
+  private readonly highWater: number;
 
   /**
    * Connects and checks the cluster: every resource of `options.kinds` must be served (else
@@ -305,6 +310,14 @@ export class KubernetesDatastore implements Datastore {
     const info = this.info(kind);
     const ns = options.namespace === '' ? undefined : options.namespace;
     if (ns !== undefined && !info.namespaced && !info.foldNamespace) return { items: [], revision: await this.currentRevision() };
+    return (await this.listAt(info, ns))!;
+  }
+
+  /**
+   * The collection now (`exact` undefined: a consistent list), or exactly at resourceVersion `exact` (served
+   * from etcd when the watch cache does not have it), then undefined when that revision is compacted (410).
+   */
+  private async listAt(info: ResourceInfo, ns: string | undefined, exact?: number): Promise<ListResult | undefined> {
     for (;;) {
       const items: StoredResource[] = [];
       let revision = 0;
@@ -313,8 +326,13 @@ export class KubernetesDatastore implements Datastore {
       do {
         const q = new URLSearchParams({ limit: String(this.pageSize) });
         if (token !== undefined) q.set('continue', token);
+        else if (exact !== undefined) {
+          q.set('resourceVersion', String(exact));
+          q.set('resourceVersionMatch', 'Exact');
+        }
         const res = await this.http.request('GET', `${resourcePath(info, info.namespaced ? ns : undefined)}?${q.toString()}`);
-        if (res.status === 410 && token !== undefined) {
+        if (res.status === 410) {
+          if (token === undefined) return undefined;
           expired = true;
           break;
         }
@@ -332,7 +350,34 @@ export class KubernetesDatastore implements Datastore {
         token = typeof c === 'string' && c !== '' ? c : undefined;
       } while (token !== undefined);
       if (!expired) return { items: sortResources(items), revision };
+      if (exact !== undefined) return undefined;
     }
+  }
+
+  /**
+   * Bridges a gap the API server's watch cache cannot serve: a resumed stream got 410 because the cache
+   * (new after an API-server restart, or overrun) starts after `from`, while etcd may still have it. The
+   * state exactly at `from` and the state now are listed and their difference returned as events, in
+   * revision order: a put for each object created or changed since (at its resourceVersion; an object
+   * changed several times in the gap shows its last version only), a delete for each object gone (at the
+   * second list's revision, the deletion's own is not known). Undefined when `from` is compacted in etcd
+   * too: then only `resync` is honest.
+   */
+  private async bridge(info: ResourceInfo, from: number): Promise<{ events: WatchEvent[]; revision: number } | undefined> {
+    const before = await this.listAt(info, undefined, from);
+    if (before === undefined) return undefined;
+    const now = (await this.listAt(info, undefined))!;
+    const old = new Map(before.items.map((r) => [formatKey(r.key), r]));
+    const events: WatchEvent[] = [];
+    for (const r of now.items) {
+      const o = old.get(formatKey(r.key));
+      old.delete(formatKey(r.key));
+      if (o?.modRevision === r.modRevision) continue;
+      events.push({ type: 'put', key: r.key, value: r.value, revision: r.modRevision, createRevision: r.createRevision });
+    }
+    for (const o of old.values()) events.push({ type: 'delete', key: o.key, prevValue: o.value, revision: now.revision });
+    events.sort((a, b) => a.revision - b.revision);
+    return { events, revision: now.revision };
   }
 
   /** The API server's current resourceVersion (a consistent list of one namespace). */
@@ -384,15 +429,36 @@ export class KubernetesDatastore implements Datastore {
 
   private async create(info: ResourceInfo, ref: ObjectRef, op: Extract<WriteOp, { op: 'create' }>): Promise<CommitResult> {
     const res = await this.http.request('POST', resourcePath(info, ref.namespace), this.toObject(info, ref, op.value));
-    if (res.status === 200 || res.status === 201) return this.result(info, res.body);
+    if (res.status === 200 || res.status === 201) return this.writeStatus(info, ref, op, res.body, op.value);
     if (res.status === 409) throw opFailure(op, { modRevision: 0 });
     throw this.statusError(res, 'create', this.resourceName(info), op.key);
   }
 
   /**
+   * The second half of a write to a kind with a status subresource: the main endpoint (POST/PUT) ignored
+   * `status`, so when the object it answered with does not carry the value's status, PUT the status
+   * subresource at the resourceVersion the main write produced. Kinds without the subresource, and values
+   * whose status the main write already shows, are done.
+   */
+  private async writeStatus(info: ResourceInfo, ref: ObjectRef, op: WriteOp, written: unknown, value: JsonObject): Promise<CommitResult> {
+    if (!info.statusSubresource || !isObject(written) || isDeepStrictEqual(written['status'], value['status'])) return this.result(info, written);
+    const rv = revisionOf(written);
+    const created = this.toStored(info, written)?.createRevision;
+    const res = await this.http.request('PUT', statusPath(info, ref.namespace, ref.name), this.toObject(info, ref, value, rv, created));
+    if (res.status === 200 || res.status === 201) return this.result(info, res.body);
+    // Someone wrote between the two requests: the main part is written, the status is not. The caller
+    // sees Conflict, re-reads (its read is stale anyway) and retries; the retry writes the status alone.
+    if (res.status === 409) throw opFailure(op, { modRevision: rv + 1 });
+    if (res.status === 404) throw opFailure(op, undefined);
+    throw this.statusError(res, 'update', `${this.resourceName(info)}/status`, op.key);
+  }
+
+  /**
    * update and put: read, then PUT with the read resourceVersion (so that nothing written in between is
    * overwritten unseen) and the create revision carried forward; a 409 without an expected revision is
-   * retried with a fresh read.
+   * retried with a fresh read. On a kind with a status subresource the value is split: a change outside
+   * `status` goes to the main endpoint, a change of `status` to `…/status`, and a change of both does both,
+   * main first (each PUT at the resourceVersion the previous one produced; docs/datastore.md, "Status").
    */
   private async replace(info: ResourceInfo, ref: ObjectRef, op: Extract<WriteOp, { op: 'update' | 'put' }>): Promise<CommitResult> {
     for (;;) {
@@ -400,21 +466,47 @@ export class KubernetesDatastore implements Datastore {
       if (cur === undefined) {
         if (op.op === 'update') throw opFailure(op, undefined);
         const res = await this.http.request('POST', resourcePath(info, ref.namespace), this.toObject(info, ref, op.value));
-        if (res.status === 200 || res.status === 201) return this.result(info, res.body);
+        if (res.status === 200 || res.status === 201) return this.writeStatus(info, ref, op, res.body, op.value);
         if (res.status === 409) continue; // created meanwhile: replace it
         throw this.statusError(res, 'create', this.resourceName(info), op.key);
       }
       const rv = revisionOf(cur);
-      if (op.op === 'update' && op.expectedRevision !== undefined && op.expectedRevision !== rv) throw opFailure(op, { modRevision: rv });
+      const strict = op.op === 'update' && op.expectedRevision !== undefined;
+      if (strict && op.expectedRevision !== rv) throw opFailure(op, { modRevision: rv });
       const created = this.toStored(info, cur)?.createRevision ?? rv;
+      if (info.statusSubresource && this.onlyStatusDiffers(info, cur, op.value)) {
+        // Nothing for the main endpoint: the status write alone, at the read resourceVersion.
+        try {
+          return await this.writeStatus(info, ref, op, cur, op.value);
+        } catch (err) {
+          if (!strict && isEgwError(err, 'Conflict')) continue;
+          throw err;
+        }
+      }
       const res = await this.http.request('PUT', resourcePath(info, ref.namespace, ref.name), this.toObject(info, ref, op.value, rv, created));
-      if (res.status === 200 || res.status === 201) return this.result(info, res.body);
+      if (res.status === 200 || res.status === 201) {
+        try {
+          return await this.writeStatus(info, ref, op, res.body, op.value);
+        } catch (err) {
+          if (!strict && isEgwError(err, 'Conflict')) continue;
+          throw err;
+        }
+      }
       if (res.status === 409 || res.status === 404) {
-        if (op.op === 'update' && op.expectedRevision !== undefined) throw opFailure(op, res.status === 404 ? undefined : { modRevision: rv + 1 });
+        if (strict) throw opFailure(op, res.status === 404 ? undefined : { modRevision: rv + 1 });
         continue;
       }
       throw this.statusError(res, 'update', this.resourceName(info), op.key);
     }
+  }
+
+  /** True when `value` differs from the stored object `cur` in `status` only (metadata compared as egw stores it). */
+  private onlyStatusDiffers(info: ResourceInfo, cur: KubeObject, value: JsonObject): boolean {
+    const stored = this.toStored(info, cur);
+    if (stored === undefined) return false;
+    const { status: _a, ...restStored } = stored.value;
+    const { status: _b, ...restValue } = value;
+    return isDeepStrictEqual({ ...restStored, apiVersion: undefined, kind: undefined }, { ...restValue, apiVersion: undefined, kind: undefined });
   }
 
   private async delete(info: ResourceInfo, ref: ObjectRef, op: Extract<WriteOp, { op: 'delete' }>): Promise<CommitResult> {
@@ -466,18 +558,27 @@ export class KubernetesDatastore implements Datastore {
     if (outer?.aborted === true || this.closing.signal.aborted) stop.abort();
     const queue: WatchEvent[] = [];
     let wake: (() => void) | undefined;
-    const push = (ev: WatchEvent): void => {
+    // Bounded: a stream whose push finds the queue at the high-water mark waits until the consumer has
+    // taken it below; meanwhile it reads no more of its response, which then pauses (kube-http.ts).
+    const room: (() => void)[] = [];
+    const push = async (ev: WatchEvent): Promise<void> => {
       queue.push(ev);
       const w = wake;
       wake = undefined;
       w?.();
+      if (queue.length >= this.highWater && !stop.signal.aborted) await new Promise<void>((r) => room.push(r));
     };
+    const freeRoom = (): void => {
+      for (const r of room.splice(0)) r();
+    };
+    stop.signal.addEventListener('abort', freeRoom, { once: true });
     const streams = infos.map((info) => this.follow(info, after, stop.signal, push));
     stop.signal.addEventListener('abort', () => wake?.(), { once: true });
     try {
       for (;;) {
         const ev = queue.shift();
         if (ev !== undefined) {
+          if (queue.length < this.highWater) freeRoom();
           yield ev;
           if (ev.type === 'resync') return;
           continue;
@@ -494,18 +595,34 @@ export class KubernetesDatastore implements Datastore {
   }
 
   /** Follows one kind until `signal` aborts or it meets 410 (then pushes `resync`). */
-  private async follow(info: ResourceInfo, after: number, signal: AbortSignal, push: (ev: WatchEvent) => void): Promise<void> {
+  private async follow(info: ResourceInfo, after: number, signal: AbortSignal, push: (ev: WatchEvent) => Promise<void>): Promise<void> {
     let rv = after;
     let delay = this.retryInitialMs;
-    while (!signal.aborted) {
+    // After the first stream: a 410 then means the API server's watch cache lost our place (a restart),
+    // not that the caller asked for compacted history; see bridge().
+    let resumed = false;
+    /** 410: bridge a resumed stream's gap, else (or when etcd has compacted it too) yield resync. Returns true to stop. */
+    const gone = async (detail: string): Promise<boolean> => {
+      const b = resumed ? await this.bridge(info, rv) : undefined;
+      if (b === undefined) {
+        await push({ type: 'resync', revision: rv, reason: `the history after ${rv} is compacted (410 Gone${detail})` });
+        return true;
+      }
+      for (const ev of b.events) await push(ev);
+      rv = Math.max(rv, b.revision);
+      return false;
+    };
+    for (; !signal.aborted; resumed = true) {
       const conn = new AbortController();
       const onAbort = (): void => conn.abort();
       signal.addEventListener('abort', onAbort, { once: true });
       let last = Date.now();
+      let waiting = false;
       // The watchdog: a stream that says nothing for watchdogMs (no event, no bookmark) may be dead
-      // without an error (a half-open connection); restart it from the last resourceVersion.
+      // without an error (a half-open connection); restart it from the last resourceVersion. Time spent
+      // waiting for a slow consumer is not silence.
       const dog = setInterval(() => {
-        if (Date.now() - last > this.watchdogMs) conn.abort();
+        if (!waiting && Date.now() - last > this.watchdogMs) conn.abort();
       }, Math.max(50, Math.min(1_000, this.watchdogMs / 4)));
       try {
         const q = new URLSearchParams({ watch: '1', allowWatchBookmarks: 'true', resourceVersion: String(rv) });
@@ -515,16 +632,22 @@ export class KubernetesDatastore implements Datastore {
           if (typeof item['httpStatus'] === 'number') {
             const status = item['httpStatus'];
             const body = isObject(item['body']) ? item['body'] : {};
-            if (status === 410) return push({ type: 'resync', revision: rv, reason: `the history after ${rv} is compacted (410 Gone)` });
-            if (tooLarge(body)) return push({ type: 'resync', revision: rv, reason: `revision ${rv} is ahead of the API server` });
+            if (status === 410) {
+              if (await gone('')) return;
+              break;
+            }
+            if (tooLarge(body)) return await push({ type: 'resync', revision: rv, reason: `revision ${rv} is ahead of the API server` });
             throw this.statusError({ status, body }, 'watch', this.resourceName(info));
           }
           const type = item['type'];
           const obj = item['object'];
           if (type === 'ERROR') {
             const code = isObject(obj) ? obj['code'] : undefined;
-            if (code === 410) return push({ type: 'resync', revision: rv, reason: `the history after ${rv} is compacted (410 Gone: ${String(isObject(obj) ? obj['message'] : '')})` });
-            if (isObject(obj) && tooLarge(obj)) return push({ type: 'resync', revision: rv, reason: `revision ${rv} is ahead of the API server` });
+            if (code === 410) {
+              if (await gone(`: ${String(isObject(obj) ? obj['message'] : '')}`)) return;
+              break;
+            }
+            if (isObject(obj) && tooLarge(obj)) return await push({ type: 'resync', revision: rv, reason: `revision ${rv} is ahead of the API server` });
             throw this.statusError({ status: typeof code === 'number' ? code : 500, body: obj }, 'watch', this.resourceName(info));
           }
           const evRv = revisionOf(obj);
@@ -537,8 +660,11 @@ export class KubernetesDatastore implements Datastore {
           rv = evRv;
           const stored = this.toStored(info, isObject(obj) ? { apiVersion: apiVersionOf(info), kind: info.kind, ...obj } : obj);
           if (stored === undefined) continue;
-          if (type === 'DELETED') push({ type: 'delete', key: stored.key, prevValue: stored.value, revision: evRv });
-          else push({ type: 'put', key: stored.key, value: stored.value, revision: evRv, createRevision: stored.createRevision });
+          waiting = true;
+          if (type === 'DELETED') await push({ type: 'delete', key: stored.key, prevValue: stored.value, revision: evRv });
+          else await push({ type: 'put', key: stored.key, value: stored.value, revision: evRv, createRevision: stored.createRevision });
+          waiting = false;
+          last = Date.now();
         }
         // The server ended the stream (its timeout) or the watchdog did: reconnect at once.
       } catch (err) {

@@ -11,6 +11,7 @@
  * whose datastore namespace is not a Kubernetes namespace (an IPAM block's pool CIDR, an affinity's node)
  * are cluster-scoped with the namespace folded into the name. docs/datastore.md, "The Kubernetes backend".
  */
+import { crdFor } from '../../api/crd.js';
 import { KINDS } from '../../api/kinds.js';
 import { EgwError } from '../../platform/errors.js';
 import type { ResourceKey } from '../contract.js';
@@ -36,6 +37,11 @@ export interface ResourceInfo {
    * is cluster-scoped and the namespace is folded into its name ({@link encodeFoldedName}).
    */
   readonly foldNamespace: boolean;
+  /**
+   * True when the API resource has a status subresource (`…/status`): its main endpoint ignores changes
+   * of `status` and the status endpoint ignores everything else, so the backend writes the two apart.
+   */
+  readonly statusSubresource: boolean;
   readonly description: string;
 }
 
@@ -76,9 +82,14 @@ function recordInfo(r: RecordKind): ResourceInfo {
     namespaced: r.keyed === 'namespace',
     mode: 'record',
     foldNamespace: r.keyed === 'folded',
+    // recordCrd of src/api/crd.ts gives records no status subresource: the whole object is one write.
+    statusSubresource: false,
     description: r.description,
   };
 }
+
+/** The core kinds of {@link KINDS} whose API resource has a status subresource (all three do). */
+const CORE_STATUS_SUBRESOURCE: ReadonlySet<string> = new Set(['Pod', 'Node', 'Namespace']);
 
 /** The default map: every API kind, Lease, and every internal record kind. */
 export function defaultResourceMap(extraRecords: readonly RecordKind[] = []): ReadonlyMap<string, ResourceInfo> {
@@ -92,6 +103,8 @@ export function defaultResourceMap(extraRecords: readonly RecordKind[] = []): Re
       namespaced: k.namespaced,
       mode: 'object',
       foldNamespace: false,
+      // CRD kinds: exactly what egw's CRD declares (one source: crdFor of src/api/crd.ts).
+      statusSubresource: k.group === '' ? CORE_STATUS_SUBRESOURCE.has(k.kind) : crdFor(k).spec.versions.some((v) => v.subresources !== undefined),
       description: k.description,
     });
   }
@@ -103,6 +116,7 @@ export function defaultResourceMap(extraRecords: readonly RecordKind[] = []): Re
     namespaced: true,
     mode: 'object',
     foldNamespace: false,
+    statusSubresource: false,
     description: 'A coordination.k8s.io/v1 Lease (leader election).',
   });
   for (const r of [...RECORD_KINDS, ...extraRecords]) map.set(r.kind, recordInfo(r));
@@ -112,6 +126,11 @@ export function defaultResourceMap(extraRecords: readonly RecordKind[] = []): Re
 /** `group/version`, or `version` for the core group. */
 export function apiVersionOf(info: ResourceInfo): string {
   return info.group === '' ? info.version : `${info.group}/${info.version}`;
+}
+
+/** The URL path of an object's status subresource. */
+export function statusPath(info: ResourceInfo, namespace: string | undefined, name: string): string {
+  return `${resourcePath(info, namespace, name)}/status`;
 }
 
 /** The CRD name (`plural.group`) of a resource; core resources have none. */
