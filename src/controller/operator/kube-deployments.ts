@@ -10,7 +10,7 @@
  * - Ownership: a Deployment is ours when its controlling owner reference is the EgressGateway
  *   (`operator.tigera.io/v1`) of the same name; it also carries `app.kubernetes.io/managed-by: egw-operator`
  *   so that the watch lists only ours. A Deployment of that name that is not ours is never touched: the
- *   pass fails with a terminal `AlreadyExists` (shown Degraded). One controlled by an earlier
+ *   pass fails with a terminal `InvalidInput` (shown Degraded). One controlled by an earlier
  *   EgressGateway of the same name (other uid) is deleted and made again.
  * - Deletion: {@link remove} deletes the Deployments controlled by a gone EgressGateway with a uid
  *   precondition (the engine calls it only after the first full pass, i.e. after the watch is in sync).
@@ -216,7 +216,8 @@ export class KubeDeployments implements GatewayWorkloads {
     if (live !== undefined) {
       const controller = controllingEgressGateway(live);
       if (controller === undefined || controller.name !== owner.name) {
-        throw new EgwError('AlreadyExists', `Deployment ${owner.namespace}/${owner.name} exists and is not controlled by EgressGateway ${owner.name}`, {
+        // InvalidInput, not AlreadyExists: the pass must not be retried as a race; a change of name is needed.
+        throw new EgwError('InvalidInput', `Deployment ${owner.namespace}/${owner.name} exists and is not controlled by EgressGateway ${owner.name}`, {
           retry: 'terminal',
           hint: 'rename or delete that Deployment; egw never changes a Deployment it does not own',
           details: { namespace: owner.namespace, name: owner.name },
