@@ -89,6 +89,12 @@ export function clusterRoleRules(program: Program, map: ReadonlyMap<string, Reso
   if (program === 'agent' || program === 'controller') rules.push({ apiGroups: ['', 'events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] });
   // The operator owns apps/v1 Deployments of gateways.
   if (program === 'controller') rules.push({ apiGroups: ['apps'], resources: ['deployments'], verbs: [...WRITE] });
+  // …and gives the gateways of each namespace their identity: ServiceAccount egw-gateway there, bound to the
+  // ClusterRole egw-gateway (src/controller/operator/kube-deployments.ts). Server-side apply = create + patch.
+  if (program === 'controller') {
+    rules.push({ apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get', 'create', 'patch'] });
+    rules.push({ apiGroups: ['rbac.authorization.k8s.io'], resources: ['clusterrolebindings'], verbs: ['get', 'create', 'patch'] });
+  }
   for (const r of rules) r.resources.sort();
   return rules;
 }
