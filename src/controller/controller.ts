@@ -5,7 +5,8 @@
  * - the AWS subnet facts loop (when an EC2 endpoint or region is configured),
  * - the clean-up of agent records whose pod or node is gone.
  * One failing part never stops the others; each logs and retries on its own schedule.
- * The parts run only while this process holds the controller lease (./leader-election.ts).
+ * The parts run only while this process holds the controller lease (./leader-election.ts). The validating
+ * admission webhook (./webhook/) is not one of them: the CLI runs it beside them on every replica.
  */
 import type { Ec2 } from '../aws/ec2-port.js';
 import type { Datastore } from '../datastore/contract.js';

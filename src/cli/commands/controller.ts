@@ -3,12 +3,15 @@ import { parseDuration } from '../../api/index.js';
 import { ResilientEc2 } from '../../aws/resilient-ec2.js';
 import { SdkEc2 } from '../../aws/sdk-ec2.js';
 import { Controller } from '../../controller/controller.js';
+import { webhookOptionsFromFlags, type WebhookFlags } from '../../controller/webhook/flags.js';
+import type { ValidationWebhook } from '../../controller/webhook/validation-webhook.js';
 import { openDatastore, parseDatastoreSpec } from '../../datastore/open.js';
 import { SystemClock } from '../../platform/clock.js';
+import { EgwError, errorMessage } from '../../platform/errors.js';
 import { createLogger } from '../../platform/logger.js';
 import { ExitCode, usageError } from '../exit.js';
 
-interface ControllerFlags {
+interface ControllerFlags extends WebhookFlags {
   gatewayImage?: string;
   ipamGcGrace: string;
   awsRegion?: string;
@@ -44,6 +47,12 @@ export function registerControllerCommands(program: Command): void {
     .option('--leader-elect-lease-duration <duration>', 'how long candidates wait on an unrenewed lease', '15s')
     .option('--leader-elect-renew-deadline <duration>', 'how long the leader tries to renew before it stops leading', '10s')
     .option('--leader-elect-retry-period <duration>', 'pause between lease attempts', '2s')
+    .option('--webhook-listen <host:port>', 'serve the validating admission webhook here, on every replica (off by default)')
+    .option('--webhook-url <url>', 'how the API server reaches the webhook, e.g. https://127.0.0.1:9443/validate')
+    .option('--webhook-service <namespace/name>', 'or: the Service in front of the webhook (port 443)')
+    .option('--webhook-tls-secret <namespace/name>', 'Secret holding the CA every replica shares (default with --webhook-service: NAME-tls beside it; else in memory)')
+    .option('--webhook-configuration <name>', 'name of the ValidatingWebhookConfiguration (default egw-validation)')
+    .option('--webhook-failure-policy <policy>', 'Fail (default) or Ignore')
     .action(async (opts: ControllerFlags, cmd: Command) => {
       const logger = createLogger({ component: 'controller', ...(opts.logLevel === undefined ? {} : { level: opts.logLevel }) });
       const graceMs = duration('--ipam-gc-grace', opts.ipamGcGrace);
@@ -55,6 +64,12 @@ export function registerControllerCommands(program: Command): void {
         region === undefined
           ? undefined
           : new ResilientEc2(new SdkEc2({ region, ...(endpoint === undefined ? {} : { endpoint }) }), { clock, logger: logger.child({ part: 'ec2' }) });
+      let webhookOptions;
+      try {
+        webhookOptions = webhookOptionsFromFlags(opts);
+      } catch (err) {
+        throw usageError(errorMessage(err), err instanceof EgwError ? err.hint : undefined);
+      }
       const { datastore } = cmd.optsWithGlobals<{ datastore?: string }>();
       const store = await openDatastore(datastore);
       // On the Kubernetes datastore the operator makes real Deployments; elsewhere (the lab) Pod records.
@@ -81,6 +96,14 @@ export function registerControllerCommands(program: Command): void {
           },
         },
       );
+      // The webhook serves on every replica, leader or not (the API server may call any): beside the lease.
+      let webhook: ValidationWebhook | undefined;
+      if (webhookOptions !== undefined) {
+        const [{ ClientKubeObjects }, webhooks] = await Promise.all([import('../../controller/webhook/kube-objects.js'), import('../../controller/webhook/validation-webhook.js')]);
+        const kubeObjects = ClientKubeObjects.fromKubeconfig(kube?.backend === 'kubernetes' ? kube.kubeconfig : undefined);
+        webhook = new webhooks.ValidationWebhook({ store, kube: kubeObjects, clock, logger: logger.child({ part: 'webhook' }) }, webhookOptions);
+      }
+      await webhook?.start();
       controller.start();
       // Ends on a signal, or when the lease is lost (the parts have stopped by then).
       await Promise.race([
@@ -91,6 +114,7 @@ export function registerControllerCommands(program: Command): void {
         controller.done(),
       ]);
       const outcome = await controller.stop();
+      await webhook?.stop();
       await store.close();
       // As kube-controller-manager: a controller that lost its lease exits non-zero; its supervisor restarts it.
       if (outcome === 'lost') throw new ExitCode(1);

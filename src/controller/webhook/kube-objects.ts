@@ -41,6 +41,14 @@ export class ClientKubeObjects implements KubeObjects {
     this.api = KubernetesObjectApi.makeApiClient(config);
   }
 
+  /** From a kubeconfig file, else the default (KUBECONFIG, ~/.kube/config, in-cluster service account). */
+  static fromKubeconfig(path: string | undefined): ClientKubeObjects {
+    if (path === undefined || path === '') return new ClientKubeObjects();
+    const kc = new KubeConfig();
+    kc.loadFromFile(path);
+    return new ClientKubeObjects(kc);
+  }
+
   async read(apiVersion: string, kind: string, name: string, namespace?: string): Promise<KubeObject | undefined> {
     try {
       const header = { apiVersion, kind, metadata: { name, ...(namespace === undefined ? {} : { namespace }) } };
