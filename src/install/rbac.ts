@@ -94,6 +94,8 @@ export function clusterRoleRules(program: Program, map: ReadonlyMap<string, Reso
   if (program === 'controller') {
     rules.push({ apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get', 'create', 'patch'] });
     rules.push({ apiGroups: ['rbac.authorization.k8s.io'], resources: ['clusterrolebindings'], verbs: ['get', 'create', 'patch'] });
+    // `bind` so that the binding does not depend on the controller holding every gateway permission itself.
+    rules.push({ apiGroups: ['rbac.authorization.k8s.io'], resources: ['clusterroles'], verbs: ['bind'], resourceNames: ['egw-gateway'] });
   }
   for (const r of rules) r.resources.sort();
   return rules;
