@@ -17,6 +17,7 @@ import { ipamBenchmark } from './ipam.js';
 import { cniBenchmark } from './cni.js';
 import { dataplaneBenchmark } from './dataplane.js';
 import { failoverBenchmark } from './failover.js';
+import { kubernetesBenchmark } from './kubernetes.js';
 
 /** Every benchmark, by name. One line each. */
 const benchmarks: readonly Benchmark[] = [
@@ -29,6 +30,7 @@ const benchmarks: readonly Benchmark[] = [
   cniBenchmark,
   dataplaneBenchmark,
   failoverBenchmark,
+  kubernetesBenchmark,
 ];
 
 function usage(): string {

@@ -139,6 +139,7 @@ export async function applyOneByOne(deps: OneByOneDeps, incoming: readonly Incom
 
   for (let i = 0; i < planned.length; i++) {
     let p = planned[i]!;
+    const intended = p.outcome;
     try {
       for (let attempt = 1; p.op !== undefined; attempt++) {
         try {
@@ -156,8 +157,11 @@ export async function applyOneByOne(deps: OneByOneDeps, incoming: readonly Incom
       report.notWritten = planned.slice(i + 1).filter((q) => q.op !== undefined).map((q) => q.value);
       return report;
     }
-    report.done.push([p.value, p.outcome]);
-    deps.onDone?.(p.value, p.outcome);
+    // A retry that finds the object already as wanted means an earlier attempt (or someone) wrote it:
+    // report what this apply set out to do, not "unchanged".
+    const outcome = p.outcome === 'unchanged' && intended !== 'unchanged' ? intended : p.outcome;
+    report.done.push([p.value, outcome]);
+    deps.onDone?.(p.value, outcome);
   }
   return report;
 }
