@@ -7,8 +7,11 @@
  * - revisions: the API server's resourceVersion, read as an integer (etcd's revision);
  * - commits: at most one writing op and no `check` (the API has only per-object optimistic concurrency);
  *   anything else is refused with `Unsupported` — `capabilities.atomicMultiKey` is false;
- * - watch: one watch per kind, merged; order is per kind; broken streams resume from the last
- *   resourceVersion delivered, a silent stream is restarted by a watchdog, 410 Gone yields `resync`.
+ * - status: on kinds with a status subresource a change of `status` is written to `…/status`, a change
+ *   elsewhere to the main endpoint first (docs/datastore.md, "Status");
+ * - watch: one watch per kind, merged, bounded (64); order is per kind; broken streams resume from the last
+ *   resourceVersion delivered, a silent stream is restarted by a watchdog; 410 Gone on the first stream
+ *   yields `resync`, on a resumed one (a new watch cache) the gap is bridged from an exact list.
  */
 import { isDeepStrictEqual } from 'node:util';
 import { EgwError, isEgwError } from '../../platform/errors.js';
@@ -135,7 +138,10 @@ export class KubernetesDatastore implements Datastore {
     const infos = this.kinds.map((k) => this.map.get(k)!);
     if (infos.some((i) => i.group === 'projectcalico.org')) {
       const res = await this.http.request('GET', '/apis/apiregistration.k8s.io/v1/apiservices/v3.projectcalico.org');
-      if (res.status === 200) {
+      // The API server registers a *local* APIService (no spec.service) for every CRD group on its own
+      // (kube-aggregator's autoregistration): that is egw's CRDs. Only one backed by a Service is Calico's.
+      const spec = isObject(res.body) && isObject(res.body['spec']) ? res.body['spec'] : {};
+      if (res.status === 200 && isObject(spec['service'])) {
         throw new EgwError(
           'DatastoreUnavailable',
           "Calico's API server serves projectcalico.org/v3 on this cluster (APIService v3.projectcalico.org): egw would fight it for the group, and never writes into it",
@@ -146,7 +152,7 @@ export class KubernetesDatastore implements Datastore {
         );
       }
       // 404: not there. 403: this identity may not look; discovery below still checks the resources.
-      if (res.status !== 404 && res.status !== 403) throw this.statusError(res, 'get', 'apiservices.apiregistration.k8s.io');
+      if (res.status !== 200 && res.status !== 404 && res.status !== 403) throw this.statusError(res, 'get', 'apiservices.apiregistration.k8s.io');
     }
     const byGroupVersion = new Map<string, ResourceInfo[]>();
     for (const i of infos) byGroupVersion.set(apiVersionOf(i), [...(byGroupVersion.get(apiVersionOf(i)) ?? []), i]);
@@ -541,7 +547,8 @@ export class KubernetesDatastore implements Datastore {
    * One watch stream per kind from `afterRevision`, merged in arrival order: order holds per kind, not across
    * kinds. Streams that break resume from their last resourceVersion (jittered exponential backoff, forever:
    * the iterator never throws for an unreachable server); a stream silent for `watchdogMs` is restarted;
-   * 410 Gone (or a revision ahead of the server) yields `resync` and ends the watch.
+   * 410 Gone on a first stream (or a revision ahead of the server) yields `resync` and ends the watch, on a
+   * resumed stream it is bridged (see `bridge`). At most `watchHighWater` events wait for the consumer.
    */
   watch(options: WatchOptions): AsyncIterable<WatchEvent> {
     this.alive();
