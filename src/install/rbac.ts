@@ -14,6 +14,10 @@ import type { ResourceInfo } from '../datastore/kubernetes/resource-map.js';
 import { defaultResourceMap } from '../datastore/kubernetes/resource-map.js';
 import { EgwError } from '../platform/errors.js';
 import { egwLabels, type KubeObject } from './objects.js';
+import { WEBHOOK_SERVICE } from './workloads.js';
+
+/** The ValidatingWebhookConfiguration the controller keeps (its default name). */
+export const WEBHOOK_CONFIGURATION = 'egw-validation';
 
 export type Program = 'agent' | 'controller' | 'gateway' | 'cni';
 export const PROGRAMS: readonly Program[] = ['agent', 'controller', 'gateway', 'cni'];
@@ -96,6 +100,10 @@ export function clusterRoleRules(program: Program, map: ReadonlyMap<string, Reso
     rules.push({ apiGroups: ['rbac.authorization.k8s.io'], resources: ['clusterrolebindings'], verbs: ['get', 'create', 'patch'] });
     // `bind` so that the binding does not depend on the controller holding every gateway permission itself.
     rules.push({ apiGroups: ['rbac.authorization.k8s.io'], resources: ['clusterroles'], verbs: ['bind'], resourceNames: ['egw-gateway'] });
+    // The admission webhook keeps its own ValidatingWebhookConfiguration (the CA bundle) up to date. `create`
+    // cannot be limited to a name in RBAC; get/update/patch are limited to egw's.
+    rules.push({ apiGroups: ['admissionregistration.k8s.io'], resources: ['validatingwebhookconfigurations'], verbs: ['create'] });
+    rules.push({ apiGroups: ['admissionregistration.k8s.io'], resources: ['validatingwebhookconfigurations'], verbs: ['get', 'update', 'patch'], resourceNames: [WEBHOOK_CONFIGURATION] });
   }
   for (const r of rules) r.resources.sort();
   return rules;
@@ -121,12 +129,17 @@ export function rbacObjects(namespace: string, map?: ReadonlyMap<string, Resourc
       subjects: [{ kind: 'ServiceAccount', name, namespace }],
     });
   }
-  // Leader election: only its own namespace's Leases.
+  // Leader election and the webhook's TLS Secret: only in egw's own namespace.
   out.push({
     apiVersion: 'rbac.authorization.k8s.io/v1',
     kind: 'Role',
     metadata: { name: 'egw-controller-leader-election', namespace, labels: egwLabels('controller') },
-    rules: [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: [...WRITE] }],
+    rules: [
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: [...WRITE] },
+      // The webhook's CA and serving certificate, shared by the replicas (the first one creates it).
+      { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
+      { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'update', 'patch'], resourceNames: [`${WEBHOOK_SERVICE}-tls`] },
+    ],
   });
   out.push({
     apiVersion: 'rbac.authorization.k8s.io/v1',

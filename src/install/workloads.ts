@@ -14,6 +14,9 @@ export const HOST_EGW_DIR = '/opt/egw';
 export const CNI_TOKEN_SECRET = 'egw-cni-token';
 /** The agent's metrics and liveness port (host network). */
 export const AGENT_METRICS_PORT = 9099;
+/** The controller's admission webhook: its container port, and the Service the API server calls (port 443). */
+export const WEBHOOK_PORT = 9443;
+export const WEBHOOK_SERVICE = 'egw-webhook';
 
 export interface WorkloadOptions {
   namespace: string;
@@ -107,7 +110,10 @@ export function agentObjects(o: WorkloadOptions): KubeObject[] {
   ];
 }
 
-/** The controller Deployment: two replicas, one leads (a Lease), spread over nodes. */
+/**
+ * The controller Deployment: two replicas, one leads (a Lease), spread over nodes; every replica serves the
+ * validating admission webhook behind the `egw-webhook` Service (the API server may call either).
+ */
 export function controllerObjects(o: WorkloadOptions): KubeObject[] {
   const labels = { 'app.kubernetes.io/name': 'egw-controller', ...egwLabels('controller') };
   const region = o.awsRegion === undefined ? [] : ['--aws-region', o.awsRegion];
@@ -131,8 +137,11 @@ export function controllerObjects(o: WorkloadOptions): KubeObject[] {
               {
                 name: 'controller',
                 image: o.image,
-                command: ['egw', 'controller', '--datastore', 'kubernetes', '--gateway-image', o.image, ...region],
+                command: ['egw', 'controller', '--datastore', 'kubernetes', '--gateway-image', o.image, ...region,
+                  '--webhook-listen', `0.0.0.0:${WEBHOOK_PORT}`, '--webhook-service', `${o.namespace}/${WEBHOOK_SERVICE}`],
                 env: [{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
+                ports: [{ name: 'webhook', containerPort: WEBHOOK_PORT, protocol: 'TCP' }],
+                readinessProbe: { httpGet: { path: '/healthz', port: WEBHOOK_PORT, scheme: 'HTTPS' }, periodSeconds: 10 },
                 securityContext: {
                   allowPrivilegeEscalation: false,
                   runAsNonRoot: true,
@@ -145,6 +154,15 @@ export function controllerObjects(o: WorkloadOptions): KubeObject[] {
             ],
           },
         },
+      },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: WEBHOOK_SERVICE, namespace: o.namespace, labels },
+      spec: {
+        selector: { 'app.kubernetes.io/name': 'egw-controller' },
+        ports: [{ name: 'webhook', port: 443, targetPort: WEBHOOK_PORT, protocol: 'TCP' }],
       },
     },
   ];

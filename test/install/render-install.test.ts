@@ -1,7 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clusterRoleRules, PROGRAMS } from '../../src/install/rbac.js';
+import { WEBHOOK_CONFIGURATION_NAME } from '../../src/controller/webhook/configuration.js';
+import { clusterRoleRules, PROGRAMS, WEBHOOK_CONFIGURATION } from '../../src/install/rbac.js';
 import { renderInstall } from '../../src/install/render-install.js';
 import { eventually, kubeAvailable, kubectl, kubectlOk } from '../support/kubectl.js';
 
@@ -16,6 +17,12 @@ describe('egw render install (pure)', () => {
     const ids = objects.map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`);
     expect(new Set(ids).size).toBe(ids.length);
     expect(objects.at(-1)).toMatchObject({ kind: 'FelixConfiguration', spec: { awsSecondaryIPSupport: 'EnabledENIPerWorkload' } });
+  });
+  it('names the webhook configuration as the controller does', () => {
+    expect(WEBHOOK_CONFIGURATION).toBe(WEBHOOK_CONFIGURATION_NAME);
+    const deployment = objects.find((o) => o.kind === 'Deployment')!;
+    expect(JSON.stringify(deployment)).toContain('egw-system/egw-webhook');
+    expect(objects.some((o) => o.kind === 'Service' && o.metadata.name === 'egw-webhook')).toBe(true);
   });
   it('gives no program a wildcard, and only the controller Deployments', () => {
     for (const program of PROGRAMS) {
@@ -62,6 +69,10 @@ describe.skipIf(!kubeAvailable)('egw render install on a real kube-apiserver (ne
     expect(can('controller', 'update', 'leases.coordination.k8s.io', '-n', 'egw-system')).toBe(true);
     expect(can('controller', 'update', 'leases.coordination.k8s.io', '-n', 'kube-system')).toBe(false);
     expect(can('controller', 'update', 'ippools.projectcalico.org')).toBe(false);
+    expect(can('controller', 'update', 'validatingwebhookconfigurations.admissionregistration.k8s.io/egw-validation')).toBe(true);
+    expect(can('controller', 'update', 'validatingwebhookconfigurations.admissionregistration.k8s.io/other')).toBe(false);
+    expect(can('controller', 'get', 'secrets/egw-webhook-tls', '-n', 'egw-system')).toBe(true);
+    expect(can('controller', 'get', 'secrets/egw-cni-token', '-n', 'egw-system')).toBe(false);
     expect(can('gateway', 'list', 'nodes')).toBe(true);
     expect(can('gateway', 'create', 'ipamhandles.egw.io')).toBe(false);
     expect(can('cni', 'create', 'ipamhandles.egw.io')).toBe(true);
