@@ -67,9 +67,7 @@ describe.skipIf(!kubeAvailable)('operator on Kubernetes: apps/v1 Deployments (ne
     applyInstall();
     kubectlOk(['create', 'namespace', NS]);
     kubectlOk(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name: POOL }, spec: { cidr: '198.18.10.0/28', blockSize: 32, nodeSelector: '!all()' } }));
-    // Only EgressGateway is checked at open: the backend's check for Calico's API server (still in
-    // progress) mistakes the APIService kube-apiserver registers for a CRD group for Calico's.
-    store = await openDatastore('kubernetes', { kubernetes: { kinds: ['EgressGateway'] } });
+    store = await openDatastore('kubernetes', { kubernetes: { kinds: ['EgressGateway', 'IPPool', 'FelixConfiguration'] } });
     workloads = new KubeDeployments({ kubeConfig: loadOperatorKubeConfig(undefined), store });
     op = new EgressGatewayOperator({ store, workloads }, { image: IMAGE, resyncIntervalMs: 0 });
   }, 120_000);
