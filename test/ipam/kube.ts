@@ -12,7 +12,7 @@ export const kubeSkipReason: string | undefined =
   process.env['KUBECONFIG'] === undefined || process.env['EGW_TEST_KUBE_DIR'] === undefined ? 'needs scripts/with-kube (KUBECONFIG, EGW_TEST_KUBE_DIR)' : undefined;
 
 function kubectl(args: string[], input?: string): string {
-  return execFileSync('kubectl', args, { input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], timeout: 120_000 });
+  return execFileSync('kubectl', args, { input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], timeout: 120_000, maxBuffer: 256 * 1024 * 1024 });
 }
 
 /** Applies the CRDs of `egw render install` (server-side, as the install does) and waits until they are served. */
@@ -23,13 +23,16 @@ export function applyEgwCrds(): void {
   kubectl(['wait', '--for', 'condition=established', '--timeout', '60s', 'crd', '-l', 'app.kubernetes.io/part-of=egw']);
 }
 
-/** The API resource names of IPAM's record kinds (`ipamblocks.egw.io`, …). */
-function ipamResources(): string {
-  return IPAM_KINDS.map((k) => `${k.toLowerCase()}${k.toLowerCase().endsWith('s') ? 'es' : 's'}.egw.io`).join(',');
+/** The collection paths of IPAM's record kinds (`/apis/egw.io/v1/ipamblocks`, …). */
+function ipamCollections(): string[] {
+  return IPAM_KINDS.map((k) => `/apis/egw.io/v1/${k.toLowerCase()}${k.toLowerCase().endsWith('s') ? 'es' : 's'}`);
 }
 
-/** Deletes every IPAM record and the given resources (e.g. `node/x`, `ippool.crd.projectcalico.org/y`). */
+/**
+ * Deletes every IPAM record (one DeleteCollection request per kind: thousands of handles one by one would
+ * take minutes) and the given resources (e.g. `node/x`, `ippools.projectcalico.org/y`).
+ */
 export function wipeIpam(...resources: string[]): void {
-  kubectl(['delete', ipamResources(), '--all', '--ignore-not-found', '--wait=true']);
+  for (const path of ipamCollections()) kubectl(['delete', '--raw', path]);
   if (resources.length > 0) kubectl(['delete', '--ignore-not-found', ...resources]);
 }

@@ -448,15 +448,34 @@ export class KubernetesDatastore implements Datastore {
    */
   private async writeStatus(info: ResourceInfo, ref: ObjectRef, op: WriteOp, written: unknown, value: JsonObject): Promise<CommitResult> {
     if (!info.statusSubresource || !isObject(written) || isDeepStrictEqual(written['status'], value['status'])) return this.result(info, written);
-    const rv = revisionOf(written);
-    const created = this.toStored(info, written)?.createRevision;
-    const res = await this.http.request('PUT', statusPath(info, ref.namespace, ref.name), this.toObject(info, ref, value, rv, created));
-    if (res.status === 200 || res.status === 201) return this.result(info, res.body);
-    // Someone wrote between the two requests: the main part is written, the status is not. The caller
-    // sees Conflict, re-reads (its read is stale anyway) and retries; the retry writes the status alone.
-    if (res.status === 409) throw opFailure(op, { modRevision: rv + 1 });
-    if (res.status === 404) throw opFailure(op, undefined);
-    throw this.statusError(res, 'update', `${this.resourceName(info)}/status`, op.key);
+    let current: unknown = written;
+    // A create, a put and an update without an expected revision do not care what others wrote in between
+    // (a Node's controllers do so at once): their status write is retried on a fresh read, a few times.
+    const strict = op.op === 'update' && op.expectedRevision !== undefined;
+    for (let attempt = 1; ; attempt++) {
+      const rv = revisionOf(current);
+      const created = this.toStored(info, current)?.createRevision;
+      const res = await this.http.request('PUT', statusPath(info, ref.namespace, ref.name), this.toObject(info, ref, value, rv, created));
+      if (res.status === 200 || res.status === 201) return this.result(info, res.body);
+      if (res.status === 404) throw this.goneWhileWritingStatus(op);
+      if (res.status !== 409) throw this.statusError(res, 'update', `${this.resourceName(info)}/status`, op.key);
+      // Someone wrote between the two requests: the main part is written, the status is not. A strict
+      // update fails with Conflict: the caller re-reads (its read is stale anyway) and retries, and the
+      // retry writes the status alone.
+      if (strict || attempt >= 5) {
+        throw new EgwError('Conflict', `${formatKey(op.key)} changed while its status was written (the main part is written, the status is not)`, {
+          hint: 'read it again and retry',
+          details: { key: formatKey(op.key), op: op.op },
+        });
+      }
+      const fresh = await this.getObject(info, ref, op.key);
+      if (fresh === undefined) throw this.goneWhileWritingStatus(op);
+      current = fresh;
+    }
+  }
+
+  private goneWhileWritingStatus(op: WriteOp): EgwError {
+    return new EgwError('NotFound', `${formatKey(op.key)} was deleted while its status was written`, { hint: 'create it again if it is still wanted', details: { key: formatKey(op.key), op: op.op } });
   }
 
   /**
