@@ -38,6 +38,7 @@ describe.skipIf(kubeSkipReason !== undefined)(`kubernetes contract (${kubeSkipRe
       kinds: { pool: kinds.kind('Pool'), node: kinds.kind('Node'), pod: kinds.kind('Pod'), podx: kinds.kind('Podx') },
       namespace: (n) => ns!.name(n),
       crossKindOrder: false,
+      exactDeleteRevision: false,
       // Three pages of 100: one object per request makes 1200 take 20 s here.
       manyItems: 300,
       cleanup: async () => kinds.clear(),

@@ -141,6 +141,7 @@ describe.skipIf(kubeSkipReason !== undefined)(`kubernetes backend across restart
       denseRevisions: false,
       kinds: { pool: kinds.kind('Pool'), node: kinds.kind('Node'), pod: kinds.kind('Pod'), podx: kinds.kind('Podx') },
       crossKindOrder: false,
+      exactDeleteRevision: false,
       compact: async (revision: number) => {
         await cp!.compact(revision);
         await cp!.kill('kube-apiserver');
