@@ -1,5 +1,5 @@
 import type { Clock } from '../platform/clock.js';
-import { SystemClock } from '../platform/clock.js';
+import { pauseUnlessAborted, SystemClock } from '../platform/clock.js';
 import { EgwError, isEgwError } from '../platform/errors.js';
 import type { Logger } from '../platform/logger.js';
 import { silentLogger } from '../platform/logger.js';
@@ -185,7 +185,7 @@ export class Informer {
         }
         this.error = isEgwError(err) ? err : new EgwError('Internal', `informer: ${String(err)}`, { cause: err });
         this.log.warn({ kinds: this.kinds, err: this.error.message, backoffMs: backoff }, 'informer retries after a store error');
-        await pause(this.clock, backoff, stop);
+        await pauseUnlessAborted(this.clock, backoff, stop);
         backoff = Math.min(backoff * 2, this.backoffMaxMs);
       }
     }
@@ -268,20 +268,5 @@ export class Informer {
     const waiters = this.syncWaiters;
     this.syncWaiters = [];
     for (const w of waiters) w();
-  }
-}
-
-/** Sleeps on the clock, returning early when `signal` aborts (also with a clock that ignores signals). */
-async function pause(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return;
-  let onAbort: (() => void) | undefined;
-  const aborted = new Promise<void>((resolve) => {
-    onAbort = (): void => resolve();
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-  try {
-    await Promise.race([clock.sleep(ms, signal).catch(() => undefined), aborted]);
-  } finally {
-    if (onAbort !== undefined) signal.removeEventListener('abort', onAbort);
   }
 }

@@ -77,3 +77,21 @@ export async function runEvery(clock: Clock, intervalMs: number, signal: AbortSi
     }
   }
 }
+
+/**
+ * Sleeps on the clock, returning early (without throwing) when `signal` aborts — also with a clock whose
+ * sleep ignores signals. The pause of every retry loop that must stop at once on shutdown.
+ */
+export async function pauseUnlessAborted(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return;
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<void>((resolve) => {
+    onAbort = (): void => resolve();
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    await Promise.race([clock.sleep(ms, signal).catch(() => undefined), aborted]);
+  } finally {
+    if (onAbort !== undefined) signal.removeEventListener('abort', onAbort);
+  }
+}

@@ -4,7 +4,7 @@
  * runs once the first full pass is done. One engine for every level-triggered loop of egw (the operator
  * is the first on it); docs/reconcile.md has the contract and the defaults.
  */
-import { SystemClock, type Clock } from '../platform/clock.js';
+import { pauseUnlessAborted, SystemClock, type Clock } from '../platform/clock.js';
 import { EgwError, errorMessage, type RetryClass } from '../platform/errors.js';
 import { silentLogger, type Logger } from '../platform/logger.js';
 import { backoffDelay, DEFAULT_BACKOFF, resyncDelay, type BackoffPolicy } from './backoff.js';
@@ -268,7 +268,7 @@ export class ReconcileRunner {
         if (signal.aborted) return false;
         const delay = backoffDelay(this.backoff, failures, undefined, this.random());
         this.log.warn({ err: errorMessage(err), retryInMs: delay }, 'waiting for sync failed; will wait again');
-        await pause(this.clock, delay, signal);
+        await pauseUnlessAborted(this.clock, delay, signal);
       }
     }
     return false;
@@ -447,19 +447,4 @@ function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
       },
     );
   });
-}
-
-/** Sleeps on the clock, returning early when `signal` aborts (also with a clock that ignores signals). */
-async function pause(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return;
-  let onAbort: (() => void) | undefined;
-  const aborted = new Promise<void>((resolve) => {
-    onAbort = (): void => resolve();
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-  try {
-    await Promise.race([clock.sleep(ms, signal).catch(() => undefined), aborted]);
-  } finally {
-    if (onAbort !== undefined) signal.removeEventListener('abort', onAbort);
-  }
 }
