@@ -39,7 +39,7 @@ function commandWord(args: readonly string[]): string | undefined {
 export async function buildProgram(args: readonly string[] = []): Promise<Command> {
   const program = new Command('egw')
     .description('egw: egress gateways for Kubernetes on AWS, speaking Calico\'s egress-gateway resources')
-    .option('--datastore <url>', 'datastore: a SQLite file path (default ./egw-data/egw.db) , etcd://host:port[,host:port], or kubernetes[:KUBECONFIG]; also EGW_DATASTORE')
+    .option('--datastore <url>', 'datastore: a SQLite file path (default ./egw-data/egw.db), etcd://host:port[,host:port], or kubernetes[:KUBECONFIG]; also EGW_DATASTORE')
     .showHelpAfterError()
     .exitOverride();
   const word = commandWord(args);
