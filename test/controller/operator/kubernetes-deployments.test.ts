@@ -66,6 +66,9 @@ describe.skipIf(!kubeAvailable)('operator on Kubernetes: apps/v1 Deployments (ne
   beforeAll(async () => {
     applyInstall();
     kubectlOk(['create', 'namespace', NS]);
+    // Gateway pods carry pool annotations: egw's admission policy (installed by other files of this control
+    // plane, as on a cluster) admits them only in a namespace an administrator opted in.
+    kubectlOk(['label', 'namespace', NS, 'egw.io/egress-allowed=true']);
     kubectlOk(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name: POOL }, spec: { cidr: '198.18.10.0/28', blockSize: 32, nodeSelector: '!all()' } }));
     store = await openDatastore('kubernetes', { kubernetes: { kinds: ['EgressGateway', 'IPPool', 'FelixConfiguration'] } });
     workloads = new KubeDeployments({ kubeConfig: loadOperatorKubeConfig(undefined), store });
