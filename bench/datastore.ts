@@ -24,6 +24,7 @@ import { EtcdDatastore } from '../src/datastore/etcd/etcd-datastore.js';
 import { SqliteDatastore } from '../src/datastore/sqlite/sqlite-datastore.js';
 import type { Benchmark, Figures } from './harness.js';
 import { nowNs, elapsedNs, printTable, round, summarize } from './harness.js';
+import { measureCore } from './support/datastore-core.js';
 import { startBenchEtcd } from './support/etcd.js';
 
 const COMMITS = 2_000;
@@ -79,31 +80,7 @@ async function measure(open: () => Promise<Datastore>): Promise<Result> {
   const store = await open();
   const other = await open();
   try {
-    let t = nowNs();
-    for (let i = 0; i < COMMITS; i++) await store.commit([{ op: 'put', key: { kind: 'BenchPut', name: `k${i % 100}` }, value: { i } }]);
-    const commitsPerSec = COMMITS / (elapsedNs(t) / 1e9);
-
-    const key = { kind: 'BenchCas', name: 'counter' };
-    await store.commit([{ op: 'put', key, value: { n: 0 } }]);
-    t = nowNs();
-    for (let i = 0; i < CAS; i++) {
-      const cur = await store.get(key);
-      await store.commit([{ op: 'update', key, value: { n: (cur!.value['n'] as number) + 1 }, expectedRevision: cur!.modRevision }]);
-    }
-    const casPerSec = CAS / (elapsedNs(t) / 1e9);
-
-    const latencies: number[] = [];
-    const ac = new AbortController();
-    const iterator = other.watch({ afterRevision: await store.currentRevision(), kinds: ['BenchWatch'], signal: ac.signal })[Symbol.asyncIterator]();
-    for (let i = 0; i < LATENCY_SAMPLES; i++) {
-      const start = nowNs();
-      const next = iterator.next();
-      await store.commit([{ op: 'put', key: { kind: 'BenchWatch', name: 'w' }, value: { i } }]);
-      await next;
-      latencies.push(elapsedNs(start) / 1e6);
-    }
-    ac.abort();
-    await iterator.return?.();
+    const core = await measureCore(store, other, { put: 'BenchPut', cas: 'BenchCas', watch: 'BenchWatch' }, { commits: COMMITS, cas: CAS, latencySamples: LATENCY_SAMPLES });
 
     for (let i = 0; i < LIST_SIZE; i += 100) {
       await store.commit(
@@ -121,8 +98,7 @@ async function measure(open: () => Promise<Datastore>): Promise<Result> {
       if (l.items.length !== LIST_SIZE) throw new Error(`listed ${l.items.length}`);
       listTimes.push(elapsedNs(s) / 1e6);
     }
-    const w = summarize(latencies);
-    return { commitsPerSec, casPerSec, watchP50Ms: w.p50, watchP99Ms: w.p99, list10kMs: summarize(listTimes).p50 };
+    return { ...core, list10kMs: summarize(listTimes).p50 };
   } finally {
     await other.close();
     await store.close();

@@ -29,7 +29,8 @@ import { recordPlural } from '../src/datastore/kubernetes/resource-map.js';
 import { Ipam } from '../src/ipam/allocator.js';
 import { errorMessage } from '../src/platform/errors.js';
 import type { Benchmark, Figures } from './harness.js';
-import { elapsedNs, nowNs, printTable, round, summarize } from './harness.js';
+import { elapsedNs, nowNs, printTable, round } from './harness.js';
+import { measureCore, type CoreFigures } from './support/datastore-core.js';
 import { startBenchEtcd } from './support/etcd.js';
 
 const COMMITS = 1_000;
@@ -44,45 +45,12 @@ const POOL = '10.64.0.0/16';
 const BENCH_KINDS: readonly RecordKind[] = ['BenchPut', 'BenchCas', 'BenchWatch'].map((k) => ({ kind: `Kb${k}`, keyed: 'cluster' as const, description: 'egw benchmark' }));
 const [PUT, CAS_KIND, WATCH] = BENCH_KINDS.map((k) => k.kind) as [string, string, string];
 
-interface Core {
-  commitsPerSec: number;
-  casPerSec: number;
-  watchP50Ms: number;
-  watchP99Ms: number;
-}
-
 /** Commits, CAS and cross-handle watch latency, as bench/datastore.ts measures them. */
-async function measureCore(open: () => Promise<Datastore>): Promise<Core> {
+async function measureStore(open: () => Promise<Datastore>): Promise<CoreFigures> {
   const store = await open();
   const other = await open();
   try {
-    let t = nowNs();
-    for (let i = 0; i < COMMITS; i++) await store.commit([{ op: 'put', key: { kind: PUT, name: `k${i % 100}` }, value: { i } }]);
-    const commitsPerSec = COMMITS / (elapsedNs(t) / 1e9);
-
-    const key = { kind: CAS_KIND, name: 'counter' };
-    await store.commit([{ op: 'put', key, value: { n: 0 } }]);
-    t = nowNs();
-    for (let i = 0; i < CAS; i++) {
-      const cur = await store.get(key);
-      await store.commit([{ op: 'update', key, value: { n: (cur!.value['n'] as number) + 1 }, expectedRevision: cur!.modRevision }]);
-    }
-    const casPerSec = CAS / (elapsedNs(t) / 1e9);
-
-    const latencies: number[] = [];
-    const ac = new AbortController();
-    const iterator = other.watch({ afterRevision: await store.currentRevision(), kinds: [WATCH], signal: ac.signal })[Symbol.asyncIterator]();
-    for (let i = 0; i < LATENCY_SAMPLES; i++) {
-      const start = nowNs();
-      const next = iterator.next();
-      await store.commit([{ op: 'put', key: { kind: WATCH, name: 'w' }, value: { i } }]);
-      await next;
-      latencies.push(elapsedNs(start) / 1e6);
-    }
-    ac.abort();
-    await iterator.return?.();
-    const w = summarize(latencies);
-    return { commitsPerSec, casPerSec, watchP50Ms: w.p50, watchP99Ms: w.p99 };
+    return await measureCore(store, other, { put: PUT, cas: CAS_KIND, watch: WATCH }, { commits: COMMITS, cas: CAS, latencySamples: LATENCY_SAMPLES });
   } finally {
     await other.close();
     await store.close();
@@ -186,8 +154,8 @@ export const kubernetesBenchmark: Benchmark = {
       // IPAM opens the store as any egw program does: every kind of the map.
       const openKube = (): Promise<Datastore> => KubernetesDatastore.open();
 
-      const kube = await measureCore(openKubeCore);
-      const etcdCore = await measureCore(openEtcd);
+      const kube = await measureStore(openKubeCore);
+      const etcdCore = await measureStore(openEtcd);
       const kubeIpam = await measureIpam(openKube, tag);
       const etcdIpam = await measureIpam(openEtcd, tag);
       const s = await openEtcd();
