@@ -46,7 +46,9 @@ export const GRANTS: Readonly<Record<Program, readonly Grant[]>> = {
     { kinds: [...IPAM, ...AGENT_RECORDS], verbs: WRITE },
   ],
   controller: [
-    { kinds: ['IPPool', 'EgressGateway'], verbs: READ, status: true },
+    { kinds: ['IPPool'], verbs: READ, status: true },
+    // The operator writes an EgressGateway's defaults back into its spec, as Calico's operator does.
+    { kinds: ['EgressGateway'], verbs: [...READ, 'update', 'patch'], status: true },
     { kinds: ['IPReservation', 'FelixConfiguration', 'EgressGatewayPolicy'], verbs: READ },
     { kinds: ['AWSSubnet', ...IPAM, ...AGENT_RECORDS], verbs: WRITE },
     { kinds: WORKLOADS, verbs: READ },

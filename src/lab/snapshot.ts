@@ -75,11 +75,21 @@ export function podKey(p: Pod): string {
   return `${p.metadata.namespace ?? 'default'}/${p.metadata.name}`;
 }
 
-/** The EgressGateway that controls a pod (`namespace/name`), if any. */
+/**
+ * The EgressGateway that controls a pod (`namespace/name`), if any: its controller, or — on Kubernetes,
+ * where the operator's Deployment owns the pods through a ReplicaSet `<deployment>-<pod-template-hash>` —
+ * the Deployment, which the operator names after its EgressGateway. (A lab on Kubernetes runs no other
+ * Deployments; one a user adds would be counted as a gateway.)
+ */
 export function gatewayOwner(p: Pod): string | undefined {
   const refs = (p.metadata as { ownerReferences?: { kind?: string; name?: string; controller?: boolean }[] }).ownerReferences ?? [];
+  const ns = p.metadata.namespace ?? 'default';
   const ref = refs.find((r) => r.kind === 'EgressGateway' && r.controller === true);
-  return ref?.name === undefined ? undefined : `${p.metadata.namespace ?? 'default'}/${ref.name}`;
+  if (ref?.name !== undefined) return `${ns}/${ref.name}`;
+  const rs = refs.find((r) => r.kind === 'ReplicaSet' && r.controller === true);
+  const hash = p.metadata.labels?.['pod-template-hash'];
+  if (rs?.name === undefined || hash === undefined || !rs.name.endsWith(`-${hash}`)) return undefined;
+  return `${ns}/${rs.name.slice(0, -hash.length - 1)}`;
 }
 
 /** True when the pod is being deleted or has finished. */

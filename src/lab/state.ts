@@ -34,7 +34,9 @@ export interface LabDatastore {
   outside: string;
   /** What processes inside the lab use: the same file, or the control plane's relay address. */
   inside: string;
-  backend: 'sqlite' | 'etcd';
+  backend: 'sqlite' | 'etcd' | 'kubernetes';
+  /** Kubernetes: the host relay's port on 127.0.0.1 (the API server as the host reaches it). */
+  apiHostPort?: number;
 }
 
 /** The lab record (`lab.json`). */
@@ -63,6 +65,26 @@ export class LabPaths {
   }
   get sqlite(): string {
     return join(this.root, 'egw.db');
+  }
+  /** The control plane's folder (`egw lab up --kubernetes`): PKI, kubeconfigs, component logs. */
+  get kubeDir(): string {
+    return join(this.root, 'kube');
+  }
+  /** The socket between the two relays that carry the host's requests to the API server. */
+  get kubeSocket(): string {
+    return join(this.root, 'kube.sock');
+  }
+  /** The host's admin kubeconfig (`egw lab kubectl`, `egw get` on the host). */
+  get kubeconfig(): string {
+    return join(this.root, 'kubeconfig');
+  }
+  /** The kubeconfig of an egw program (its ServiceAccount's token). */
+  programKubeconfig(program: string): string {
+    return join(this.root, 'kube', `egw-${program}.kubeconfig`);
+  }
+  /** The Node a lab kubelet registers. */
+  nodeRegistration(node: string): string {
+    return join(this.root, 'kubelet', `${node}.node.json`);
   }
   get etcdSocket(): string {
     return join(this.root, 'etcd.sock');
@@ -114,7 +136,7 @@ export function writeLabRecord(paths: LabPaths, record: LabRecord): void {
 }
 
 /** What a lab's state directory may hold (see the layout above). */
-const LAB_ENTRIES = new Set(['lab.json', 'datastore', 'egw.db', 'egw.db-wal', 'egw.db-shm', 'egw.db-journal', 'etcd.sock', 'aws-sim', 'bin', 'run', 'logs', 'kubelet']);
+const LAB_ENTRIES = new Set(['lab.json', 'datastore', 'egw.db', 'egw.db-wal', 'egw.db-shm', 'egw.db-journal', 'etcd.sock', 'aws-sim', 'bin', 'run', 'logs', 'kubelet', 'kube', 'kube.sock', 'kubeconfig']);
 
 /**
  * Removes a lab's state directory. Refuses (`InvalidInput`) a directory that holds anything a lab does

@@ -28,6 +28,9 @@ import { readLabSnapshot } from './snapshot.js';
 import type { LabDatastore, LabRecord } from './state.js';
 import { LabPaths, readLabRecord, removeStateDir, writeAtomic, writeLabRecord } from './state.js';
 import { buildWorld, labNamespaces, sweepWorld } from './world.js';
+import { applyScenarioWithKubectl, installEgw, issueProgramKubeconfigs, kubeApiUrl, kubeletRegistrations, kubeProcessSpecs, kubeTools, LAB_WEBHOOK_PORT, nodeKubeconfig, writeHostKubeconfig } from './kube.js';
+import { WEBHOOK_CONFIGURATION } from '../install/rbac.js';
+import { createServer, type AddressInfo } from 'node:net';
 
 /**
  * The kubelets' speed-up: Kubernetes' probe timings and restart back-off divided by it (the operator's
@@ -55,6 +58,8 @@ export interface LabUpOptions {
   datastore?: string;
   /** Give up waiting after this long (default: the scenario's `wait.timeoutSeconds`). */
   timeoutSeconds?: number;
+  /** Run on a real Kubernetes control plane (docs/lab.md, "On Kubernetes"); default: what the running lab uses. */
+  kubernetes?: boolean;
 }
 
 /** What `up` reports. */
@@ -82,7 +87,7 @@ export function egwCliPath(): string {
 export function labProcessEnv(extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (v === undefined || k.startsWith('AWS_') || k === 'EGW_DATASTORE' || k === 'EGW_LAB_DIR' || k === 'NODE_OPTIONS') continue;
+    if (v === undefined || k.startsWith('AWS_') || k === 'EGW_DATASTORE' || k === 'EGW_LAB_DIR' || k === 'NODE_OPTIONS' || k === 'KUBECONFIG') continue;
     env[k] = v;
   }
   // The host's AWS configuration is never read by the lab's SDK clients (they talk to the emulator only).
@@ -98,6 +103,9 @@ export function labProcessSpecs(ctx: { prefix: string }, names: LabNames, scenar
   // link-local, and the lab keeps to its allowed address ranges.
   const env = { ...labProcessEnv(), AWS_EC2_METADATA_SERVICE_ENDPOINT: `http://${scenario.ec2Endpoint}` };
   const specs: ProcessSpec[] = [];
+  const kube = datastore.backend === 'kubernetes';
+  // On Kubernetes every program has its own identity: a ServiceAccount token, or a kubelet's node certificate.
+  const dsOf = (program: 'agent' | 'controller' | 'cni'): string[] => (kube ? ['--datastore', `kubernetes:${paths.programKubeconfig(program)}`] : ds);
   if (datastore.backend === 'etcd') {
     const target = parseDatastoreSpec(datastore.outside);
     const endpoints = target.backend === 'etcd' ? target.endpoints.join(',') : '';
@@ -107,16 +115,31 @@ export function labProcessSpecs(ctx: { prefix: string }, names: LabNames, scenar
   specs.push({
     name: 'controller',
     netns: names.cp,
-    argv: [...egw, ...ds, 'controller', '--aws-endpoint', `http://${scenario.ec2Endpoint}`, '--aws-region', scenario.region, '--aws-subnets-interval', '10s', '--ipam-gc-grace', '2m'],
+    argv: [
+      ...egw,
+      ...dsOf('controller'),
+      'controller',
+      '--aws-endpoint',
+      `http://${scenario.ec2Endpoint}`,
+      '--aws-region',
+      scenario.region,
+      '--aws-subnets-interval',
+      '10s',
+      '--ipam-gc-grace',
+      '2m',
+      // The API server (beside it in the control plane's namespace) calls the webhook on the VPC address.
+      ...(kube ? ['--webhook-listen', `${scenario.controlPlane.ip}:${LAB_WEBHOOK_PORT}`, '--webhook-url', `https://${scenario.controlPlane.ip}:${LAB_WEBHOOK_PORT}/validate`] : []),
+    ],
     env,
   });
-  specs.push({ name: 'scheduler', netns: names.cp, argv: [...egw, ...ds, 'lab', 'scheduler'], env });
+  // On Kubernetes, kube-scheduler places the pods.
+  if (!kube) specs.push({ name: 'scheduler', netns: names.cp, argv: [...egw, ...ds, 'lab', 'scheduler'], env });
   for (const n of scenario.nodes) {
     const nsName = names.nodes[n.name]!;
     specs.push({
       name: `agent-${n.name}`,
       netns: nsName,
-      argv: [...egw, ...ds, 'agent', '--node', n.name, '--node-ip', n.ip],
+      argv: [...egw, ...dsOf('agent'), 'agent', '--node', n.name, '--node-ip', n.ip],
       // As on EC2, IMDS tells the agent who it is (by its source address) and the EC2 API answers its calls.
       env: { ...env, AWS_ENDPOINT_URL_EC2: `http://${scenario.ec2Endpoint}` },
     });
@@ -125,7 +148,27 @@ export function labProcessSpecs(ctx: { prefix: string }, names: LabNames, scenar
       netns: nsName,
       // The kubelet makes the pods' namespaces: it must share the host's mount namespace (nsenter --net).
       enter: 'nsenter',
-      argv: [...egw, ...ds, 'lab', 'kubelet', '--node', n.name, '--netns-prefix', ctx.prefix, '--state-dir', paths.kubeletDir(n.name), '--egw-bin', egwCliPath(), '--speedup', String(KUBELET_SPEEDUP), '--heartbeat-interval', '2s'],
+      argv: [
+        ...egw,
+        ...(kube ? ['--datastore', `kubernetes:${nodeKubeconfig(paths, n.name)}`] : ds),
+        'lab',
+        'kubelet',
+        '--node',
+        n.name,
+        '--netns-prefix',
+        ctx.prefix,
+        '--state-dir',
+        paths.kubeletDir(n.name),
+        '--egw-bin',
+        egwCliPath(),
+        '--speedup',
+        String(KUBELET_SPEEDUP),
+        '--heartbeat-interval',
+        '2s',
+        ...(kube
+          ? ['--register-node', paths.nodeRegistration(n.name), '--node-lease', '--pod-tokens', '--cni-datastore', `kubernetes:${paths.programKubeconfig('cni')}`, '--pod-datastore', 'kubernetes']
+          : []),
+      ],
       env,
     });
   }
@@ -167,7 +210,7 @@ export function labDatastore(given: string | undefined, paths: LabPaths, scenari
     return { backend: 'sqlite', outside: path, inside: path };
   }
   if (spec.backend === 'kubernetes') {
-    throw new EgwError('InvalidInput', 'egw lab runs on SQLite or etcd, not on the Kubernetes datastore', { hint: 'give --datastore sqlite:PATH or etcd://HOST:PORT' });
+    throw new EgwError('InvalidInput', 'egw lab brings its own Kubernetes control plane: --datastore takes sqlite:PATH or etcd://HOST:PORT', { hint: 'run egw lab up --kubernetes' });
   }
   // The lab keeps its keys under a prefix of its own unless one is given: it wipes them at up and down.
   const keyPrefix = given.slice('etcd://'.length).includes('/') ? spec.prefix.replace(/^\/|\/$/g, '') : `egw-lab-${prefix}`;
@@ -175,14 +218,26 @@ export function labDatastore(given: string | undefined, paths: LabPaths, scenari
   return { backend: 'etcd', outside, inside: `etcd://${scenario.controlPlane.ip}:${ETCD_RELAY_PORT}/${keyPrefix}` };
 }
 
-/** True when the lab in `record` can be kept (same prefix, scenario and datastore; its world and emulator alive). */
+/** The datastore of a Kubernetes lab: the host's admin kubeconfig outside, each program's own inside. */
+export function kubeLabDatastore(paths: LabPaths, apiHostPort: number): LabDatastore {
+  return { backend: 'kubernetes', outside: `kubernetes:${paths.kubeconfig}`, inside: 'kubernetes', apiHostPort };
+}
+
+/**
+ * True when the lab in `record` can be kept (same prefix, scenario and datastore; its world and emulator
+ * alive, and on Kubernetes its control plane: a new one would have a new CA and empty storage).
+ */
 async function reusable(shell: Shell, paths: LabPaths, record: LabRecord | undefined, prefix: string, scenario: Scenario, datastore: LabDatastore): Promise<boolean> {
-  if (record === undefined || record.phase !== 'up' || record.prefix !== prefix || record.scenario !== scenario.source || record.datastore.outside !== datastore.outside) return false;
+  if (record === undefined || record.phase !== 'up' || record.prefix !== prefix || record.scenario !== scenario.source || record.datastore.backend !== datastore.backend) return false;
+  if (datastore.backend !== 'kubernetes' && record.datastore.outside !== datastore.outside) return false;
   const have = new Set(await labNamespaces(shell, prefix));
   if (!labNames(prefix, scenario).all.every((n) => have.has(n))) return false;
   const procs = new LabProcesses(paths.root);
-  const sim = procs.get('aws-sim');
-  return sim !== undefined && procs.alive(sim);
+  const alive = (name: string): boolean => {
+    const p = procs.get(name);
+    return p !== undefined && procs.alive(p);
+  };
+  return alive('aws-sim') && (datastore.backend !== 'kubernetes' || alive('kube'));
 }
 
 /**
@@ -272,7 +327,13 @@ export async function labUp(ctx: LabContext, options: LabUpOptions = {}): Promis
   const scenario = loadScenario(options.scenario ?? existing?.scenario);
   await preflight(shell);
   const names = labNames(ctx.prefix, scenario);
-  const datastore = labDatastore(options.datastore ?? (existing?.datastore.backend === 'etcd' ? existing.datastore.outside : undefined), paths, scenario, ctx.prefix);
+  const kube = options.kubernetes ?? (options.datastore === undefined && existing?.datastore.backend === 'kubernetes');
+  if (kube && options.datastore !== undefined) {
+    throw new EgwError('InvalidInput', '--kubernetes brings its own control plane and datastore: --datastore cannot be given with it', { hint: 'drop --datastore' });
+  }
+  const datastore = kube
+    ? kubeLabDatastore(paths, existing?.datastore.apiHostPort ?? (await freeLoopbackPort()))
+    : labDatastore(options.datastore ?? (existing?.datastore.backend === 'etcd' ? existing.datastore.outside : undefined), paths, scenario, ctx.prefix);
   const timings: Record<string, number> = {};
   const keep = await reusable(shell, paths, existing, ctx.prefix, scenario, datastore);
   if (!keep) {
@@ -319,6 +380,12 @@ export async function labUp(ctx: LabContext, options: LabUpOptions = {}): Promis
     timings['emulator'] = seconds(t);
   }
 
+  if (datastore.backend === 'kubernetes') {
+    t = Date.now();
+    await startControlPlane(ctx, shell, procs, startIfDead, names, scenario, paths, datastore.apiHostPort!, keep);
+    timings['kubernetes'] = seconds(t);
+  }
+
   // The datastore: the relays first (etcd), then the records.
   t = Date.now();
   const specs = labProcessSpecs(ctx, names, scenario, paths, datastore);
@@ -334,11 +401,20 @@ export async function labUp(ctx: LabContext, options: LabUpOptions = {}): Promis
       await markEtcdPrefix(datastore.outside);
     }
     writeAtomic(paths.datastorePointer, `${datastore.outside}\n`);
-    // A running lab keeps what the user changed since; only resources that were deleted come back.
-    const applied = await applyScenario(store, scenario, { createOnly: keep });
-    const changed = applied.outcomes.filter((o) => o.outcome !== 'unchanged').length;
-    ctx.log(keep ? `scenario resources: ${changed} of ${applied.outcomes.length} re-created (changes made since are kept)` : `applied ${applied.outcomes.length} resources from ${scenario.manifests.length} manifests`);
-    for (const w of applied.warnings) ctx.log(`  warning: ${w}`);
+    if (datastore.backend === 'kubernetes') {
+      // The webhook validates what is applied: the controller serves it, so it starts first.
+      const controller = specs.find((x) => x.name === 'controller')!;
+      startIfDead(controller);
+      await waitForWebhook(shell, procs, paths);
+      const lines = await applyScenarioWithKubectl(shell, paths, scenario, keep);
+      ctx.log(keep ? `scenario objects re-created with kubectl create: ${lines.length} (changes made since are kept)` : `applied the scenario with kubectl apply --server-side: ${lines.length} objects`);
+    } else {
+      // A running lab keeps what the user changed since; only resources that were deleted come back.
+      const applied = await applyScenario(store, scenario, { createOnly: keep });
+      const changed = applied.outcomes.filter((o) => o.outcome !== 'unchanged').length;
+      ctx.log(keep ? `scenario resources: ${changed} of ${applied.outcomes.length} re-created (changes made since are kept)` : `applied ${applied.outcomes.length} resources from ${scenario.manifests.length} manifests`);
+      for (const w of applied.warnings) ctx.log(`  warning: ${w}`);
+    }
     timings['apply'] = seconds(t);
 
     t = Date.now();
@@ -374,6 +450,75 @@ export async function labUp(ctx: LabContext, options: LabUpOptions = {}): Promis
     return { record, scenario, progress, snapshot, timings, ready: progress.done };
   } finally {
     await store?.close();
+  }
+}
+
+/** A free TCP port on the host's loopback (for the host end of the API server's relay). */
+function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as AddressInfo).port;
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
+/**
+ * Starts the Kubernetes control plane in the control plane's namespace (built by scripts/build-kube first),
+ * the relays that let the host reach it, and — on a new lab — installs egw and issues each program's token.
+ */
+async function startControlPlane(
+  ctx: LabContext,
+  shell: Shell,
+  procs: LabProcesses,
+  startIfDead: (spec: ProcessSpec) => boolean,
+  names: LabNames,
+  scenario: Scenario,
+  paths: LabPaths,
+  hostPort: number,
+  keep: boolean,
+): Promise<void> {
+  const tools = kubeTools();
+  // Built on the host: the control plane's namespace has no route to the Go module proxy.
+  const build = await shell.run([tools.buildKube], { allowFailure: true });
+  if (build.exitCode !== 0) throw new EgwError('CommandFailed', `scripts/build-kube failed: ${build.stderr.trim().split('\n').slice(-5).join(' | ')}`, { hint: 'run scripts/build-kube and read its output' });
+  const specs = kubeProcessSpecs(names, scenario, paths, hostPort, labProcessEnv(), tools);
+  if (startIfDead(specs[0]!)) {
+    ctx.log(`starting Kubernetes in ${names.cp}: etcd, kube-apiserver on ${kubeApiUrl(scenario)}, kube-controller-manager, kube-scheduler`);
+    await waitForLog(procs, 'kube', /with-kube: Kubernetes \S+ on \S+ .*ready in/, 180_000);
+  }
+  for (const relay of specs.slice(1)) startIfDead(relay);
+  writeHostKubeconfig(paths, hostPort);
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const r = await shell.run([tools.kubectl, '--kubeconfig', paths.kubeconfig, 'get', '--raw', '/readyz'], { allowFailure: true });
+    if (r.exitCode === 0) break;
+    if (Date.now() > deadline) throw new EgwError('Timeout', `the API server is not reachable from the host through ${paths.kubeSocket}: ${r.stderr.trim()}`, { hint: `see ${join(paths.root, 'logs')}` });
+    await sleep(200);
+  }
+  if (keep) return;
+  const installed = await installEgw(shell, paths, scenario, LAB_IMAGE);
+  await issueProgramKubeconfigs(shell, paths, scenario);
+  for (const [node, registration] of kubeletRegistrations(scenario)) writeAtomic(paths.nodeRegistration(node), `${JSON.stringify(registration, null, 2)}\n`);
+  ctx.log(`installed egw (${installed} objects of egw render install, without the workloads the lab runs itself); kubeconfig: ${paths.kubeconfig}`);
+}
+
+/** The image name the lab renders (its kubelets run `egw …` commands whatever the image). */
+const LAB_IMAGE = 'egw:lab';
+
+/** Waits until the controller has registered its validating webhook (everything applied after is validated by it). */
+async function waitForWebhook(shell: Shell, procs: LabProcesses, paths: LabPaths): Promise<void> {
+  const tools = kubeTools();
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const r = await shell.run([tools.kubectl, '--kubeconfig', paths.kubeconfig, 'get', 'validatingwebhookconfiguration', WEBHOOK_CONFIGURATION, '-o', 'name'], { allowFailure: true });
+    if (r.exitCode === 0) return;
+    const rec = procs.get('controller');
+    if (rec === undefined || !procs.alive(rec)) throw new EgwError('CommandFailed', 'the controller exited before it registered its webhook', { hint: `see ${procs.logPath('controller')}` });
+    if (Date.now() > deadline) throw new EgwError('Timeout', `the controller did not register the webhook ${WEBHOOK_CONFIGURATION} within 60 s`, { hint: `see ${procs.logPath('controller')}` });
+    await sleep(200);
   }
 }
 

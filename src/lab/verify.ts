@@ -12,6 +12,7 @@ import { ExecShell } from '../platform/shell.js';
 import type { ExpectServer, Observed, PairExpectation } from './expect.js';
 import { expectations, judge } from './expect.js';
 import { podNetnsName } from './kubelet/naming.js';
+import { kubeTools } from './kube.js';
 import { SERVER_PORT } from './layout.js';
 import { loadScenario } from './scenario.js';
 import type { Scenario } from './scenario.js';
@@ -134,6 +135,24 @@ export async function labExec(stateDir: string, podName: string, namespace: stri
   return new Promise((resolve, reject) => {
     const child = spawn('ip', ['netns', 'exec', podNetns(record.prefix, pod), ...argv], { stdio: 'inherit' });
     child.on('error', (e) => reject(new EgwError('CommandFailed', `cannot run ${argv[0] ?? ''}: ${e.message}`)));
+    child.on('exit', (code, signal) => resolve(code ?? (signal === null ? 1 : 128)));
+  });
+}
+
+/**
+ * `egw lab kubectl -- ARGS…`: the built kubectl with the lab's admin kubeconfig (a `--kubernetes` lab),
+ * with the caller's terminal; resolves with kubectl's exit code.
+ */
+export async function labKubectl(stateDir: string, args: readonly string[]): Promise<number> {
+  const paths = new LabPaths(stateDir);
+  const record = requireLab(paths);
+  if (record.datastore.backend !== 'kubernetes') {
+    throw new EgwError('InvalidInput', `the lab in ${stateDir} runs on ${record.datastore.backend}, not on Kubernetes`, { hint: 'start one with: egw lab up --kubernetes (egw get/apply talk to this one)' });
+  }
+  const { kubectl } = kubeTools();
+  return new Promise((resolve, reject) => {
+    const child = spawn(kubectl, ['--kubeconfig', paths.kubeconfig, ...args], { stdio: 'inherit' });
+    child.on('error', (e) => reject(new EgwError('CommandFailed', `cannot run ${kubectl}: ${e.message}`, { hint: 'run scripts/build-kube' })));
     child.on('exit', (code, signal) => resolve(code ?? (signal === null ? 1 : 128)));
   });
 }

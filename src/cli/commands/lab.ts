@@ -10,7 +10,7 @@ import { statusTables } from '../../lab/status.js';
 import { DEFAULT_LAB_PREFIX, labDown, labUp } from '../../lab/supervisor.js';
 import type { LabContext } from '../../lab/supervisor.js';
 import { upSummary } from '../../lab/summary.js';
-import { labExec, labVerify, readLab, verifyRows } from '../../lab/verify.js';
+import { labExec, labKubectl, labVerify, readLab, verifyRows } from '../../lab/verify.js';
 import { builtInInstanceTypes } from '../../sim/aws/index.js';
 import { createLogger } from '../../platform/logger.js';
 import { ExitCode, usageError } from '../exit.js';
@@ -59,8 +59,13 @@ export function registerLabCommands(program: Command): void {
     .description('build the lab (or converge a running one), apply the scenario, wait until every gateway is ready and every client routed')
     .option('--scenario <file>', 'the scenario (default: the running lab\'s, else examples/lab/reference.yaml)')
     .option('--timeout <seconds>', 'how long to wait for the gateways and clients (default: the scenario\'s)')
-    .addHelpText('after', '\nThe datastore is an embedded SQLite file in the state dir; --datastore etcd://HOST:PORT[/PREFIX] uses an etcd on this host instead.')
-    .action(async (opts: { scenario?: string; timeout?: string }, cmd: Command) => {
+    .option('--kubernetes', 'run on a real Kubernetes control plane (scripts/build-kube): kube-scheduler places the pods, kubectl applies the scenario')
+    .addHelpText(
+      'after',
+      '\nThe datastore is an embedded SQLite file in the state dir; --datastore etcd://HOST:PORT[/PREFIX] uses an etcd on this host instead;\n' +
+        '--kubernetes runs etcd, kube-apiserver, kube-controller-manager and kube-scheduler in the control plane\'s namespace (egw lab kubectl -- … talks to it).',
+    )
+    .action(async (opts: { scenario?: string; timeout?: string; kubernetes?: boolean }, cmd: Command) => {
       root();
       const ctx = context(cmd);
       const { datastore } = cmd.optsWithGlobals<{ datastore?: string }>();
@@ -69,6 +74,7 @@ export function registerLabCommands(program: Command): void {
         ...(opts.scenario === undefined ? {} : { scenario: opts.scenario }),
         ...(datastore === undefined ? {} : { datastore }),
         ...(timeoutSeconds === undefined ? {} : { timeoutSeconds }),
+        ...(opts.kubernetes === true ? { kubernetes: true } : {}),
       });
       process.stdout.write(upSummary(result, ctx.stateDir));
       if (!result.ready) throw new ExitCode(1);
@@ -122,6 +128,15 @@ export function registerLabCommands(program: Command): void {
       root();
       const ctx = context(cmd);
       const code = await labExec(ctx.stateDir, pod, opts.namespace, argv);
+      if (code !== 0) throw new ExitCode(code);
+    });
+
+  labCommand('kubectl')
+    .description("run the lab's kubectl (scripts/build-kube) with its admin kubeconfig, e.g. egw lab kubectl -- get nodes (egw lab up --kubernetes)")
+    .argument('<args...>', "kubectl's arguments (after --)")
+    .action(async (args: string[], _opts: unknown, cmd: Command) => {
+      const ctx = context(cmd);
+      const code = await labKubectl(ctx.stateDir, args);
       if (code !== 0) throw new ExitCode(code);
     });
 

@@ -5,12 +5,15 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { DEFAULT_DATASTORE, parseDatastoreSpec } from '../../datastore/open.js';
 import { openDatastore } from '../../datastore/open.js';
-import { EgwError } from '../../platform/errors.js';
+import { parse as parseYaml } from 'yaml';
+import type { JsonObject } from '../../datastore/contract.js';
+import { EgwError, errorMessage } from '../../platform/errors.js';
+import type { TokenRequestCredentials } from './pod-tokens.js';
 import { createLogger } from '../../platform/logger.js';
 import { ExecShell } from '../../platform/shell.js';
 import { durationFlag, untilSignal } from '../scheduler/command.js';
 import { checkCniConfig, ExecCni, installEgwIpam, kubeletCniConfig } from './cni.js';
-import { LabKubelet } from './kubelet.js';
+import { KUBELET_WATCHED_KINDS, LabKubelet } from './kubelet.js';
 import { checkNetnsPrefix } from './naming.js';
 import { currentNetnsMountPropagation, IpNetns, NETNS_DIR } from './netns.js';
 import { NetProber } from './prober.js';
@@ -107,6 +110,11 @@ interface KubeletFlags {
   speedup: string;
   heartbeatInterval?: string;
   syncInterval?: string;
+  cniDatastore?: string;
+  podDatastore?: string;
+  registerNode?: string;
+  nodeLease?: boolean;
+  podTokens?: boolean;
 }
 
 /**
@@ -128,6 +136,11 @@ export function registerLabKubeletCommand(lab: Command): void {
     .option('--speedup <n>', "divide Kubernetes' probe timings and restart back-off by n (lab only)", '1')
     .option('--heartbeat-interval <duration>', "how often the node's Ready condition is posted", '10s')
     .option('--sync-interval <duration>', 'longest pause between two checks of a pod', '1s')
+    .option('--cni-datastore <spec>', "the datastore egw-ipam uses (default: the kubelet's)")
+    .option('--pod-datastore <spec>', "EGW_DATASTORE of the containers (default: the kubelet's)")
+    .option('--register-node <file>', 'a Node (JSON or YAML) to register when none exists; its capacity, allocatable and addresses are kept on every heartbeat')
+    .option('--node-lease', "renew the node's Lease in kube-node-lease on every heartbeat (Kubernetes datastore)")
+    .option('--pod-tokens', "give each pod its ServiceAccount's token (TokenRequest bound to the pod) in a kubeconfig, KUBECONFIG (Kubernetes datastore)")
     .action(async (flags: KubeletFlags, cmd: Command) => {
       checkNetnsPrefix(flags.netnsPrefix);
       const speedup = Number(flags.speedup);
@@ -144,18 +157,41 @@ export function registerLabKubeletCommand(lab: Command): void {
       const logger = createLogger({ component: 'lab-kubelet' });
       const state = new StateDir(stateDir);
       const base = flags.cniConf === undefined ? undefined : (JSON.parse(readFileSync(flags.cniConf, 'utf8')) as Record<string, unknown>);
-      const conf = kubeletCniConfig(base, { datastore, nodeName: flags.node });
+      const conf = kubeletCniConfig(base, { datastore: flags.cniDatastore ?? datastore, nodeName: flags.node });
+      const registerNode = flags.registerNode === undefined ? undefined : readNodeFile(flags.registerNode, flags.node);
+      const spec = parseDatastoreSpec(datastore);
+      if ((flags.podTokens === true || flags.nodeLease === true) && spec.backend !== 'kubernetes') {
+        throw new EgwError('InvalidInput', '--pod-tokens and --node-lease need the Kubernetes datastore', { hint: 'give --datastore kubernetes:KUBECONFIG' });
+      }
       const { name: network } = checkCniConfig(conf);
       const ipamDir = installEgwIpam(join(stateDir, 'cni', 'bin'), process.execPath, resolve(flags.egwIpam ?? DEFAULT_EGW_IPAM_MAIN));
       writeFileSync(join(stateDir, 'cni', `${network}.conf`), `${JSON.stringify(conf, null, 2)}\n`);
       const ipam = conf['ipam'] as { gateway?: unknown } | undefined;
       const shell = new ExecShell();
-      const store = await openDatastore(datastore);
+      // A node identity may list and watch only its own Node and its pods (the Node authorizer's rule).
+      const store = await openDatastore(datastore, { kubernetes: { kinds: [...KUBELET_WATCHED_KINDS, 'Lease'], fieldSelectors: { Pod: `spec.nodeName=${flags.node}`, Node: `metadata.name=${flags.node}` } } });
+      let credentials: TokenRequestCredentials | undefined;
+      if (flags.podTokens === true && spec.backend === 'kubernetes') {
+        // Loaded only here: @kubernetes/client-node costs every other command start-up time.
+        const [{ loadKubeConfig }, tokens] = await Promise.all([import('../../datastore/kubernetes/kube-http.js'), import('./pod-tokens.js')]);
+        credentials = new tokens.TokenRequestCredentials(loadKubeConfig(spec.kubeconfig, process.env).kc, join(stateDir, 'tokens'));
+      }
       const kubelet = new LabKubelet(
-        { store, cni: new ExecCni(shell, conf, [...flags.cniBinDir.split(':').filter((d) => d !== ''), ipamDir]), netns: new IpNetns(shell), processes: new ChildProcesses(), prober: new NetProber(shell), state, logger },
+        {
+          store,
+          cni: new ExecCni(shell, conf, [...flags.cniBinDir.split(':').filter((d) => d !== ''), ipamDir]),
+          netns: new IpNetns(shell),
+          processes: new ChildProcesses(),
+          prober: new NetProber(shell),
+          state,
+          logger,
+          ...(credentials === undefined ? {} : { credentials }),
+        },
         {
           nodeName: flags.node,
-          datastore,
+          datastore: flags.podDatastore ?? datastore,
+          ...(registerNode === undefined ? {} : { registerNode }),
+          nodeLease: flags.nodeLease === true,
           netnsPrefix: flags.netnsPrefix,
           egwCommand: egwCommandFor(resolve(flags.egwBin ?? DEFAULT_EGW_MAIN)),
           speedup,
@@ -171,7 +207,23 @@ export function registerLabKubeletCommand(lab: Command): void {
         logger.info({ signal }, 'kubelet stopping; pods keep running');
       } finally {
         await kubelet.stop();
+        credentials?.close();
         await store.close();
       }
     });
+}
+
+/** Reads the Node to register; it must be a v1 Node named as the kubelet's node. */
+function readNodeFile(file: string, node: string): JsonObject {
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new EgwError('InvalidInput', `--register-node ${file}: ${errorMessage(err)}`, { hint: 'give a Node as JSON or YAML' });
+  }
+  const o = parsed as { kind?: unknown; metadata?: { name?: unknown } } | null;
+  if (o === null || typeof o !== 'object' || o.kind !== 'Node' || o.metadata?.name !== node) {
+    throw new EgwError('InvalidInput', `--register-node ${file}: not a Node named ${node}`, { hint: 'kind: Node, metadata.name: the --node name' });
+  }
+  return parsed as JsonObject;
 }

@@ -3,6 +3,7 @@ import type { Clock } from '../../platform/clock.js';
 import type { Logger } from '../../platform/logger.js';
 import type { CniPort } from './cni.js';
 import type { NetnsPort } from './netns.js';
+import type { PodCredentialsPort } from './pod-tokens.js';
 import type { ProberPort } from './prober.js';
 import type { ProcessPort } from './processes.js';
 import type { StateDir } from './state.js';
@@ -38,6 +39,8 @@ export interface KubeletContext {
   readonly processes: ProcessPort;
   readonly prober: ProberPort;
   readonly state: StateDir;
+  /** Service-account credentials for pods (on a Kubernetes API server); absent: none. */
+  readonly credentials?: PodCredentialsPort | undefined;
   /** Aborted when the kubelet stops. */
   readonly stopping: AbortSignal;
   /** True while the informer's cache is complete (never decide that a pod is gone otherwise). */

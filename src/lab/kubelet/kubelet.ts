@@ -13,7 +13,7 @@ import { Informer } from '../../datastore/informer.js';
 import { SystemClock, type Clock } from '../../platform/clock.js';
 import { errorMessage, isEgwError } from '../../platform/errors.js';
 import { silentLogger, type Logger } from '../../platform/logger.js';
-import { conditionsOf, withCondition } from '../../platform/conditions.js';
+import { heartbeatStatus, microTime, NODE_LEASE_NAMESPACE, registeredNode, renewedLease } from './node-registration.js';
 import type { CniPort } from './cni.js';
 import type { KubeletContext, WorkerOptions } from './context.js';
 import type { NetnsPort } from './netns.js';
@@ -22,6 +22,7 @@ import { PodWorker } from './pod-worker.js';
 import type { ProberPort } from './prober.js';
 import type { ProcessPort } from './processes.js';
 import type { PodRecord, StateDir } from './state.js';
+import type { PodCredentialsPort } from './pod-tokens.js';
 import { LAB_POD_GATEWAY } from './cni.js';
 
 /** The kinds the kubelet follows. */
@@ -35,6 +36,8 @@ export interface LabKubeletDeps {
   processes: ProcessPort;
   prober: ProberPort;
   state: StateDir;
+  /** Service-account credentials for the pods (on a Kubernetes API server). */
+  credentials?: PodCredentialsPort;
   clock?: Clock;
   logger?: Logger;
 }
@@ -47,10 +50,17 @@ export interface LabKubeletOptions extends Partial<Omit<WorkerOptions, 'datastor
   egwCommand: readonly string[];
   /** How often the node's Ready heartbeat is written (default 10 s, Kubernetes' node status period). */
   heartbeatIntervalMs?: number;
+  /**
+   * The Node this kubelet registers when none exists (as a kubelet does on a cluster); its status's
+   * capacity, allocatable and addresses are kept on every heartbeat. Absent: the Node is someone else's
+   * to create (the lab's own datastore), and the kubelet only posts `Ready`.
+   */
+  registerNode?: JsonObject;
+  /** Also renew the node's Lease in `kube-node-lease` on every heartbeat (on a Kubernetes API server). */
+  nodeLease?: boolean;
 }
 
-/** The Node condition the kubelet posts. */
-export const NODE_READY = { type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'kubelet is posting ready status' } as const;
+export { NODE_READY } from './node-registration.js';
 
 /** The lab kubelet (see the module comment). */
 export class LabKubelet {
@@ -102,6 +112,7 @@ export class LabKubelet {
       processes: deps.processes,
       prober: deps.prober,
       state: deps.state,
+      credentials: deps.credentials,
       stopping: this.stopController.signal,
       inSync: () => this.informer.inSync,
       podByUid: (uid) => this.podByUid(uid),
@@ -213,27 +224,61 @@ export class LabKubelet {
     }
   }
 
-  /** Posts the node's Ready condition with a fresh `lastHeartbeatTime` (CAS, other fields kept). */
+  /**
+   * Posts the node's Ready condition with a fresh `lastHeartbeatTime` (CAS, other fields kept), registering
+   * the Node first when {@link LabKubeletOptions.registerNode} is given and it does not exist, then renews
+   * the node's Lease when {@link LabKubeletOptions.nodeLease} is set.
+   */
   async heartbeat(): Promise<boolean> {
+    const posted = await this.postNodeStatus();
+    if (posted && this.options.nodeLease === true) await this.renewLease();
+    return posted;
+  }
+
+  private async postNodeStatus(): Promise<boolean> {
     const key = { kind: 'Node', name: this.options.nodeName };
+    const registration = this.options.registerNode;
     for (let attempt = 0; attempt < 8; attempt++) {
+      const now = new Date(this.clock.now()).toISOString();
       const cur = await this.deps.store.get(key);
       if (cur === undefined) {
-        if (!this.nodeMissingLogged) this.log.warn({}, 'node record missing; the kubelet posts readiness once it exists');
-        this.nodeMissingLogged = true;
-        return false;
+        if (registration === undefined) {
+          if (!this.nodeMissingLogged) this.log.warn({}, 'node record missing; the kubelet posts readiness once it exists');
+          this.nodeMissingLogged = true;
+          return false;
+        }
+        try {
+          await this.deps.store.commit([{ op: 'create', key, value: registeredNode(registration, now) }]);
+          this.log.info({}, 'node registered');
+          return true;
+        } catch (err) {
+          if (!isEgwError(err, 'AlreadyExists', 'Conflict')) throw err;
+          continue;
+        }
       }
       this.nodeMissingLogged = false;
-      const now = new Date(this.clock.now()).toISOString();
-      const status = (cur.value['status'] ?? {}) as Record<string, unknown>;
-      const conditions = withCondition(conditionsOf(status), { ...NODE_READY, lastHeartbeatTime: now }, now, true) ?? conditionsOf(status);
+      const status = heartbeatStatus(cur.value['status'], registration, now);
       try {
-        await this.deps.store.commit([{ op: 'update', key, value: { ...cur.value, status: { ...status, conditions } } as unknown as JsonObject, expectedRevision: cur.modRevision }]);
+        await this.deps.store.commit([{ op: 'update', key, value: { ...cur.value, status } as unknown as JsonObject, expectedRevision: cur.modRevision }]);
         return true;
       } catch (err) {
         if (!isEgwError(err, 'Conflict', 'NotFound')) throw err;
       }
     }
     return false;
+  }
+
+  private async renewLease(): Promise<void> {
+    const key = { kind: 'Lease', namespace: NODE_LEASE_NAMESPACE, name: this.options.nodeName };
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const cur = await this.deps.store.get(key);
+      const value = renewedLease(this.options.nodeName, cur?.value, microTime(this.clock.now()));
+      try {
+        await this.deps.store.commit([cur === undefined ? { op: 'create', key, value } : { op: 'update', key, value, expectedRevision: cur.modRevision }]);
+        return;
+      } catch (err) {
+        if (!isEgwError(err, 'Conflict', 'AlreadyExists', 'NotFound')) throw err;
+      }
+    }
   }
 }

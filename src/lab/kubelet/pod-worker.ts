@@ -46,6 +46,9 @@ export class PodWorker {
   private sandboxFailures = 0;
   private sandboxNotBefore = 0;
   private initFailed: string | undefined;
+  /** The pod's service-account environment (`KUBECONFIG`), once the credentials port gave it. */
+  private credentialEnv: Record<string, string> = {};
+  private credentialError: string | undefined;
   private termSent = false;
   private finished = false;
   private notified = false;
@@ -133,6 +136,10 @@ export class PodWorker {
     if (!(await this.ensureSandbox(spec, now))) {
       await this.report(stored!, spec);
       return Math.max(100, this.sandboxNotBefore - now);
+    }
+    if (!(await this.ensureCredentials(spec))) {
+      await this.report(stored!, spec);
+      return 2_000;
     }
     if (this.runInit(spec, now)) this.runContainers(spec, now);
     await this.runProbes(spec, stored!);
@@ -229,6 +236,22 @@ export class PodWorker {
     }
   }
 
+  /** The pod's service-account credentials (a no-op without a credentials port); false while refused. */
+  private async ensureCredentials(spec: RunSpec): Promise<boolean> {
+    const port = this.ctx.credentials;
+    if (port === undefined) return true;
+    try {
+      this.credentialEnv = await port.env({ namespace: spec.namespace, name: spec.name, uid: spec.uid, serviceAccountName: spec.facts.serviceAccountName });
+      this.credentialError = undefined;
+      return true;
+    } catch (err) {
+      const message = errorMessage(err);
+      if (message !== this.credentialError) this.log.warn({ pod: `${spec.namespace}/${spec.name}`, err: message }, 'pod service-account credentials refused');
+      this.credentialError = message;
+      return false;
+    }
+  }
+
   private container(name: string): ContainerRecord {
     const rec = this.rec!;
     return (rec.containers[name] ??= { restartCount: 0, backoffRestarts: 0 });
@@ -241,7 +264,7 @@ export class PodWorker {
   /** The container's argv and environment, or undefined for a container without a process. */
   private build(spec: RunSpec, c: RunContainer): Built<{ argv: string[]; env: Record<string, string> } | undefined> {
     const rec = this.rec!;
-    const base: Record<string, string> = { PATH: this.ctx.options.path, HOSTNAME: spec.name, EGW_DATASTORE: this.ctx.options.datastore };
+    const base: Record<string, string> = { PATH: this.ctx.options.path, HOSTNAME: spec.name, EGW_DATASTORE: this.ctx.options.datastore, ...this.credentialEnv };
     const env = containerEnv(c, { ...spec.facts, podIP: rec.podIP, podIPs: rec.podIP === undefined ? [] : [rec.podIP], hostIP: this.ctx.hostIP() }, base);
     if (!env.ok) return env;
     const argv = containerArgv(c, env.value, this.ctx.options.egwCommand);
@@ -556,6 +579,7 @@ export class PodWorker {
       }
       await this.ctx.netns.delete(rec.netns);
       this.ctx.state.remove(rec);
+      this.ctx.credentials?.forget(this.uid);
       this.rec = undefined;
       this.log.info({ pod: podName, netns: rec.netns }, 'pod stopped and its network removed');
     }
