@@ -4,67 +4,21 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ExecShell } from '../../src/platform/shell.js';
-import { EGW_CLI, REPO } from '../support/dist.js';
+import { REPO } from '../support/dist.js';
+import { egwRunner, prefixedNamespaces, processesNaming, rootLinks, verifyTable } from './support/lab-cli.js';
 
 // The lab end to end, with the real CLI: up → verify → status → a policy change → verify → an agent
 // killed and restarted under long-lived flows → red scaled to 0 and back → down, then no leftovers.
 // Namespaces prefixed "labe2e"; state in a temp dir (EGW_LAB_DIR), never the user's lab.
 const PREFIX = 'labe2e';
-const shell = new ExecShell();
 const stateRoot = mkdtempSync(join(tmpdir(), 'egw-lab-e2e-'));
 const STATE = join(stateRoot, 'lab');
 const env = { ...process.env, EGW_LAB_DIR: STATE };
-delete (env as Record<string, string | undefined>)['EGW_DATASTORE'];
 
-interface Run {
-  code: number;
-  out: string;
-  err: string;
-}
-
-function egw(args: string[], options: { timeoutMs?: number; input?: string } = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [EGW_CLI, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 180_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, out, err });
-    });
-    child.stdin.end(options.input ?? '');
-  });
-}
-
+const egw = egwRunner(env);
 const lab = (command: string, ...args: string[]): string[] => ['lab', command, '--prefix', PREFIX, ...args];
-
-/** The verify table as rows keyed `client → server`. */
-function verifyTable(out: string): Map<string, { seen: string; expected: string; result: string }> {
-  const rows = new Map<string, { seen: string; expected: string; result: string }>();
-  for (const line of out.split('\n').slice(1)) {
-    const m = /^(\S+)\s+(\S+)\s+(\S+) (\S+)\s+(.+?)\s{3,}(.+?)\s{3,}(OK|FAIL)$/.exec(line);
-    if (m !== null) rows.set(`${m[1]} → ${m[3]}`, { seen: m[5]!, expected: m[6]!, result: m[7]! });
-  }
-  return rows;
-}
-
-async function namespaces(): Promise<string[]> {
-  return (await shell.run(['ip', 'netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => n.startsWith(`${PREFIX}-`));
-}
-
-async function rootLinks(): Promise<string> {
-  return (await shell.run(['ip', '-br', 'link', 'show'])).stdout.split('\n').map((l) => l.split(/\s+/)[0]).sort().join(',');
-}
-
-/** Processes anywhere on the host whose command line names the lab's state dir. */
-async function labProcesses(): Promise<string[]> {
-  const r = await shell.run(['ps', '-eo', 'pid=,args='], { allowFailure: true });
-  return r.stdout.split('\n').filter((l) => l.includes(STATE) && !l.includes('ps -eo'));
-}
-
+const namespaces = (): Promise<string[]> => prefixedNamespaces(PREFIX);
+const labProcesses = (): Promise<string[]> => processesNaming(STATE);
 
 /**
  * Long-lived flows from inside a pod: each connection says hello at once (the echo server keeps talkers)

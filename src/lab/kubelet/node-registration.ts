@@ -53,7 +53,7 @@ export function renewedLease(node: string, current: JsonObject | undefined, nowM
     kind: 'Lease',
     metadata: { ...keptMeta, name: node, namespace: NODE_LEASE_NAMESPACE },
     spec: { ...obj(current?.['spec']), holderIdentity: node, leaseDurationSeconds: NODE_LEASE_SECONDS, renewTime: nowMicros },
-  } as JsonObject;
+  };
 }
 
 /** Kubernetes' MicroTime format (`2026-12-08T01:02:03.456000Z`), which a Lease's renewTime must use. */
