@@ -12,7 +12,7 @@ import { SERVER_PORT } from './layout.js';
 export function upSummary(r: LabUpResult, stateDir: string): string {
   const s = r.snapshot;
   const t = r.timings;
-  const phases = ['world', 'emulator', 'apply', 'converge'].filter((k) => t[k] !== undefined).map((k) => `${k} ${t[k]!.toFixed(1)} s`).join(', ');
+  const phases = ['world', 'emulator', 'kubernetes', 'apply', 'converge'].filter((k) => t[k] !== undefined).map((k) => `${k} ${t[k]!.toFixed(1)} s`).join(', ');
   const lines: string[] = [];
   lines.push('');
   lines.push(r.ready ? `lab ${r.scenario.name} is up in ${(t['total'] ?? 0).toFixed(1)} s (${phases})` : `lab ${r.scenario.name} is NOT ready after ${(t['total'] ?? 0).toFixed(1)} s (${phases}); still waiting for:`);

@@ -401,10 +401,11 @@ export async function labUp(ctx: LabContext, options: LabUpOptions = {}): Promis
       await markEtcdPrefix(datastore.outside);
     }
     writeAtomic(paths.datastorePointer, `${datastore.outside}\n`);
+    const early: string[] = [];
     if (datastore.backend === 'kubernetes') {
-      // The webhook validates what is applied: the controller serves it, so it starts first.
-      const controller = specs.find((x) => x.name === 'controller')!;
-      startIfDead(controller);
+      // The webhook validates what is applied: the controller serves it, so it starts first. Agents and
+      // kubelets start with it: their Nodes register while the controller comes up.
+      early.push(...specs.filter((y) => !y.name.startsWith('relay-') && !y.name.startsWith('server-')).filter(startIfDead).map((y) => y.name));
       await waitForWebhook(shell, procs, paths);
       const lines = await applyScenarioWithKubectl(shell, paths, scenario, keep);
       ctx.log(keep ? `scenario objects re-created with kubectl create: ${lines.length} (changes made since are kept)` : `applied the scenario with kubectl apply --server-side: ${lines.length} objects`);
@@ -418,7 +419,7 @@ export async function labUp(ctx: LabContext, options: LabUpOptions = {}): Promis
     timings['apply'] = seconds(t);
 
     t = Date.now();
-    const started = specs.filter((s) => !s.name.startsWith('relay-')).filter(startIfDead).map((s) => s.name);
+    const started = [...early, ...specs.filter((s) => !s.name.startsWith('relay-')).filter(startIfDead).map((s) => s.name)];
     if (started.length > 0) ctx.log(`started ${started.length} processes: ${summarizeNames(started)} (logs in ${join(paths.root, 'logs')})`);
 
     // Wait, printing progress whenever it changes.
