@@ -136,6 +136,11 @@ export class EventAggregator {
     s.writtenAt = now;
   }
 
+  /** True while the series of `key` is held (observed within the window, or not all written). */
+  holds(key: string): boolean {
+    return this.series.has(key);
+  }
+
   /** Series with occurrences not yet written. */
   pending(): EventSeries[] {
     return [...this.series.values()].filter((s) => s.count > s.written);

@@ -97,8 +97,14 @@ export class KubeEventRecorder implements EventRecorder {
   }
 
   async flush(): Promise<void> {
-    for (const s of this.aggregator.pending()) this.enqueue(s);
-    await this.chain;
+    // A series whose write was in flight when flush began has gathered more since: a few rounds take it
+    // too. A series the API server keeps refusing stays pending (tried again by the timer).
+    for (let round = 0; round < 3; round++) {
+      const pending = this.aggregator.pending();
+      if (pending.length === 0) return;
+      for (const s of pending) this.enqueue(s);
+      await this.chain;
+    }
   }
 
   async close(): Promise<void> {
@@ -117,6 +123,9 @@ export class KubeEventRecorder implements EventRecorder {
       } finally {
         this.busy.delete(s.key);
       }
+      // What is known of Events whose series the aggregator has forgotten goes too (a long-running agent
+      // sees many pods come and go); a later occurrence reads its Event again.
+      for (const key of this.server.keys()) if (!this.aggregator.holds(key)) this.server.delete(key);
       this.schedule();
     });
   }
