@@ -173,6 +173,34 @@ describe.skipIf(!kubeAvailable)('Events on the API server (needs scripts/with-ku
     expect(describe).toMatch(/Warning\s+PoolExhausted\s+.*\(x7 over .*\)\s+egw\.io\/agent\s+attempt 1: no address left/);
   }, 60_000);
 
+  it('the recorder: concurrent recorders of one reporter lose no occurrence; a deleted Event is created again', async () => {
+    const uids = podsWithIps(NODES.recorder, { 'rec-many': '192.0.2.11' });
+    const regarding = { kind: 'Pod', namespace: NS, name: 'rec-many', uid: uids['rec-many']! };
+    // Three processes of one reporter at once (egw-ipam runs for three retries of one pod), 10 each: they
+    // meet AlreadyExists and Conflicts, and re-read.
+    const many = [recorder('many', 0), recorder('many', 0), recorder('many', 0)];
+    await Promise.all(
+      many.map(async (r) => {
+        for (let i = 0; i < 10; i++) {
+          r.record(regarding, 'Warning', 'PoolExhausted', 'AllocateAddress', 'none left');
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+        await r.flush();
+      }),
+    );
+    let events = eventsAbout(NS, 'rec-many');
+    expect(events).toHaveLength(1);
+    expect(seriesCount(events[0])).toBe(30);
+    // Deleted (or expired by the event TTL): the next occurrence creates it again.
+    kubectlOk(['delete', 'events.events.k8s.io', '-n', NS, at(events[0], 'metadata.name') as string]);
+    many[0]!.record(regarding, 'Warning', 'PoolExhausted', 'AllocateAddress', 'none left, again');
+    await many[0]!.flush();
+    events = eventsAbout(NS, 'rec-many');
+    expect(events).toHaveLength(1);
+    expect(seriesCount(events[0])).toBe(1);
+    expect(events[0]!['note']).toBe('none left');
+  }, 60_000);
+
   it('the fabric: NoCapacity on the gateway pod that does not fit, repeats aggregated pass after pass', async () => {
     kubectlOk(['apply', '-f', '-'], felixFor(NODES.capacity));
     // t3.large in ENI-per-workload mode holds 2 gateways; the third gets none.
