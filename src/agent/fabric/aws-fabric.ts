@@ -100,7 +100,7 @@ export interface AwsFabricOptions {
   ec2Policy?: Omit<ResilientEc2Options, 'requestTimeoutMs'>;
   /** Called after every pass (observability, benchmarks). */
   onPass?: (report: FabricReport) => void;
-  /** Throttled passes in a row before the Node gets a `Throttled` event (default 3). */
+  /** Throttled (or otherwise failed-but-retryable) passes in a row before the Node gets an event (default 3). */
   throttleEventAfterPasses?: number;
 }
 
@@ -439,8 +439,9 @@ export class AwsFabric {
   /**
    * Events for what a user must act on (docs/aws-fabric.md, "Reporting"): on the Pod, every address that
    * failed for good (`NoCapacity`, EC2's terminal codes such as `UnauthorizedOperation`, a wrong subnet)
-   * or waits for a free Elastic IP, and the pod's annotation problems; on the Node, a node-level failure
-   * and throttling that lasted {@link AwsFabricOptions.throttleEventAfterPasses} passes. The recorder
+   * or waits for a free Elastic IP, and the pod's annotation problems; on the Node, a terminal node-level
+   * failure, and a retryable one or throttling that lasted {@link AwsFabricOptions.throttleEventAfterPasses}
+   * passes. The recorder
    * aggregates the repeats of every pass into one Event's series.
    */
   private recordEvents(report: FabricReport, problems: { pod: string; reason: string; message: string }[], pods: Pod[], mode: EffectiveFelixSettings['awsSecondaryIPSupport']): void {
@@ -457,9 +458,12 @@ export class AwsFabric {
       }
     }
     for (const p of problems) this.recorder.record(podRef(p.pod), 'Warning', p.reason, 'ReadAnnotations', p.message);
-    if (report.node.state === 'Failed') this.recorder.record(this.nodeRef(), 'Warning', report.node.reason, 'ReconcileFabric', report.node.message);
-    this.throttledPasses = report.retry === 'throttle' ? this.throttledPasses + 1 : 0;
     const after = this.options.throttleEventAfterPasses ?? 3;
+    // A node-level failure: terminal at once; a retryable one (EC2's 5xx, a timeout) once it persists.
+    // Throttling has its own event below.
+    const persistent = report.node.state === 'Pending' && this.failures >= after && report.node.reason !== 'RequestLimitExceeded';
+    if (report.node.state === 'Failed' || persistent) this.recorder.record(this.nodeRef(), 'Warning', report.node.reason, 'ReconcileFabric', report.node.message);
+    this.throttledPasses = report.retry === 'throttle' ? this.throttledPasses + 1 : 0;
     if (this.throttledPasses >= after) {
       const waiting = report.workloads.filter((w) => w.state !== 'Ready').length;
       this.recorder.record(
