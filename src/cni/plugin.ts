@@ -9,10 +9,15 @@
 import { hostname } from 'node:os';
 import type { Pod } from '../api/kinds/kubernetes.js';
 import type { Datastore } from '../datastore/contract.js';
+import { eventRecorderFor } from '../datastore/events.js';
 import { openDatastore } from '../datastore/open.js';
 import { Ipam } from '../ipam/allocator.js';
 import type { Allocation } from '../ipam/allocator.js';
 import { EgwError, isEgwError } from '../platform/errors.js';
+import type { EventRecorder, EventSource } from '../platform/events.js';
+
+/** `egw-ipam`'s `reportingController` in Events. */
+export const CNI_EVENT_SOURCE = 'egw.io/egw-ipam';
 
 /** The spec versions this plugin speaks (0.3.x results have the same shape as 0.4.0's). */
 export const SUPPORTED_VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0'] as const;
@@ -73,6 +78,11 @@ const IPAM_KEYS = new Set(['type', 'datastore', 'nodeName', 'gateway', 'routes',
 export interface CniDeps {
   openStore?: (spec: string | undefined, env: Record<string, string | undefined>) => Promise<Datastore>;
   hostname?: () => string;
+  /**
+   * Where the Warning event of a pod that gets no address goes (default: `eventRecorderFor(store)` —
+   * an events.k8s.io Event on Kubernetes, nothing elsewhere: stdout is the CNI result).
+   */
+  eventRecorder?: (store: Datastore, source: EventSource) => EventRecorder;
 }
 
 /** What the plugin prints on stdout and its exit code. */
@@ -128,8 +138,16 @@ export async function runCni(env: Record<string, string | undefined>, stdin: str
         await check(ipam, handle, conf['prevResult']);
         return { stdout: '', exitCode: 0 };
       }
-      const result = await add(store, ipam, env, ipamConf, handle, containerId, deps);
-      return { stdout: `${JSON.stringify(formatResult(result, ipamConf, version))}\n`, exitCode: 0 };
+      const seen: { pod?: Pod } = {};
+      try {
+        const result = await add(store, ipam, env, ipamConf, handle, containerId, deps, seen);
+        return { stdout: `${JSON.stringify(formatResult(result, ipamConf, version))}\n`, exitCode: 0 };
+      } catch (err) {
+        // The pod gets no address: say so on the pod, where `kubectl describe pod` shows it beside the
+        // kubelet's FailedCreatePodSandBox (which only quotes this plugin's message).
+        if (seen.pod !== undefined && isEgwError(err, 'PoolExhausted', 'NoQualifiedPool')) await recordNoAddress(store, seen.pod, err, ipamConf, deps);
+        throw err;
+      }
     } finally {
       await store.close();
     }
@@ -141,7 +159,21 @@ export async function runCni(env: Record<string, string | undefined>, stdin: str
   }
 }
 
-async function add(store: Datastore, ipam: Ipam, env: Record<string, string | undefined>, conf: EgwIpamConfig, handle: string, containerId: string, deps: CniDeps): Promise<Allocation> {
+/**
+ * The Warning event of a pod IPAM found no address for (`PoolExhausted`: every qualified pool is full;
+ * `NoQualifiedPool`: none qualifies). Each plugin run is a process of its own; the recorder's Event names
+ * are stable, so the kubelet's retries raise one Event's count. Never fails the plugin.
+ */
+async function recordNoAddress(store: Datastore, pod: Pod, err: EgwError, conf: EgwIpamConfig, deps: CniDeps): Promise<void> {
+  const node = conf.nodeName ?? (deps.hostname ?? hostname)();
+  const source = { controller: CNI_EVENT_SOURCE, instance: node };
+  const recorder = deps.eventRecorder?.(store, source) ?? eventRecorderFor(store, source);
+  const namespace = pod.metadata.namespace ?? 'default';
+  recorder.record({ kind: 'Pod', namespace, name: pod.metadata.name, ...(pod.metadata.uid === undefined ? {} : { uid: pod.metadata.uid }) }, 'Warning', err.code, 'AllocateAddress', err.describe());
+  await recorder.close();
+}
+
+async function add(store: Datastore, ipam: Ipam, env: Record<string, string | undefined>, conf: EgwIpamConfig, handle: string, containerId: string, deps: CniDeps, seen: { pod?: Pod }): Promise<Allocation> {
   const args = parseCniArgs(env['CNI_ARGS'] ?? '');
   const namespace = args.get('K8S_POD_NAMESPACE');
   const podName = args.get('K8S_POD_NAME');
@@ -154,6 +186,7 @@ async function add(store: Datastore, ipam: Ipam, env: Record<string, string | un
     throw new CniError(CniCode.PodNotFound, 'pod not found', `pod ${namespace}/${podName} (from CNI_ARGS) is not in the datastore ${store.location}; egw-ipam needs it for its annotations and resource requests`);
   }
   const pod = stored.value as unknown as Pod;
+  seen.pod = pod;
   return ipam.allocate({
     handle,
     node,

@@ -13,6 +13,7 @@ import type { Datastore } from '../datastore/contract.js';
 import type { Clock } from '../platform/clock.js';
 import { SystemClock } from '../platform/clock.js';
 import { errorMessage } from '../platform/errors.js';
+import type { EventRecorder } from '../platform/events.js';
 import type { Logger } from '../platform/logger.js';
 import { silentLogger } from '../platform/logger.js';
 import { AgentRecordsGc } from './agent-records-gc.js';
@@ -30,6 +31,8 @@ export interface ControllerDeps {
   ec2?: Ec2;
   /** Where the operator puts gateway workloads; absent = Pod records in `store` (the lab). On Kubernetes: `KubeDeployments`. */
   gatewayWorkloads?: GatewayWorkloads;
+  /** Events on EgressGateways (the operator's); absent = none. The caller closes it after {@link Controller.stop}. */
+  events?: EventRecorder;
 }
 
 export interface ControllerOptions {
@@ -67,7 +70,7 @@ export class Controller {
     const clock = deps.clock ?? new SystemClock();
     this.log = deps.logger ?? silentLogger();
     this.operator = new EgressGatewayOperator(
-      { store: deps.store, clock, logger: this.log.child({ part: 'operator' }), ...(deps.gatewayWorkloads === undefined ? {} : { workloads: deps.gatewayWorkloads }) },
+      { store: deps.store, clock, logger: this.log.child({ part: 'operator' }), ...(deps.gatewayWorkloads === undefined ? {} : { workloads: deps.gatewayWorkloads }), ...(deps.events === undefined ? {} : { events: deps.events }) },
       {
         ...(options.gatewayImage === undefined ? {} : { image: options.gatewayImage }),
         ...(options.gatewayCommand === undefined ? {} : { command: options.gatewayCommand }),

@@ -8,7 +8,7 @@
  * | agent | the egress configuration, pods, namespaces, nodes, IPAM, agent records | its node's status (capacity), pod status conditions, next-hop and node-status records, IPAM for ENI addresses, Events |
  * | controller | everything it reconciles | gateway Deployments, EgressGateway status, IPPool status, AWSSubnet, IPAM GC, agent-record GC, its Lease, Events |
  * | gateway | FelixConfiguration, Nodes (its init), the records its readiness reads | nothing |
- * | cni (egw-ipam) | pods, namespaces, nodes, pools, reservations, subnets | IPAM |
+ * | cni (egw-ipam) | pods, namespaces, nodes, pools, reservations, subnets | IPAM, Events (no address for a pod) |
  */
 import type { ResourceInfo } from '../datastore/kubernetes/resource-map.js';
 import { defaultResourceMap } from '../datastore/kubernetes/resource-map.js';
@@ -91,8 +91,10 @@ export function clusterRoleRules(program: Program, map: ReadonlyMap<string, Reso
     }
   }
   const rules = [...byKey.values()];
-  // Events for what a user must see (no capacity, pool exhausted, EC2 errors).
-  if (program === 'agent' || program === 'controller') rules.push({ apiGroups: ['', 'events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] });
+  // Events for what a user must see (no capacity, pool exhausted, EC2 errors), written as events.k8s.io/v1
+  // (src/datastore/kubernetes/kube-events.ts): create the first occurrence, get + patch to raise a series'
+  // count (also one another process of the same reporter created: each egw-ipam run is a process).
+  if (program !== 'gateway') rules.push({ apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'get', 'patch'] });
   // The operator owns apps/v1 Deployments of gateways.
   if (program === 'controller') rules.push({ apiGroups: ['apps'], resources: ['deployments'], verbs: [...WRITE] });
   // …and gives the gateways of each namespace their identity: ServiceAccount egw-gateway there, bound to the

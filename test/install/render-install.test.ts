@@ -77,5 +77,14 @@ describe.skipIf(!kubeAvailable)('egw render install on a real kube-apiserver (ne
     expect(can('gateway', 'create', 'ipamhandles.egw.io')).toBe(false);
     expect(can('cni', 'create', 'ipamhandles.egw.io')).toBe(true);
     expect(can('cni', 'list', 'egressgatewaypolicies.projectcalico.org')).toBe(false);
+    // Events (src/datastore/kubernetes/kube-events.ts): create, get and patch of events.k8s.io Events, in any
+    // namespace (they go beside the object they are about); nothing else, and the gateway none.
+    for (const program of ['agent', 'controller', 'cni']) {
+      for (const verb of ['create', 'get', 'patch']) expect(can(program, verb, 'events.events.k8s.io', '-n', 'default'), `${program} ${verb} events`).toBe(true);
+      expect(can(program, 'delete', 'events.events.k8s.io', '-n', 'default')).toBe(false);
+      expect(can(program, 'list', 'events.events.k8s.io', '-n', 'default')).toBe(false);
+      expect(can(program, 'create', 'events', '-n', 'default')).toBe(false);
+    }
+    expect(can('gateway', 'create', 'events.events.k8s.io', '-n', 'default')).toBe(false);
   });
 });

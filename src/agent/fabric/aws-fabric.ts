@@ -28,6 +28,8 @@ import type { Datastore, StoredResource } from '../../datastore/contract.js';
 import { Informer } from '../../datastore/informer.js';
 import { stableJson } from '../../datastore/resources.js';
 import type { EniState } from '../../linux/eni/eni-routing.js';
+import type { EventRecorder, EventRegarding } from '../../platform/events.js';
+import { NoEventRecorder } from '../../platform/events.js';
 import type { Clock } from '../../platform/clock.js';
 import { SystemClock } from '../../platform/clock.js';
 import { EgwError, errorMessage, isEgwError } from '../../platform/errors.js';
@@ -63,6 +65,12 @@ export interface AwsFabricDeps {
   attachWatcher?: AttachWatcher;
   clock?: Clock;
   logger?: Logger;
+  /**
+   * Events for what a user must see (default: none): a gateway's address that cannot be placed (no
+   * capacity, no free Elastic IP, EC2's terminal errors) on its Pod; node-level failures and throttling
+   * that persists on the Node. Production: `eventRecorderFor(store, …)` (src/datastore/events.ts).
+   */
+  events?: EventRecorder;
   /** Jitter source (default Math.random). */
   random?: () => number;
 }
@@ -92,6 +100,8 @@ export interface AwsFabricOptions {
   ec2Policy?: Omit<ResilientEc2Options, 'requestTimeoutMs'>;
   /** Called after every pass (observability, benchmarks). */
   onPass?: (report: FabricReport) => void;
+  /** Throttled (or otherwise failed-but-retryable) passes in a row before the Node gets an event (default 3). */
+  throttleEventAfterPasses?: number;
 }
 
 /** What the component knows, for `egw status` and the lab. */
@@ -136,6 +146,9 @@ export class AwsFabric {
   private failures = 0;
   private linuxDirty = true;
   private lastLinux = '';
+  private readonly recorder: EventRecorder;
+  /** Passes in a row that ended throttled (EC2's RequestLimitExceeded after the port's retries). */
+  private throttledPasses = 0;
 
   constructor(
     private readonly deps: AwsFabricDeps,
@@ -144,6 +157,7 @@ export class AwsFabric {
     this.clock = deps.clock ?? new SystemClock();
     this.log = (deps.logger ?? silentLogger()).child({ part: 'aws-fabric', node: options.nodeName });
     this.instance = deps.instance;
+    this.recorder = deps.events ?? new NoEventRecorder();
     this.informer = new Informer({ store: deps.store, clock: this.clock, logger: this.log }, { kinds: FABRIC_KINDS }, { onEvent: (ev) => this.onEvent(ev.resource) });
   }
 
@@ -363,6 +377,10 @@ export class AwsFabric {
       this.statusValue.lastError = e.describe();
       this.log.warn({ err: e.message, awsCode: awsCodeOf(e) }, 'aws fabric cannot start');
       await this.writeNode({ capacity: 0, allocatable: 0 }, { status: 'False', reason: awsCodeOf(e) ?? e.code, message: e.describe() }, now);
+      // Terminal (no IAM permission, IMDS refused…) at once; a retryable failure only when it persists.
+      if (e.retry === 'terminal' || this.failures >= (this.options.throttleEventAfterPasses ?? 3)) {
+        this.recorder.record(this.nodeRef(), 'Warning', awsCodeOf(e) ?? e.code, 'DiscoverInstance', `the AWS fabric cannot start on this node: ${e.describe()}`);
+      }
       return false;
     }
     const pods = this.list<Pod>('Pod').filter((p) => p.spec?.nodeName === this.options.nodeName);
@@ -414,7 +432,54 @@ export class AwsFabric {
     }
     const failed = report.retry === 'retry' || report.retry === 'throttle' || report.node.state !== 'Ready';
     this.failures = failed ? this.failures + 1 : 0;
+    this.recordEvents(report, derived.problems, pods, mode);
     return !failed;
+  }
+
+  /**
+   * Events for what a user must act on (docs/aws-fabric.md, "Reporting"): on the Pod, every address that
+   * failed for good (`NoCapacity`, EC2's terminal codes such as `UnauthorizedOperation`, a wrong subnet)
+   * or waits for a free Elastic IP, and the pod's annotation problems; on the Node, a terminal node-level
+   * failure, and a retryable one or throttling that lasted {@link AwsFabricOptions.throttleEventAfterPasses}
+   * passes. The recorder
+   * aggregates the repeats of every pass into one Event's series.
+   */
+  private recordEvents(report: FabricReport, problems: { pod: string; reason: string; message: string }[], pods: Pod[], mode: EffectiveFelixSettings['awsSecondaryIPSupport']): void {
+    const uidOf = new Map(pods.map((p) => [`${p.metadata.namespace ?? 'default'}/${p.metadata.name}`, p.metadata.uid]));
+    const podRef = (pod: string): EventRegarding => {
+      const [namespace, name] = pod.split('/') as [string, string];
+      const uid = uidOf.get(pod);
+      return { kind: 'Pod', namespace, name, ...(uid === undefined ? {} : { uid }) };
+    };
+    const place = mode === 'EnabledENIPerWorkload' ? 'CreateNetworkInterface' : 'AssignPrivateIpAddresses';
+    for (const w of report.workloads) {
+      if (w.state === 'Failed' || w.reason === 'NoFreeElasticIP') {
+        this.recorder.record(podRef(w.pod), 'Warning', w.reason, w.reason === 'NoFreeElasticIP' ? 'AssociateAddress' : place, `${w.ip}: ${w.message}`);
+      }
+    }
+    for (const p of problems) this.recorder.record(podRef(p.pod), 'Warning', p.reason, 'ReadAnnotations', p.message);
+    const after = this.options.throttleEventAfterPasses ?? 3;
+    // A node-level failure: terminal at once; a retryable one (EC2's 5xx, a timeout) once it persists.
+    // Throttling has its own event below.
+    const persistent = report.node.state === 'Pending' && this.failures >= after && report.node.reason !== 'RequestLimitExceeded';
+    if (report.node.state === 'Failed' || persistent) this.recorder.record(this.nodeRef(), 'Warning', report.node.reason, 'ReconcileFabric', report.node.message);
+    this.throttledPasses = report.retry === 'throttle' ? this.throttledPasses + 1 : 0;
+    if (this.throttledPasses >= after) {
+      const waiting = report.workloads.filter((w) => w.state !== 'Ready').length;
+      this.recorder.record(
+        this.nodeRef(),
+        'Warning',
+        'Throttled',
+        'CallEC2',
+        `EC2 throttled this node's calls (RequestLimitExceeded) in ${this.throttledPasses} passes in a row, after the EC2 port's own retries; ${waiting} gateway address(es) wait. Other clients of the account's EC2 request budget may be using it up.`,
+      );
+    }
+  }
+
+  private nodeRef(): EventRegarding {
+    const node = this.informer.get({ kind: 'Node', name: this.options.nodeName });
+    const uid = (node?.value as { metadata?: { uid?: string } } | undefined)?.metadata?.uid;
+    return { kind: 'Node', name: this.options.nodeName, ...(uid === undefined ? {} : { uid }) };
   }
 
   private async ensureReconciler(settings: EffectiveFelixSettings): Promise<FabricReconciler> {

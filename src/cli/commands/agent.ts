@@ -6,9 +6,14 @@ import { AgentMetrics, EgressAgent, KernelLock, serveMetrics, type AgentSidecar 
 import { egwVersion } from '../../controller/operator/index.js';
 import { openDatastore } from '../../datastore/open.js';
 import type { Datastore } from '../../datastore/contract.js';
+import { eventRecorderFor } from '../../datastore/events.js';
+import type { EventRecorder } from '../../platform/events.js';
 import { createLogger, type Logger } from '../../platform/logger.js';
 import { ExecShell } from '../../platform/shell.js';
 import { usageError } from '../exit.js';
+
+/** The agent's `reportingController` in Events. */
+export const AGENT_EVENT_SOURCE = 'egw.io/agent';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
@@ -32,12 +37,12 @@ interface AgentFlags {
  * FelixConfiguration `awsSecondaryIPSupport` is Disabled (it then only publishes a capacity of 0), so it
  * is on by default; `--no-aws-fabric` leaves it out entirely.
  */
-async function awsFabricSidecar(store: Datastore, nodeName: string, cluster: string, lock: KernelLock, logger: Logger): Promise<AgentSidecar> {
+async function awsFabricSidecar(store: Datastore, nodeName: string, cluster: string, lock: KernelLock, logger: Logger, events: EventRecorder): Promise<AgentSidecar> {
   const { AwsFabric, ShellEniRouting } = await import('../../agent/fabric/index.js');
   const { SdkEc2 } = await import('../../aws/index.js');
   const { LockedEniRouting } = await import('../../agent/kernel-lock.js');
   const fabric = new AwsFabric(
-    { store, ec2: (region) => new SdkEc2({ region }), linux: new LockedEniRouting(new ShellEniRouting(new ExecShell()), lock), logger: logger.child({ part: 'aws-fabric' }) },
+    { store, ec2: (region) => new SdkEc2({ region }), linux: new LockedEniRouting(new ShellEniRouting(new ExecShell()), lock), logger: logger.child({ part: 'aws-fabric' }), events },
     { nodeName, cluster },
   );
   return {
@@ -99,7 +104,9 @@ export function registerAgentCommands(program: Command): void {
       const metrics = new AgentMetrics();
       const kernelLock = new KernelLock();
       let server: Server | undefined;
-      const sidecar = opts.awsFabric ? await awsFabricSidecar(store, nodeName, opts.awsCluster, kernelLock, logger) : undefined;
+      // Events (no capacity, EC2 errors): events.k8s.io Events on Kubernetes, log lines elsewhere.
+      const events = eventRecorderFor(store, { controller: AGENT_EVENT_SOURCE, instance: nodeName }, { logger });
+      const sidecar = opts.awsFabric ? await awsFabricSidecar(store, nodeName, opts.awsCluster, kernelLock, logger, events) : undefined;
       const agent = new EgressAgent(
         { store, shell: new ExecShell(), logger, metrics, kernelLock, ...(sidecar === undefined ? {} : { sidecar }) },
         {
@@ -124,6 +131,7 @@ export function registerAgentCommands(program: Command): void {
       } finally {
         await agent.stop();
         await new Promise<void>((resolve) => (server === undefined ? resolve() : server.close(() => resolve())));
+        await events.close();
         await store.close();
       }
     });

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import { parseDuration } from '../../api/index.js';
 import { ResilientEc2 } from '../../aws/resilient-ec2.js';
@@ -5,6 +6,7 @@ import { SdkEc2 } from '../../aws/sdk-ec2.js';
 import { Controller } from '../../controller/controller.js';
 import { webhookOptionsFromFlags, type WebhookFlags } from '../../controller/webhook/flags.js';
 import type { ValidationWebhook } from '../../controller/webhook/validation-webhook.js';
+import { eventRecorderFor } from '../../datastore/events.js';
 import { openDatastore, parseDatastoreSpec } from '../../datastore/open.js';
 import { SystemClock } from '../../platform/clock.js';
 import { EgwError, errorMessage } from '../../platform/errors.js';
@@ -24,6 +26,9 @@ interface ControllerFlags extends WebhookFlags {
   leaderElectRenewDeadline: string;
   leaderElectRetryPeriod: string;
 }
+
+/** The controller's `reportingController` in Events. */
+export const CONTROLLER_EVENT_SOURCE = 'egw.io/controller';
 
 function duration(name: string, text: string): number {
   const ms = parseDuration(text);
@@ -82,8 +87,10 @@ export function registerControllerCommands(program: Command): void {
               (m) => new m.KubeDeployments({ kubeConfig: m.loadOperatorKubeConfig(kube.kubeconfig), store, logger: logger.child({ part: 'gateway-deployments' }) }),
             )
           : undefined;
+      // Events on EgressGateways: events.k8s.io Events on Kubernetes, log lines elsewhere.
+      const events = eventRecorderFor(store, { controller: CONTROLLER_EVENT_SOURCE, instance: opts.identity ?? hostname() }, { clock, logger });
       const controller = new Controller(
-        { store, clock, logger, ...(ec2 === undefined ? {} : { ec2 }), ...(gatewayWorkloads === undefined ? {} : { gatewayWorkloads }) },
+        { store, clock, logger, events, ...(ec2 === undefined ? {} : { ec2 }), ...(gatewayWorkloads === undefined ? {} : { gatewayWorkloads }) },
         {
           ipamGcGraceMs: graceMs,
           awsSubnetsIntervalMs: subnetsMs,
@@ -115,6 +122,7 @@ export function registerControllerCommands(program: Command): void {
       ]);
       const outcome = await controller.stop();
       await webhook?.stop();
+      await events.close();
       await store.close();
       // As kube-controller-manager: a controller that lost its lease exits non-zero; its supervisor restarts it.
       if (outcome === 'lost') throw new ExitCode(1);

@@ -24,6 +24,7 @@ import { fromStored, listResources, stableJson } from '../../datastore/resources
 import { SystemClock, type Clock } from '../../platform/clock.js';
 import { EgwError, errorMessage, isEgwError } from '../../platform/errors.js';
 import { silentLogger, type Logger } from '../../platform/logger.js';
+import { NoEventRecorder, type EventRecorder, type EventRegarding } from '../../platform/events.js';
 import { ReconcileRunner, type KeyStatus, type ReconcileMetrics } from '../../reconcile/index.js';
 import { RandomIds, type IdSource } from './ids.js';
 import { defaultGatewayImage } from './image.js';
@@ -51,6 +52,11 @@ export interface OperatorDeps {
    * composition root passes a `KubeDeployments`.
    */
   workloads?: GatewayWorkloads;
+  /**
+   * Events on the EgressGateway (default: none): Warning `Invalid` while it fails validation, Warning
+   * `ReconcileError` for a terminal failure, Normal `Created` when its workloads are created.
+   */
+  events?: EventRecorder;
 }
 
 /** Tuning of the operator. */
@@ -111,6 +117,7 @@ export class EgressGatewayOperator {
   private readonly backoffInitialMs: number;
   private readonly backoffMaxMs: number;
   private readonly conflictRetries: number;
+  private readonly events: EventRecorder;
 
   private informer: Informer | undefined;
   private runner: ReconcileRunner | undefined;
@@ -133,6 +140,7 @@ export class EgressGatewayOperator {
     this.backoffInitialMs = options.backoffInitialMs ?? 200;
     this.backoffMaxMs = options.backoffMaxMs ?? 10_000;
     this.conflictRetries = options.conflictRetries ?? 8;
+    this.events = deps.events ?? new NoEventRecorder();
   }
 
   /** True while running and the watch has a complete picture (false before the first list). */
@@ -262,7 +270,10 @@ export class EgressGatewayOperator {
       if (isEgwError(err, 'Conflict', 'AlreadyExists', 'NotFound')) {
         throw new EgwError('Conflict', `EgressGateway ${key}: concurrent writes outlasted ${this.conflictRetries} passes`, { retry: 'retry', cause: err });
       }
-      if (err instanceof EgwError && err.retry === 'terminal') await this.showError(namespace, name, err);
+      if (err instanceof EgwError && err.retry === 'terminal') {
+        this.events.record({ kind: 'EgressGateway', namespace, name }, 'Warning', 'ReconcileError', 'Reconcile', err.describe());
+        await this.showError(namespace, name, err);
+      }
       throw err;
     }
     if (result.state === 'Degraded') {
@@ -333,6 +344,12 @@ export class EgressGatewayOperator {
       verdict = r.complete ? { state: 'Ready' } : { state: 'Progressing' };
     }
     note(r);
+    const regarding: EventRegarding = { kind: 'EgressGateway', namespace, name, ...(egw.metadata.uid === undefined ? {} : { uid: egw.metadata.uid }) };
+    if (verdict.state === 'Degraded') this.events.record(regarding, 'Warning', 'Invalid', 'Validate', verdict.message);
+    if (r.created.length > 0) {
+      const what = this.workloads.mechanism === 'datastore-pods' ? `gateway pods ${r.created.join(', ')}` : `Deployment ${namespace}/${r.created.join(', ')}`;
+      this.events.record(regarding, 'Normal', 'Created', 'Create', `created ${what}`);
+    }
     if (r.created.length > 0 || r.deleted.length > 0) {
       const fields = { namespace, name, created: r.created, deleted: r.deleted, state: verdict.state };
       if (this.workloads.mechanism === 'datastore-pods') this.log.info(fields, 'gateway pods reconciled');

@@ -29,6 +29,9 @@ import type {
 } from '../contract.js';
 import { formatKey } from '../contract.js';
 import { checkKey, checkOps, opFailure, sortResources } from '../keys.js';
+import type { AggregationOptions, EventRecorder, EventSource } from '../../platform/events.js';
+import type { KubeEventRecorderDeps } from './kube-events.js';
+import { KubeEventRecorder } from './kube-events.js';
 import type { KubeHttpOptions, KubeResponse } from './kube-http.js';
 import { KubeHttp, loadKubeConfig, WATCH_HIGH_WATER } from './kube-http.js';
 import type { ObjectRef, RecordKind, ResourceInfo } from './resource-map.js';
@@ -747,6 +750,14 @@ export class KubernetesDatastore implements Datastore {
   }
 
   /** Ends every watch and closes connections. */
+  /**
+   * An `events.k8s.io/v1` recorder on this datastore's connection (./kube-events.ts). Close it before
+   * the datastore: its writes use the datastore's connection.
+   */
+  eventRecorder(source: EventSource, deps: KubeEventRecorderDeps = {}, options: AggregationOptions = {}): EventRecorder {
+    return new KubeEventRecorder(this.http, this.map, source, deps, options);
+  }
+
   async close(): Promise<void> {
     if (this.closing.signal.aborted) return;
     this.closing.abort();
