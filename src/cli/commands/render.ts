@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { formatIssue, hasErrors, type EgressGateway, type FelixConfiguration, type IPPool, type Issue } from '../../api/index.js';
-import { defaultGatewayImage, operatorValidationError, renderDeployment } from '../../controller/operator/index.js';
+import { defaultGatewayImage, KUBE_GATEWAY_POD_SETTINGS, operatorValidationError, renderDeployment } from '../../controller/operator/index.js';
 import { renderInstall, type AwsMode } from '../../install/render-install.js';
 import { ExitCode, usageError } from '../exit.js';
 import { loadManifests } from '../load-manifests.js';
@@ -50,7 +50,8 @@ export function registerRenderCommands(program: Command): void {
       }
       if (failed) throw new ExitCode(1);
       const image = opts.image ?? defaultGatewayImage();
-      const deployments = gateways.map((egw) => renderDeployment(egw, { felix, image }));
+      // As the operator renders them on Kubernetes: the gateway's ServiceAccount and EGW_DATASTORE=kubernetes.
+      const deployments = gateways.map((egw) => renderDeployment(egw, { felix, image, ...KUBE_GATEWAY_POD_SETTINGS }));
       process.stdout.write(formatObjects(deployments, format, deployments.length > 1));
     });
 }

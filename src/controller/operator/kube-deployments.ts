@@ -27,7 +27,7 @@ import { writeOpFor } from '../../datastore/resources.js';
 import { EgwError, errorMessage } from '../../platform/errors.js';
 import { silentLogger, type Logger } from '../../platform/logger.js';
 import type { Deployment } from './k8s-types.js';
-import { DATASTORE_ENV, EGRESS_GATEWAY_API_VERSION, GATEWAY_SERVICE_ACCOUNT } from './render.js';
+import { DATASTORE_ENV, EGRESS_GATEWAY_API_VERSION, GATEWAY_SERVICE_ACCOUNT, KUBE_GATEWAY_POD_SETTINGS } from './render.js';
 import { controllingEgressGateway, isSubset, observeDeployment, ownerKey, type GatewayWorkloads, type WorkloadOwner, type WorkloadResult } from './workloads.js';
 
 /** The server-side-apply field manager of everything the operator writes. */
@@ -104,7 +104,7 @@ export class KubeDeployments implements GatewayWorkloads {
   readonly mechanism = 'kubernetes-deployments' as const;
   readonly watchedKinds = [] as const;
   /** Gateways reach the datastore through the API server with their pod's service account. */
-  readonly podSettings = { datastore: 'kubernetes', serviceAccountName: GATEWAY_SERVICE_ACCOUNT };
+  readonly podSettings = KUBE_GATEWAY_POD_SETTINGS;
 
   private readonly objects: KubernetesObjectApi;
   private readonly apps: AppsV1Api;

@@ -65,6 +65,9 @@ export interface RenderContext {
 
 /** The ServiceAccount gateway pods run as on Kubernetes (bound to the ClusterRole of the same name). */
 export const GATEWAY_SERVICE_ACCOUNT = 'egw-gateway';
+
+/** What gateway pods get on Kubernetes to reach egw's datastore: in-cluster config of their ServiceAccount. */
+export const KUBE_GATEWAY_POD_SETTINGS = { datastore: 'kubernetes', serviceAccountName: GATEWAY_SERVICE_ACCOUNT } as const;
 /** The environment variable egw's programs read their datastore from. */
 export const DATASTORE_ENV = 'EGW_DATASTORE';
 

@@ -41,6 +41,9 @@ describe('egw render deployment', () => {
     expect(d.spec.template.metadata.annotations['cni.projectcalico.org/ipv4pools']).toBe('["egress-red-west-1","egress-red-west-2"]');
     expect(d.spec.template.spec.containers[0]!.image).toBe('ghcr.io/egw-project/egw:0.1.0');
     expect(d.spec.template.spec.containers[0]!.resources?.limits).toEqual({ 'projectcalico.org/aws-secondary-ipv4': '1' });
+    // As the operator renders it on Kubernetes: the gateway reaches egw's datastore as its ServiceAccount.
+    expect(d.spec.template.spec.serviceAccountName).toBe('egw-gateway');
+    expect(d.spec.template.spec.containers[0]!.env).toContainEqual({ name: 'EGW_DATASTORE', value: 'kubernetes' });
     expect(r.stdout).not.toMatch(/[&*]a\d/);
   });
 
