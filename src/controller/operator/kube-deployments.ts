@@ -9,9 +9,10 @@
  *   ({@link isSubset}): an unchanged EgressGateway costs one GET and no write (resourceVersion unchanged).
  * - Ownership: a Deployment is ours when its controlling owner reference is the EgressGateway
  *   (`operator.tigera.io/v1`) of the same name; it also carries `app.kubernetes.io/managed-by: egw-operator`
- *   so that the watch lists only ours. A Deployment of that name that is not ours is never touched: the
- *   pass fails with a terminal `InvalidInput` (shown Degraded). One controlled by an earlier
- *   EgressGateway of the same name (other uid) is deleted and made again.
+ *   so that the watch lists only ours. A Deployment of that name that nothing controls is adopted (as
+ *   Calico's operator does); one controlled by another object is never touched: the pass fails with a
+ *   terminal `InvalidInput` (shown Degraded). One controlled by an earlier EgressGateway of the same name
+ *   (other uid) is deleted and made again.
  * - Deletion: {@link remove} deletes the Deployments controlled by a gone EgressGateway with a uid
  *   precondition (the engine calls it only after the first full pass, i.e. after the watch is in sync).
  * - The ServiceAccount `egw-gateway` of the namespace and the ClusterRoleBinding `egw-gateway-<namespace>`
@@ -213,11 +214,17 @@ export class KubeDeployments implements GatewayWorkloads {
     const want = deploymentToApply(desired);
     const result: WorkloadResult = { counts: observeDeployment(undefined).counts, complete: false, created: [], deleted: [], wrote: false };
     let live = await this.getDeployment(owner.namespace, owner.name);
-    if (live !== undefined) {
+    if (live !== undefined && !hasController(live)) {
+      // A Deployment of the EgressGateway's name that nothing controls (made by hand, or left by an operator
+      // that was uninstalled with --cascade=orphan) is adopted, as Calico's operator (controller-runtime)
+      // adopts it: the apply below sets our owner reference and takes over the fields we render.
+      // (It lacks our owner reference, so it is not a subset of what we render: the apply happens.)
+      this.log.info({ namespace: owner.namespace, name: owner.name }, 'adopting the existing gateway Deployment, which had no controller');
+    } else if (live !== undefined) {
       const controller = controllingEgressGateway(live);
       if (controller === undefined || controller.name !== owner.name) {
         // InvalidInput, not AlreadyExists: the pass must not be retried as a race; a change of name is needed.
-        throw new EgwError('InvalidInput', `Deployment ${owner.namespace}/${owner.name} exists and is not controlled by EgressGateway ${owner.name}`, {
+        throw new EgwError('InvalidInput', `Deployment ${owner.namespace}/${owner.name} exists and is controlled by another object, not EgressGateway ${owner.name}`, {
           retry: 'terminal',
           hint: 'rename or delete that Deployment; egw never changes a Deployment it does not own',
           details: { namespace: owner.namespace, name: owner.name },
@@ -357,6 +364,12 @@ export function kubeError(err: unknown, what: string): EgwError {
 
 /** The `EGW_DATASTORE` value gateway pods get on Kubernetes (exported for docs and tests). */
 export const GATEWAY_DATASTORE_ENV = { name: DATASTORE_ENV, value: 'kubernetes' } as const;
+
+/** True when some owner reference of the object is its controller. */
+function hasController(obj: unknown): boolean {
+  const refs = metaOf(obj)['ownerReferences'];
+  return Array.isArray(refs) && refs.some((r) => typeof r === 'object' && r !== null && (r as { controller?: unknown }).controller === true);
+}
 
 function metaOf(obj: unknown): Record<string, unknown> {
   if (typeof obj !== 'object' || obj === null) return {};

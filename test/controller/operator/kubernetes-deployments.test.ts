@@ -136,27 +136,40 @@ describe.skipIf(!kubeAvailable)('operator on Kubernetes: apps/v1 Deployments (ne
     expect(at(getJson(['deployment', '-n', NS, 'red']), 'spec.replicas')).toBe(2);
   }, 120_000);
 
-  it('leaves Deployments it does not own alone, and refuses to take over one that has the EgressGateway name', async () => {
-    const foreign = (name: string): string =>
+  it("leaves Deployments it does not own alone, refuses one of the EgressGateway's name that another object controls, and adopts one that nothing controls", async () => {
+    const foreign = (name: string, owner?: { apiVersion: string; kind: string; name: string; uid: string }): string =>
       JSON.stringify({
         apiVersion: 'apps/v1',
         kind: 'Deployment',
-        metadata: { name, namespace: NS, labels: { 'egress-code': name } },
+        metadata: { name, namespace: NS, labels: { 'egress-code': name }, ...(owner === undefined ? {} : { ownerReferences: [{ ...owner, controller: true }] }) },
         spec: { replicas: 0, selector: { matchLabels: { 'egress-code': name } }, template: { metadata: { labels: { 'egress-code': name } }, spec: { containers: [{ name: 'c', image: 'registry.invalid/other:1' }] } } },
       });
+    // A real controlling owner (the garbage collector removes dependents of owners that do not exist).
+    kubectlOk(['create', 'configmap', '-n', NS, 'someone-else']);
+    const cmUid = at(getJson(['configmap', '-n', NS, 'someone-else']), 'metadata.uid') as string;
     kubectlOk(['apply', '-f', '-'], foreign('not-ours'));
-    kubectlOk(['apply', '-f', '-'], foreign('clash'));
+    kubectlOk(['apply', '-f', '-'], foreign('clash', { apiVersion: 'v1', kind: 'ConfigMap', name: 'someone-else', uid: cmUid }));
+    kubectlOk(['apply', '-f', '-'], foreign('orphan'));
     const rvNotOurs = at(getJson(['deployment', '-n', NS, 'not-ours']), 'metadata.resourceVersion') as string;
     const rvClash = at(getJson(['deployment', '-n', NS, 'clash']), 'metadata.resourceVersion') as string;
     kubectlOk(['apply', '-f', '-'], egressGateway('clash', 1));
+    // The orphan's selector is the one egw renders (the template labels), so it can be adopted in place.
+    kubectlOk(['apply', '-f', '-'], egressGateway('orphan', 1));
 
     const results = await op.reconcileAll();
     expect(results.find((r) => r.name === 'clash')).toMatchObject({ state: 'Error' });
-    expect(results.find((r) => r.name === 'clash')?.message).toContain('is not controlled by EgressGateway clash');
+    expect(results.find((r) => r.name === 'clash')?.message).toContain('is controlled by another object, not EgressGateway clash');
     expect(results.some((r) => r.name === 'not-ours')).toBe(false);
     expect(at(getJson(['deployment', '-n', NS, 'not-ours']), 'metadata.resourceVersion')).toBe(rvNotOurs);
     expect(at(getJson(['deployment', '-n', NS, 'clash']), 'metadata.resourceVersion')).toBe(rvClash);
-    kubectlOk(['delete', 'egressgateway', '-n', NS, 'clash']);
+
+    const adopted = getJson(['deployment', '-n', NS, 'orphan']);
+    const egwUid = at(getJson(['egressgateway', '-n', NS, 'orphan']), 'metadata.uid');
+    expect(at(adopted, 'metadata.ownerReferences')).toEqual([expect.objectContaining({ kind: 'EgressGateway', name: 'orphan', uid: egwUid, controller: true })]);
+    expect(at(adopted, 'metadata.labels')).toMatchObject({ 'app.kubernetes.io/managed-by': 'egw-operator' });
+    expect(at(adopted, 'spec.replicas')).toBe(1);
+    expect(['Ready', 'Progressing']).toContain(results.find((r) => r.name === 'orphan')?.state);
+    kubectlOk(['delete', 'egressgateway', '-n', NS, 'clash', 'orphan']);
   }, 60_000);
 
   it('running: watches the Deployments, and deleting the EgressGateway removes its Deployment', async () => {
