@@ -10,7 +10,7 @@ import {
   EGRESS_SELECTOR,
   parsePoolList,
 } from './annotations.js';
-import { cidrContains, cidrLast, formatCidr, parseCidr } from './ip.js';
+import { cidrContains, cidrLast, cidrsOverlap, formatCidr, parseCidr, parseCidrOrIp, type Cidr } from './ip.js';
 import { IssueSink, type DocumentLocation, type Issue } from './issues.js';
 import type { AnyResource } from './kinds.js';
 import type { AWSSubnet } from './kinds/aws-subnet.js';
@@ -131,6 +131,9 @@ export function crossCheck(incoming: readonly IncomingResource[], existing: read
   const felixDefault = all.find((r): r is FelixConfiguration => r.kind === 'FelixConfiguration' && r.metadata.name === 'default');
   const felix = effectiveFelixSettings(felixDefault);
   const storedGateways = all.filter(is('EgressGateway')).filter((g) => !incomingKeys.has(resourceKey(g)));
+  const reserved = all
+    .filter((r) => r.kind === 'IPReservation')
+    .flatMap((r) => ((r.spec).reservedCIDRs ?? []).flatMap((t) => parseCidrOrIp(t)?.cidr ?? []));
 
   for (const { r, sink, key } of entries) {
     switch (r.kind) {
@@ -141,7 +144,7 @@ export function crossCheck(incoming: readonly IncomingResource[], existing: read
         checkSubnet(r, sink, [...pools.byName.values()].filter((p) => !incomingKeys.has(resourceKey(p))));
         break;
       case 'EgressGateway':
-        checkGateway(r, sink, pools, namespaces, felix.awsSecondaryIPSupport);
+        checkGateway(r, sink, pools, namespaces, felix.awsSecondaryIPSupport, reserved);
         break;
       case 'Namespace':
       case 'Pod': {
@@ -219,12 +222,25 @@ function checkSubnet(subnet: AWSSubnet, sink: IssueSink, otherPools: readonly IP
   }
 }
 
+/**
+ * The addresses of an IPv4 pool IPAM can hand out: its size less what IPReservations reserve inside it
+ * (nested or repeated reservations counted once). Undefined for IPv6 or an unparsable CIDR.
+ */
+function usableAddresses(pool: IPPool, reserved: readonly Cidr[]): number | undefined {
+  const p = parseCidr(pool.spec.cidr)?.cidr;
+  if (p === undefined || p.version !== 4) return undefined;
+  const inside = reserved.filter((r) => r.version === 4 && cidrsOverlap(r, p)).map((r) => (cidrContains(r, p) ? p : r));
+  const outermost = inside.filter((r, i) => !inside.some((o, j) => j !== i && cidrContains(o, r) && (!cidrContains(r, o) || j < i)));
+  return Math.max(0, 2 ** (32 - p.prefix) - outermost.reduce((sum, r) => sum + 2 ** (32 - r.prefix), 0));
+}
+
 function checkGateway(
   gw: EgressGateway,
   sink: IssueSink,
   pools: PoolIndex,
   namespaces: ReadonlySet<string>,
   awsSecondaryIPSupport: string,
+  reserved: readonly Cidr[],
 ): void {
   const native = nativeIP(gw) === 'Enabled';
   (gw.spec.ipPools ?? []).forEach((ref, i) => {
@@ -247,6 +263,20 @@ function checkGateway(
       sink.error(path, 'EgressGateway.ippool-not-aws-backed', `AWS subnet ID must be set when NativeIP is enabled (IPPool ${pool.metadata.name} has no awsSubnetID)`, 'AWS-backed IPPools (awsSubnetID set), or aws.nativeIP: Disabled');
     }
   });
+  const found = (gw.spec.ipPools ?? []).map((ref) => findPool(ref, pools));
+  const sizes = found.map((pool) => (pool === undefined ? undefined : usableAddresses(pool, reserved)));
+  if (sizes.length > 0 && sizes.every((n) => n !== undefined)) {
+    const total = (sizes).reduce((a, b) => a + b, 0);
+    const replicas = gw.spec.replicas ?? 1;
+    if (replicas > total) {
+      sink.warn(
+        ['spec', 'replicas'],
+        'EgressGateway.replicas-exceed-pools',
+        `${replicas} replicas, but its IPPools hold ${total} usable address${total === 1 ? '' : 'es'} (after IPReservations, before other users of the pools): ${replicas - total} gateway pod${replicas - total === 1 ? '' : 's'} would get no address`,
+        `at most ${total} replicas, or larger IPPools`,
+      );
+    }
+  }
   const ns = gw.metadata.namespace ?? 'default';
   if (!namespaces.has(ns)) {
     sink.warn(['metadata', 'namespace'], 'apply.namespace-missing', `Namespace "${ns}" does not exist (yet)`, 'the Namespace to be created first, or in the same apply');

@@ -93,6 +93,19 @@ describe('EgressGateway', () => {
     ]);
   });
 
+  test('more replicas than the addresses its pools hold (after IPReservations) is a warning', () => {
+    const reservation = 'apiVersion: projectcalico.org/v3\nkind: IPReservation\nmetadata: {name: aws}\nspec: {reservedCIDRs: [100.64.0.4/31, 100.64.0.5, 100.64.0.8]}\n';
+    const egw = (replicas: number) => EGW('[{name: pool-a}, {name: pool-b}]').replace('spec: {', `spec: {replicas: ${replicas}, `);
+    const existing = stored(join(AWS_POOL('pool-a', '100.64.0.4/30'), AWS_POOL('pool-b', '100.64.0.8/30'), reservation, FELIX_ON, NS('calico-egress')));
+    // 4 + 4 addresses; .4/31 (with .5 inside it, counted once) and .8 reserved: 5 usable.
+    expect(cross(docs(egw(5)), existing)).toEqual([]);
+    expect(cross(docs(egw(7)), existing)).toEqual([
+      'warning EgressGateway.replicas-exceed-pools spec.replicas: 7 replicas, but its IPPools hold 5 usable addresses (after IPReservations, before other users of the pools): 2 gateway pods would get no address',
+    ]);
+    // A pool that does not exist yet: no count (its own warning says so).
+    expect(cross(docs(egw(99).replace('pool-b', 'pool-c')), existing)).toEqual(['warning EgressGateway.ippool-missing spec.ipPools[1]: IPPool "pool-c" does not exist (yet)']);
+  });
+
   test('name and cidr must designate the same pool', () => {
     const existing = stored(join(AWS_POOL('pool-a', '100.64.0.4/30'), FELIX_ON));
     expect(cross(docs(join(NS('calico-egress'), EGW('[{name: pool-a, cidr: 100.64.0.8/30}]'))), existing)).toEqual([
