@@ -170,6 +170,8 @@ const DEFAULT_GC_COOLDOWN_MS = 120_000;
 const DEFAULT_PROPAGATION_GRACE_MS = 60_000;
 /** When EC2's answers contradict what this pass read, pass again this soon (the view catches up). */
 const PROPAGATION_RETRY_MS = 2_000;
+/** How long this process's own ENI changes win over a read that does not show them yet. */
+const OWN_CHANGES_WINDOW_MS = 30_000;
 const DEFAULT_REASSIGN_AFTER_MS = 60_000;
 /** How long an unknown subnet is not asked about again. */
 const UNKNOWN_SUBNET_TTL_MS = 300_000;
@@ -189,6 +191,13 @@ export class FabricReconciler {
   /** @internal */ readonly detachedByUs = new Set<string>();
   /** @internal */ readonly orphanSince = new Map<string, number>();
   /** @internal */ readonly inUseSince = new Map<string, number>();
+  /**
+   * @internal ENIs this process created or attached moments ago, as it left them: a read that lags does
+   * not show them yet (see {@link OWN_CHANGES_WINDOW_MS}).
+   */
+  readonly ownChanges = new Map<string, { eni: Ec2NetworkInterface; at: number }>();
+  /** @internal Elastic IPs this process associated or disassociated moments ago, by allocation ID. */
+  readonly ownAssociations = new Map<string, { associationId: string | undefined; networkInterfaceId: string | undefined; privateIp: string | undefined; at: number }>();
   /** @internal ENIs EC2 answered NotFound for, and since when (eventual consistency or deleted). */
   readonly notFoundSince = new Map<string, number>();
   /** @internal */ readonly propagationGraceMs: number;
@@ -308,6 +317,7 @@ class Pass {
       this.ec2.describeNetworkInterfaces(ourEniFilters(this.id)),
     ]);
     for (const e of [...attached, ...ours]) this.enis.set(e.id, structuredClone(e));
+    this.overlayOwnChanges();
     this.primary = attached.find((e) => e.attachment?.deviceIndex === 0 && e.attachment.networkCardIndex === 0);
     if (this.primary === undefined) {
       throw new EgwError('AwsError', `EC2 shows no primary ENI attached to ${this.id.instanceId}`, { retry: 'retry', details: { awsCode: 'PrimaryEniNotFound' } });
@@ -326,6 +336,64 @@ class Pass {
     if (missing.length > 0) await this.lookUpSubnets(missing);
     const wanted = [...new Set(this.desired.workloads.flatMap((w) => w.elasticIps))].sort();
     if (wanted.length > 0) this.addresses = await this.ec2.describeAddresses([{ name: 'public-ip', values: wanted }]);
+    for (const a of this.addresses) {
+      const own = this.r.ownAssociations.get(a.allocationId);
+      if (own === undefined) continue;
+      if (this.now - own.at >= OWN_CHANGES_WINDOW_MS || a.associationId === own.associationId) this.r.ownAssociations.delete(a.allocationId);
+      else Object.assign(a, { associationId: own.associationId, networkInterfaceId: own.networkInterfaceId, privateIp: own.privateIp });
+    }
+  }
+
+  /**
+   * EC2's reads lag (eventual consistency): an ENI this process created or attached moments ago may be
+   * missing from the read, or shown detached, or without DeleteOnTermination. Within a short window its own
+   * change wins, so the pass does not create, attach or hand out a device index again; once the read
+   * agrees (or shows something else happened), the read is the truth again.
+   */
+  private overlayOwnChanges(): void {
+    for (const [id, own] of this.r.ownChanges) {
+      if (this.now - own.at >= OWN_CHANGES_WINDOW_MS) {
+        this.r.ownChanges.delete(id);
+        continue;
+      }
+      const seen = this.enis.get(id);
+      if (seen === undefined) {
+        this.enis.set(id, structuredClone(own.eni));
+        continue;
+      }
+      const mine = own.eni.attachment;
+      let behind = false;
+      if (mine !== undefined && seen.attachment === undefined && seen.status === 'available' && mine.status !== 'detaching') {
+        seen.attachment = { ...mine };
+        seen.status = own.eni.status;
+        behind = true;
+      } else if (mine !== undefined && seen.attachment !== undefined && seen.attachment.attachmentId !== mine.attachmentId) {
+        // Something else happened to it since: EC2's word.
+        this.r.ownChanges.delete(id);
+        continue;
+      } else if (mine !== undefined && seen.attachment !== undefined) {
+        if (mine.status === 'detaching' && seen.attachment.status !== 'detaching') {
+          seen.attachment.status = 'detaching';
+          seen.status = 'detaching';
+          behind = true;
+        }
+        if (mine.deleteOnTermination && !seen.attachment.deleteOnTermination) {
+          seen.attachment.deleteOnTermination = true;
+          behind = true;
+        }
+      }
+      const addresses = (e: Ec2NetworkInterface): string => e.privateIps.map((p) => `${p.ip}=${p.association?.associationId ?? ''}`).join(',');
+      if (addresses(seen) !== addresses(own.eni)) {
+        seen.privateIps = structuredClone(own.eni.privateIps);
+        behind = true;
+      }
+      if (!behind) this.r.ownChanges.delete(id);
+    }
+  }
+
+  /** Records what this process just made an ENI look like (see {@link overlayOwnChanges}). */
+  private rememberOwn(eni: Ec2NetworkInterface): void {
+    this.r.ownChanges.set(eni.id, { eni: structuredClone(eni), at: this.now });
   }
 
   private async lookUpSubnets(ids: string[]): Promise<void> {
@@ -578,6 +646,7 @@ class Pass {
     }
     const made = structuredClone(eni!);
     this.enis.set(made.id, made);
+    this.rememberOwn(made);
     return { ok: true, eni: made };
   }
 
@@ -617,6 +686,7 @@ class Pass {
           this.r.notFoundSince.delete(eni.id);
           this.r.bumpGeneration(intent);
           this.enis.delete(eni.id);
+          this.r.ownChanges.delete(eni.id);
           onError(out.err, what);
           return false;
         }
@@ -632,6 +702,7 @@ class Pass {
       this.r.notFoundSince.delete(eni.id);
       eni.attachment = { attachmentId, instanceId: this.id.instanceId, deviceIndex: index, networkCardIndex: 0, status: 'attaching', deleteOnTermination: false };
       eni.status = 'attaching';
+      this.rememberOwn(eni);
     }
     const a = eni.attachment;
     if (a.instanceId !== this.id.instanceId) {
@@ -649,6 +720,7 @@ class Pass {
         return false;
       }
       a.deleteOnTermination = true;
+      this.rememberOwn(eni);
     }
     return true;
   }
@@ -748,7 +820,10 @@ class Pass {
       // "Not assigned": an earlier unassign (or a move) the read did not show yet.
       if (!out.ok && awsCodeOf(out.err) === 'InvalidParameterValue') this.lagging(undefined, out.err, `unassign ${remove.join(', ')} from ${eni.id}`);
       else if (!out.ok) this.failNode(out.err, `unassign ${remove.join(', ')} from ${eni.id}`);
-      else eni.privateIps = eni.privateIps.filter((p) => !remove.includes(p.ip));
+      else {
+        eni.privateIps = eni.privateIps.filter((p) => !remove.includes(p.ip));
+        this.rememberOwn(eni);
+      }
     }
     const handle = handleOfOwner(eni.tags[TAG_OWNER]);
     const ok = await this.attachAndProtect(
@@ -823,6 +898,7 @@ class Pass {
           this.r.inUseSince.delete(w.ip);
           if (!eni.privateIps.some((p) => p.ip === w.ip)) eni.privateIps.push({ ip: w.ip, primary: false, association: undefined });
         }
+        this.rememberOwn(eni);
       }
       return out;
     };
@@ -891,6 +967,8 @@ class Pass {
           Object.assign(a, { associationId, networkInterfaceId: eni.id, privateIp: w.ip });
           const slot = eni.privateIps.find((p) => p.ip === w.ip);
           if (slot !== undefined) slot.association = { publicIp, allocationId: a.allocationId, associationId };
+          this.r.ownAssociations.set(a.allocationId, { associationId, networkInterfaceId: eni.id, privateIp: w.ip, at: this.now });
+          this.rememberOwn(eni);
           done = true;
           break;
         }
@@ -937,8 +1015,13 @@ class Pass {
         if (mine !== undefined && w.elasticIps.includes(mine.publicIp)) continue; // replaced in this pass
         const assoc = p.association.associationId;
         const out = await this.act(() => this.ec2.disassociateAddress({ associationId: assoc }));
-        if (!out.ok) this.fail(w, out.err, `disassociate ${p.association.publicIp} from ${p.ip}`);
-        else p.association = undefined;
+        if (!out.ok) {
+          this.fail(w, out.err, `disassociate ${p.association.publicIp} from ${p.ip}`);
+        } else {
+          if (p.association.allocationId !== undefined) this.r.ownAssociations.set(p.association.allocationId, { associationId: undefined, networkInterfaceId: undefined, privateIp: undefined, at: this.now });
+          p.association = undefined;
+          this.rememberOwn(e);
+        }
       }
     }
   }
@@ -975,6 +1058,7 @@ class Pass {
           this.r.detachedByUs.add(e.id);
           a.status = 'detaching';
           e.status = 'detaching';
+          this.rememberOwn(e);
         });
         continue;
       }
@@ -1008,6 +1092,7 @@ class Pass {
     }
     this.enis.delete(e.id);
     this.r.detachedByUs.delete(e.id);
+    this.r.ownChanges.delete(e.id);
     this.r.orphanSince.delete(e.id);
     const handle = handleOfOwner(e.tags[TAG_OWNER]);
     if (handle !== undefined && kindOf(e) === 'secondary-ip' && this.r.deps.hostIps !== undefined) {

@@ -152,7 +152,7 @@ export function mutatingCalls(sim: AwsSimHandle): number {
 }
 
 /** How far {@link converge} moves the fake clock between passes that wait for EC2 (attachments, lag, throttling). */
-export const PASS_GAP_MS = 1_000;
+export const PASS_GAP_MS = 2_000;
 
 /**
  * Passes until one changes nothing and waits for nothing (or `maxPasses`). The fake clock (`clock`, else
