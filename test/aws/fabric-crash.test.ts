@@ -67,6 +67,8 @@ function phases(mode: Mode): [FabricDesired, FabricDesired] {
 interface Run {
   crashPoints: number;
   crashedIn: 0 | 1 | 2;
+  /** Requests the emulator's token buckets refused (RequestLimitExceeded). */
+  throttled: number;
 }
 
 async function scenario(mode: Mode, at: number, when: 'before' | 'after'): Promise<Run> {
@@ -113,7 +115,7 @@ async function scenario(mode: Mode, at: number, when: 'before' | 'after'): Promi
     const assoc = associations(sim);
     expect(Object.values(assoc), context).toEqual(['100.64.0.7']);
     expect(RED, context).toContain(Object.keys(assoc)[0]);
-    return { crashPoints: cp.count, crashedIn };
+    return { crashPoints: cp.count, crashedIn, throttled: sim.state().stats.throttled };
   } finally {
     ec2.destroy();
     await sim.close();
@@ -132,13 +134,17 @@ describe.each([['EnabledENIPerWorkload' as const], ['Enabled' as const]])('crash
     // and so are the seconds while an ENI is attaching or detaching.
     expect(clean.crashPoints).toBeGreaterThanOrEqual(mode === 'EnabledENIPerWorkload' ? 13 : 8);
     let crashes = 0;
+    let throttled = clean.throttled;
     for (let at = 1; at <= clean.crashPoints; at++) {
       for (const when of ['before', 'after'] as const) {
         const run = await scenario(mode, at, when);
         expect(run.crashedIn).not.toBe(0);
         crashes++;
+        throttled += run.throttled;
       }
     }
     expect(crashes).toBe(clean.crashPoints * 2);
+    // Throttling was not only on but met: RequestLimitExceeded answers are among what the runs converged through.
+    expect(throttled).toBeGreaterThan(0);
   }, 180_000);
 });

@@ -30,7 +30,7 @@ export const EIP3 = { allocationId: 'eipalloc-0123456789abcdef2', publicIp: '203
 /**
  * The emulator as unforgiving as AWS, in the fake clock's milliseconds (tests advance it): attachments
  * and detachments take seconds, Describe shows changes late, a new ENI is NotFound for a while, addresses
- * are random, and the token buckets are a tenth of AWS's, so throttling happens in small tests too.
+ * are random, and the token buckets are small, so throttling happens in small tests too.
  */
 export const HARSH: SimDefinition = {
   attachLatencyMs: { fixed: 1500, jitter: 1000 },
@@ -38,7 +38,9 @@ export const HARSH: SimDefinition = {
   describeLagMs: { fixed: 500, jitter: 1500 },
   createPropagationMs: { fixed: 500, jitter: 1500 },
   addressPick: 'random',
-  throttle: { scale: 0.1 },
+  // A tenth of AWS's buckets, and small ones for the calls every pass makes, so that a few gateways on one
+  // node already meet RequestLimitExceeded (the crash test checks that they do).
+  throttle: { scale: 0.1, buckets: { AttachNetworkInterface: { capacity: 2, refillPerSecond: 0.5 }, DescribeNetworkInterfaces: { capacity: 4, refillPerSecond: 1 } } },
 };
 
 /** The kind emulator (everything at once, lowest addresses, no throttling): for tests of exact call counts. */
