@@ -113,8 +113,10 @@ export async function startAwsSim(options: StartAwsSimOptions): Promise<AwsSimHa
   };
   const engine = new Ec2Engine(world, state, types, deps);
   const lagged = world.sim.describeLag.fixedMs + world.sim.describeLag.jitterMs > 0;
-  const describeView = new DescribeView(engine, () => (lagged ? new Ec2Engine(world, viewOf(engine.state), types, deps) : engine), () =>
-    lagged ? sampleLatency(world.sim.describeLag, consistencyRandom) : 0,
+  const describeView = new DescribeView(
+    engine,
+    () => new Ec2Engine(world, viewOf(engine.state), types, deps),
+    lagged ? () => sampleLatency(world.sim.describeLag, consistencyRandom) : undefined,
   );
   const writer = options.stateFile === undefined ? undefined : new StateWriter(options.stateFile);
   // The file exists from the start, so that a dump or a restart sees the world's initial state too.
@@ -369,34 +371,34 @@ class DescribeView {
   private readonly queue: { at: number; version: number; engine: Ec2Engine }[] = [];
   private lastAt = -Infinity;
 
+  /** `lagMs` undefined: no lag, Describe calls read the live state (no copies are made). */
   constructor(
     private readonly live: Ec2Engine,
     private readonly snapshot: () => Ec2Engine,
-    private readonly lagMs: () => number,
+    private readonly lagMs: (() => number) | undefined,
   ) {
-    this.queue.push({ at: -Infinity, version: live.version, engine: this.snapshot() });
+    if (lagMs !== undefined) this.queue.push({ at: -Infinity, version: live.version, engine: this.snapshot() });
   }
 
   /** Records the live state if it changed; it becomes visible after the lag. */
   publish(now: number): void {
+    if (this.lagMs === undefined) return;
+    this.prune(now);
     const last = this.queue[this.queue.length - 1];
     if (last !== undefined && last.version === this.live.version) return;
-    const lag = this.lagMs();
-    if (lag <= 0) {
-      // No lag: the live state itself (no copy), and everything older is superseded.
-      this.queue.length = 0;
-      this.lastAt = now;
-      this.queue.push({ at: now, version: this.live.version, engine: this.live });
-      return;
-    }
-    this.lastAt = Math.max(this.lastAt, now + lag);
+    this.lastAt = Math.max(this.lastAt, now + Math.max(0, this.lagMs()));
     this.queue.push({ at: this.lastAt, version: this.live.version, engine: this.snapshot() });
   }
 
   /** The engine to answer a Describe with at `now`. */
   at(now: number): Ec2Engine {
-    while (this.queue.length > 1 && (this.queue[1]?.at ?? Infinity) <= now) this.queue.shift();
+    this.prune(now);
     return this.queue[0]?.engine ?? this.live;
+  }
+
+  /** Drops snapshots that a later visible one supersedes. */
+  private prune(now: number): void {
+    while (this.queue.length > 1 && (this.queue[1]?.at ?? Infinity) <= now) this.queue.shift();
   }
 }
 
