@@ -1,11 +1,12 @@
-import { AttachNetworkInterfaceCommand, CreateNetworkInterfaceCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { AttachNetworkInterfaceCommand, CreateNetworkInterfaceCommand, EC2Client, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
+import { iamPolicyActions } from '../../src/aws/iam-policy.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FabricReconciler } from '../../src/aws/fabric-reconciler.js';
 import type { FabricDesired } from '../../src/aws/fabric-reconciler.js';
 import type { SdkEc2 } from '../../src/aws/sdk-ec2.js';
 import { FakeClock } from '../../src/platform/clock.js';
 import type { AwsSimHandle } from '../../src/sim/aws/server.js';
-import { converge, EGRESS_A, EGRESS_B, instanceFacts, mutatingCalls, NODE_A1, KIND, NODE_A2, nodeView, okCalls, sdkFor, secondaryEnis, SG, startFabricSim, T0, workload } from './helpers.js';
+import { associations, converge, EGRESS_A, EGRESS_B, EIP1, instanceFacts, mutatingCalls, NODE_A1, KIND, NODE_A2, nodeView, okCalls, sdkFor, secondaryEnis, SG, startFabricSim, T0, workload } from './helpers.js';
 
 const eniMode = (workloads: FabricDesired['workloads'], allowRemovals = true): FabricDesired => ({ mode: 'EnabledENIPerWorkload', workloads, allowRemovals });
 
@@ -111,6 +112,27 @@ describe('fabric reconciler, ENI-per-workload mode (emulator over HTTP)', () => 
     // attach beyond the instance's limit.
     expect(secondaryEnis(sim).map((e) => e.privateIps[0]).sort()).toEqual(['100.64.0.5', '100.64.0.6']);
     expect(sim.state().stats.actions['AttachNetworkInterface']?.errors['AttachmentLimitExceeded']).toBeUndefined();
+  });
+
+  it("a terminated node's ENIs go with it (DeleteOnTermination), so its gateway's address and Elastic IP are free for the new node", async () => {
+    // The test terminates an instance itself (not an action of egw's policy).
+    ec2.destroy();
+    await sim.close();
+    sim = await startFabricSim({ allowActions: [...iamPolicyActions(), 'ec2:TerminateInstances'] }, undefined, clock);
+    ec2 = sdkFor(sim);
+    const gw = workload('gw1', '100.64.0.5', EGRESS_A, [EIP1.publicIp]);
+    expect((await converge(reconciler('node-a1', NODE_A1), eniMode([gw]))).workloads[0]).toMatchObject({ state: 'Ready', elasticIp: EIP1.publicIp });
+    const raw = new EC2Client({ endpoint: sim.url, region: 'us-west-2', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+    await raw.send(new TerminateInstancesCommand({ InstanceIds: [NODE_A1] }));
+    raw.destroy();
+    expect(associations(sim)).toEqual({});
+    // The pod comes back on node-a2 with the same address: no AddressInUse wait, no leak to collect.
+    const moved = { ...gw, uid: 'uid-gw1-new', owner: 'pod/default/gw1/uid-gw1-new' };
+    const a2 = reconciler('node-a2', NODE_A2);
+    const report = await converge(a2, eniMode([moved]));
+    expect(report.workloads[0]).toMatchObject({ state: 'Ready', elasticIp: EIP1.publicIp });
+    expect(secondaryEnis(sim).map((e) => [e.privateIps[0], e.attachment?.instanceId])).toEqual([['100.64.0.5', NODE_A2]]);
+    expect(sim.state().stats.actions['CreateNetworkInterface']?.errors['InvalidIPAddress.InUse']).toBeUndefined();
   });
 
   it('refuses a workload whose subnet is in another zone without calling EC2 for it', async () => {
