@@ -12,6 +12,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeClock } from '../../../src/platform/clock.js';
+import { renderAwsSimState } from '../../../src/sim/aws/dump.js';
 import { Ec2Engine } from '../../../src/sim/aws/engine.js';
 import { Imds } from '../../../src/sim/aws/imds.js';
 import { builtInInstanceTypes } from '../../../src/sim/aws/instance-types.js';
@@ -175,6 +176,7 @@ describe('aws-sim, as unforgiving as AWS', () => {
     // Again: a no-op that says so. Other instances are untouched.
     expect((await c.send(new TerminateInstancesCommand({ InstanceIds: [NODE_A] }))).TerminatingInstances?.[0]?.PreviousState?.Name).toBe('terminated');
     expect(Object.values(sim!.state().state.enis).some((e) => e.primaryOf === NODE_B)).toBe(true);
+    expect(renderAwsSimState(sim!.state())).toMatch(new RegExp(`${NODE_A}.*terminated`));
   });
 
   it('answers an IMDSv2 token request only within the hop limit (a pod behind the instance is one hop farther)', () => {
