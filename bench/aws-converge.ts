@@ -54,7 +54,7 @@ function put(kind: string, name: string, value: Record<string, unknown>, namespa
 async function run(mode: Mode): Promise<Result> {
   const type = mode === 'EnabledENIPerWorkload' ? 'm5.xlarge' : 't3.large';
   const sim: AwsSimHandle = await startAwsSim({
-    world: benchWorld(NODES, type, { latencyMs: { fixed: CALL_MS }, attachLatencyMs: { fixed: ATTACH_MS }, detachLatencyMs: { fixed: 1_500 }, throttle: true }),
+    world: benchWorld(NODES, type, { latencyMs: { fixed: CALL_MS }, attachLatencyMs: { fixed: ATTACH_MS }, detachLatencyMs: { fixed: 1_500 }, throttle: true, describeLagMs: 0, createPropagationMs: 0 }),
     listen: '127.0.0.1:0',
     imdsBindings: Array.from({ length: NODES }, (_, i) => ({ listen: '127.0.0.1:0', instanceId: benchInstance(i) })),
   });

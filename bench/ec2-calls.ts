@@ -7,7 +7,9 @@
  *   ModifyNetworkInterfaceAttribute (DeleteOnTermination) = 3; removal DetachNetworkInterface +
  *   DeleteNetworkInterface = 2;
  * - Secondary-IP-per-workload on a node whose ENI has room: AssignPrivateIpAddresses = 1; removal
- *   UnassignPrivateIpAddresses = 1.
+ *   UnassignPrivateIpAddresses = 1; the first gateway of a subnet (no ENI yet): CreateNetworkInterface
+ *   with the gateway's address as a secondary at creation (`PrivateIpAddresses.N`) + attach +
+ *   DeleteOnTermination = 3 (the IPAM host address is no EC2 call).
  *
  * Then 30 gateways placed on 10 nodes with 20 % of all EC2 calls answered `RequestLimitExceeded`
  * (`callsPerGatewayThrottled`: requests per gateway, throttled ones included; goal within 2× the
@@ -115,7 +117,10 @@ interface Lab {
 }
 
 async function lab(nodes: number, type: string, sim: SimDefinition): Promise<Lab> {
-  const handle = await startAwsSim({ world: benchWorld(nodes, type, { latencyMs: 0, attachLatencyMs: 0, detachLatencyMs: 0, throttle: false, ...sim }), listen: '127.0.0.1:0' });
+  // The minimum is a property of an EC2 that answers at once: no lag, no NotFound after creation, no
+  // delays (the reconciler's tests cover the harsh emulator; here only calls are counted).
+  const kind: SimDefinition = { latencyMs: 0, attachLatencyMs: 0, detachLatencyMs: 0, describeLagMs: 0, createPropagationMs: 0, throttle: false };
+  const handle = await startAwsSim({ world: benchWorld(nodes, type, { ...kind, ...sim }), listen: '127.0.0.1:0' });
   const raw = new SdkEc2({ region: 'us-west-2', endpoint: handle.url, credentials: { accessKeyId: 'bench', secretAccessKey: 'bench' } });
   const ec2 = new ResilientEc2(raw, { clock: new SystemClock() }, { retryBaseMs: 2, throttleBaseMs: 4, maxBackoffMs: 50, maxAttempts: 12 });
   const clock = new FakeClock(Date.parse('2025-01-01T00:00:00Z'));
@@ -206,7 +211,7 @@ export const ec2CallsBenchmark: Benchmark = {
         ['ENI-per-workload: remove', eni.remove, 2],
         ['Secondary-IP: place, ENI with room', shared.place, 1],
         ['Secondary-IP: remove', shared.remove, 1],
-        ['Secondary-IP: first gateway (new ENI)', firstShared.place, 4],
+        ['Secondary-IP: first gateway (new ENI)', firstShared.place, 3],
         ['ENI-per-workload, 20% throttled: place', round(perGatewayThrottled, 3), 3],
       ],
     );
@@ -219,6 +224,7 @@ export const ec2CallsBenchmark: Benchmark = {
       removeCallsEniMode: eni.remove,
       removeCallsSecondaryIpMode: shared.remove,
       callsFirstGatewaySecondaryIpMode: firstShared.place,
+      minimumFirstGatewaySecondaryIpMode: 3,
       callsPerGatewayThrottled: round(perGatewayThrottled, 3),
       throttledWithin2x: perGatewayThrottled <= 6,
       throttledGatewaysReady: ready,

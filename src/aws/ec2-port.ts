@@ -105,6 +105,8 @@ export interface CreateNetworkInterfaceInput {
   subnetId: string;
   /** The primary address: egw always chooses it (the workload IP, or an IPAM host-secondary address). */
   privateIp: string;
+  /** Secondary addresses assigned at creation (`PrivateIpAddresses.N`, not primary); absent = none. */
+  secondaryIps?: readonly string[];
   groups: readonly string[];
   description: string;
   /** Tags applied at creation (TagSpecifications), so the ENI is never untagged. */

@@ -112,6 +112,11 @@ export interface FabricReconcilerOptions {
   concurrency?: number;
   /** An address another ENI still holds is taken over (AllowReassignment) after this long (default 60 s). */
   reassignAfterMs?: number;
+  /**
+   * How long an ENI named by our ClientToken may be `NotFound` before it counts as deleted (a new token
+   * then); shorter gaps are EC2's eventual consistency (default 60 s).
+   */
+  propagationGraceMs?: number;
 }
 
 /** Where a workload stands. */
@@ -158,6 +163,15 @@ export interface FabricReport {
 }
 
 const DEFAULT_GC_COOLDOWN_MS = 120_000;
+/**
+ * EC2 is eventually consistent: a new ENI's ID may be unknown to other calls for a while, and Describe
+ * may show a change late. An ENI a ClientToken named that stays unknown this long was deleted since.
+ */
+const DEFAULT_PROPAGATION_GRACE_MS = 60_000;
+/** When EC2's answers contradict what this pass read, pass again this soon (the view catches up). */
+const PROPAGATION_RETRY_MS = 2_000;
+/** How long this process's own ENI changes win over a read that does not show them yet. */
+const OWN_CHANGES_WINDOW_MS = 30_000;
 const DEFAULT_REASSIGN_AFTER_MS = 60_000;
 /** How long an unknown subnet is not asked about again. */
 const UNKNOWN_SUBNET_TTL_MS = 300_000;
@@ -177,6 +191,16 @@ export class FabricReconciler {
   /** @internal */ readonly detachedByUs = new Set<string>();
   /** @internal */ readonly orphanSince = new Map<string, number>();
   /** @internal */ readonly inUseSince = new Map<string, number>();
+  /**
+   * @internal ENIs this process created or attached moments ago, as it left them: a read that lags does
+   * not show them yet (see {@link OWN_CHANGES_WINDOW_MS}).
+   */
+  readonly ownChanges = new Map<string, { eni: Ec2NetworkInterface; at: number }>();
+  /** @internal Elastic IPs this process associated or disassociated moments ago, by allocation ID. */
+  readonly ownAssociations = new Map<string, { associationId: string | undefined; networkInterfaceId: string | undefined; privateIp: string | undefined; at: number }>();
+  /** @internal ENIs EC2 answered NotFound for, and since when (eventual consistency or deleted). */
+  readonly notFoundSince = new Map<string, number>();
+  /** @internal */ readonly propagationGraceMs: number;
   /** @internal */ readonly gcCooldownMs: number;
   /** @internal */ readonly reassignAfterMs: number;
   /** @internal */ readonly concurrency: number;
@@ -188,6 +212,7 @@ export class FabricReconciler {
     this.identity = { cluster: options.cluster, node: options.node, instanceId: options.instance.instanceId };
     this.gcCooldownMs = options.gcCooldownMs ?? DEFAULT_GC_COOLDOWN_MS;
     this.reassignAfterMs = options.reassignAfterMs ?? DEFAULT_REASSIGN_AFTER_MS;
+    this.propagationGraceMs = options.propagationGraceMs ?? DEFAULT_PROPAGATION_GRACE_MS;
     this.concurrency = Math.max(1, options.concurrency ?? 4);
   }
 
@@ -247,6 +272,11 @@ class Pass {
   private freeIndexes: number[] = [];
   private freeSlots = 0;
   private valid: FabricWorkload[] = [];
+  /**
+   * ENIs this pass made or tried to attach: never collected in the same pass. (An attach that failed
+   * because EC2 had not caught up leaves a new shared ENI detached, which looks like an orphan.)
+   */
+  private readonly placing = new Set<string>();
 
   constructor(
     private readonly r: FabricReconciler,
@@ -287,6 +317,7 @@ class Pass {
       this.ec2.describeNetworkInterfaces(ourEniFilters(this.id)),
     ]);
     for (const e of [...attached, ...ours]) this.enis.set(e.id, structuredClone(e));
+    this.overlayOwnChanges();
     this.primary = attached.find((e) => e.attachment?.deviceIndex === 0 && e.attachment.networkCardIndex === 0);
     if (this.primary === undefined) {
       throw new EgwError('AwsError', `EC2 shows no primary ENI attached to ${this.id.instanceId}`, { retry: 'retry', details: { awsCode: 'PrimaryEniNotFound' } });
@@ -305,6 +336,64 @@ class Pass {
     if (missing.length > 0) await this.lookUpSubnets(missing);
     const wanted = [...new Set(this.desired.workloads.flatMap((w) => w.elasticIps))].sort();
     if (wanted.length > 0) this.addresses = await this.ec2.describeAddresses([{ name: 'public-ip', values: wanted }]);
+    for (const a of this.addresses) {
+      const own = this.r.ownAssociations.get(a.allocationId);
+      if (own === undefined) continue;
+      if (this.now - own.at >= OWN_CHANGES_WINDOW_MS || a.associationId === own.associationId) this.r.ownAssociations.delete(a.allocationId);
+      else Object.assign(a, { associationId: own.associationId, networkInterfaceId: own.networkInterfaceId, privateIp: own.privateIp });
+    }
+  }
+
+  /**
+   * EC2's reads lag (eventual consistency): an ENI this process created or attached moments ago may be
+   * missing from the read, or shown detached, or without DeleteOnTermination. Within a short window its own
+   * change wins, so the pass does not create, attach or hand out a device index again; once the read
+   * agrees (or shows something else happened), the read is the truth again.
+   */
+  private overlayOwnChanges(): void {
+    for (const [id, own] of this.r.ownChanges) {
+      if (this.now - own.at >= OWN_CHANGES_WINDOW_MS) {
+        this.r.ownChanges.delete(id);
+        continue;
+      }
+      const seen = this.enis.get(id);
+      if (seen === undefined) {
+        this.enis.set(id, structuredClone(own.eni));
+        continue;
+      }
+      const mine = own.eni.attachment;
+      let behind = false;
+      if (mine !== undefined && seen.attachment === undefined && seen.status === 'available' && mine.status !== 'detaching') {
+        seen.attachment = { ...mine };
+        seen.status = own.eni.status;
+        behind = true;
+      } else if (mine !== undefined && seen.attachment !== undefined && seen.attachment.attachmentId !== mine.attachmentId) {
+        // Something else happened to it since: EC2's word.
+        this.r.ownChanges.delete(id);
+        continue;
+      } else if (mine !== undefined && seen.attachment !== undefined) {
+        if (mine.status === 'detaching' && seen.attachment.status !== 'detaching') {
+          seen.attachment.status = 'detaching';
+          seen.status = 'detaching';
+          behind = true;
+        }
+        if (mine.deleteOnTermination && !seen.attachment.deleteOnTermination) {
+          seen.attachment.deleteOnTermination = true;
+          behind = true;
+        }
+      }
+      const addresses = (e: Ec2NetworkInterface): string => e.privateIps.map((p) => `${p.ip}=${p.association?.associationId ?? ''}`).join(',');
+      if (addresses(seen) !== addresses(own.eni)) {
+        seen.privateIps = structuredClone(own.eni.privateIps);
+        behind = true;
+      }
+      if (!behind) this.r.ownChanges.delete(id);
+    }
+  }
+
+  /** Records what this process just made an ENI look like (see {@link overlayOwnChanges}). */
+  private rememberOwn(eni: Ec2NetworkInterface): void {
+    this.r.ownChanges.set(eni.id, { eni: structuredClone(eni), at: this.now });
   }
 
   private async lookUpSubnets(ids: string[]): Promise<void> {
@@ -381,6 +470,21 @@ class Pass {
 
   private wake(at: number): void {
     this.wakeAt = this.wakeAt === undefined ? at : Math.min(this.wakeAt, at);
+  }
+
+  /**
+   * EC2 answered something this pass's read did not foresee because its read lagged (EC2's eventual
+   * consistency): wait a little and pass again, as a retry rather than a failure.
+   */
+  private lagging(w: readonly FabricWorkload[] | undefined, err: EgwError, what: string): void {
+    this.noteRetry('retry');
+    this.wake(this.now + PROPAGATION_RETRY_MS);
+    const code = awsCodeOf(err) ?? err.code;
+    if (w === undefined) {
+      this.log?.debug({ awsCode: code, what }, 'aws fabric: EC2 has not caught up yet');
+      return;
+    }
+    for (const x of w) this.set(x, 'Pending', 'Propagating', `${what}: EC2 has not caught up with earlier changes yet (${code}: ${err.message}); passing again`);
   }
 
   /** Runs a mutating call, counting it; errors are returned, not thrown. */
@@ -508,7 +612,7 @@ class Pass {
       }
       eni = created.eni;
     }
-    await this.attachAndProtect(eni, index, intent, (err, what) => this.fail(w, err, what));
+    await this.attachAndProtect(eni, index, intent, (err, what) => this.fail(w, err, what), (err, what) => this.lagging([w], err, what));
   }
 
   private async createEni(
@@ -519,12 +623,21 @@ class Pass {
     since: string,
     description: string,
     intent: string,
+    secondaryIps: readonly string[] = [],
   ): Promise<{ ok: true; eni: Ec2NetworkInterface } | { ok: false; err: EgwError }> {
     const groups = this.primary?.groups ?? [];
     const token = clientToken(this.id, intent, ip, this.r.generation(intent));
     let eni: Ec2NetworkInterface | undefined;
     const out = await this.act(async () => {
-      eni = await this.ec2.createNetworkInterface({ subnetId, privateIp: ip, groups, description, tags: eniTags(this.id, kind, owner, since), clientToken: token });
+      eni = await this.ec2.createNetworkInterface({
+        subnetId,
+        privateIp: ip,
+        ...(secondaryIps.length > 0 ? { secondaryIps } : {}),
+        groups,
+        description,
+        tags: eniTags(this.id, kind, owner, since),
+        clientToken: token,
+      });
     });
     if (!out.ok) {
       // Parameters changed since this token was first used (e.g. the primary ENI's groups): a new token.
@@ -533,6 +646,7 @@ class Pass {
     }
     const made = structuredClone(eni!);
     this.enis.set(made.id, made);
+    this.rememberOwn(made);
     return { ok: true, eni: made };
   }
 
@@ -540,7 +654,14 @@ class Pass {
    * Attaches a detached ENI at `index` and sets DeleteOnTermination when it is not set. `index`
    * undefined: the ENI is attached already (or none was free).
    */
-  private async attachAndProtect(eni: Ec2NetworkInterface, index: number | undefined, intent: string | undefined, onError: (err: EgwError, what: string) => void): Promise<boolean> {
+  private async attachAndProtect(
+    eni: Ec2NetworkInterface,
+    index: number | undefined,
+    intent: string | undefined,
+    onError: (err: EgwError, what: string) => void,
+    onLag: (err: EgwError, what: string) => void,
+  ): Promise<boolean> {
+    this.placing.add(eni.id);
     if (eni.attachment === undefined) {
       if (index === undefined) {
         onError(new EgwError('AwsError', 'no free device index', { details: { awsCode: 'NoCapacity' } }), 'attach ENI');
@@ -551,16 +672,37 @@ class Pass {
         attachmentId = (await this.ec2.attachNetworkInterface({ networkInterfaceId: eni.id, instanceId: this.id.instanceId, deviceIndex: index })).attachmentId;
       });
       if (!out.ok) {
-        // The token named an ENI deleted since: the next pass creates a new one under a new token.
-        if (awsCodeOf(out.err) === 'InvalidNetworkInterfaceID.NotFound' && intent !== undefined) {
+        const code = awsCodeOf(out.err);
+        const what = `attach ${eni.id} at device index ${index}`;
+        if (code === 'InvalidNetworkInterfaceID.NotFound') {
+          // Right after its creation an ENI's ID may not have propagated; one that stays unknown was
+          // deleted since the token named it: the next pass creates a new one under a new token.
+          const since = this.r.notFoundSince.get(eni.id) ?? this.now;
+          this.r.notFoundSince.set(eni.id, since);
+          if (this.now - since < this.r.propagationGraceMs || intent === undefined) {
+            onLag(out.err, what);
+            return false;
+          }
+          this.r.notFoundSince.delete(eni.id);
           this.r.bumpGeneration(intent);
           this.enis.delete(eni.id);
+          this.r.ownChanges.delete(eni.id);
+          onError(out.err, what);
+          return false;
         }
-        onError(out.err, `attach ${eni.id} at device index ${index}`);
+        if (code === 'InvalidNetworkInterface.InUse' || code === 'InvalidParameterValue' || code === 'AttachmentLimitExceeded') {
+          // The read lagged: the ENI is attached already (an earlier attach), or the device index or the
+          // last slot was taken by an attachment the read did not show yet.
+          onLag(out.err, what);
+          return false;
+        }
+        onError(out.err, what);
         return false;
       }
+      this.r.notFoundSince.delete(eni.id);
       eni.attachment = { attachmentId, instanceId: this.id.instanceId, deviceIndex: index, networkCardIndex: 0, status: 'attaching', deleteOnTermination: false };
       eni.status = 'attaching';
+      this.rememberOwn(eni);
     }
     const a = eni.attachment;
     if (a.instanceId !== this.id.instanceId) {
@@ -571,10 +713,14 @@ class Pass {
       // Without it, an instance that dies leaks the ENI (Calico's documented leak case).
       const out = await this.act(() => this.ec2.setDeleteOnTermination({ networkInterfaceId: eni.id, attachmentId: a.attachmentId, deleteOnTermination: true }));
       if (!out.ok) {
-        onError(out.err, `set DeleteOnTermination on ${eni.id}`);
+        const code = awsCodeOf(out.err);
+        // An attachment the read showed that has ended since, or an ENI not propagated yet.
+        if (code === 'InvalidAttachmentID.NotFound' || code === 'InvalidNetworkInterfaceID.NotFound') onLag(out.err, `set DeleteOnTermination on ${eni.id}`);
+        else onError(out.err, `set DeleteOnTermination on ${eni.id}`);
         return false;
       }
       a.deleteOnTermination = true;
+      this.rememberOwn(eni);
     }
     return true;
   }
@@ -671,18 +817,33 @@ class Pass {
     const affected = all.filter((w) => onIps.has(w.ip) || add.includes(w));
     if (remove.length > 0) {
       const out = await this.act(() => this.ec2.unassignPrivateIpAddresses({ networkInterfaceId: eni.id, ips: remove }));
-      if (!out.ok) this.failNode(out.err, `unassign ${remove.join(', ')} from ${eni.id}`);
-      else eni.privateIps = eni.privateIps.filter((p) => !remove.includes(p.ip));
+      // "Not assigned": an earlier unassign (or a move) the read did not show yet.
+      if (!out.ok && awsCodeOf(out.err) === 'InvalidParameterValue') this.lagging(undefined, out.err, `unassign ${remove.join(', ')} from ${eni.id}`);
+      else if (!out.ok) this.failNode(out.err, `unassign ${remove.join(', ')} from ${eni.id}`);
+      else {
+        eni.privateIps = eni.privateIps.filter((p) => !remove.includes(p.ip));
+        this.rememberOwn(eni);
+      }
     }
     const handle = handleOfOwner(eni.tags[TAG_OWNER]);
-    const ok = await this.attachAndProtect(eni, index, handle === undefined ? undefined : `h:${handle}`, (err, what) => {
-      for (const w of affected) this.fail(w, err, what);
-    });
+    const ok = await this.attachAndProtect(
+      eni,
+      index,
+      handle === undefined ? undefined : `h:${handle}`,
+      (err, what) => {
+        for (const w of affected) this.fail(w, err, what);
+      },
+      (err, what) => this.lagging(affected, err, what),
+    );
     if (!ok || add.length === 0) return;
     await this.assign(eni, add);
   }
 
-  /** Allocate the host IP → create → attach → DeleteOnTermination → assign the batch. */
+  /**
+   * Allocate the host IP → create with the batch as secondary addresses → attach → DeleteOnTermination:
+   * three EC2 calls for the first gateway of a subnet (the batch is assigned separately only when one of
+   * its addresses is still held elsewhere).
+   */
   private async newSharedEni(claim: SlotClaim, index: number, batch: readonly FabricWorkload[]): Promise<void> {
     const hostIps = this.r.deps.hostIps;
     if (hostIps === undefined) {
@@ -699,15 +860,29 @@ class Pass {
     }
     this.r.orphanSince.delete(handle);
     const intent = `h:${handle}`;
-    const created = await this.createEni(claim.subnetId, host.ip, 'secondary-ip', ipamOwner(handle), host.allocatedAt, `egw shared ENI ${this.id.node} slot ${claim.slot}`, intent);
+    const description = `egw shared ENI ${this.id.node} slot ${claim.slot}`;
+    const owner = ipamOwner(handle);
+    let created = await this.createEni(claim.subnetId, host.ip, 'secondary-ip', owner, host.allocatedAt, description, intent, batch.map((w) => w.ip));
+    if (!created.ok && awsCodeOf(created.err) === 'InvalidIPAddress.InUse') {
+      // An address of the batch (or the host address) is still held elsewhere: the ENI alone, under a new
+      // token (its parameters differ), and the batch through AssignPrivateIpAddresses and its takeover rule.
+      this.r.bumpGeneration(intent);
+      created = await this.createEni(claim.subnetId, host.ip, 'secondary-ip', owner, host.allocatedAt, description, intent);
+    }
     if (!created.ok) {
       for (const w of batch) this.fail(w, created.err, `create shared ENI with host address ${host.ip}`);
       return;
     }
     const eni = created.eni;
-    const ok = await this.attachAndProtect(eni, eni.attachment === undefined ? index : undefined, intent, (err, what) => {
-      for (const w of batch) this.fail(w, err, what);
-    });
+    const ok = await this.attachAndProtect(
+      eni,
+      eni.attachment === undefined ? index : undefined,
+      intent,
+      (err, what) => {
+        for (const w of batch) this.fail(w, err, what);
+      },
+      (err, what) => this.lagging(batch, err, what),
+    );
     if (!ok) return;
     const onEni = new Set(eni.privateIps.map((p) => p.ip));
     const missing = batch.filter((w) => !onEni.has(w.ip));
@@ -723,12 +898,19 @@ class Pass {
           this.r.inUseSince.delete(w.ip);
           if (!eni.privateIps.some((p) => p.ip === w.ip)) eni.privateIps.push({ ip: w.ip, primary: false, association: undefined });
         }
+        this.rememberOwn(eni);
       }
       return out;
     };
     const first = await attempt(batch, false);
     if (first.ok) return;
-    if (awsCodeOf(first.err) !== 'InvalidIPAddress.InUse') {
+    const firstCode = awsCodeOf(first.err);
+    if (firstCode === 'PrivateIpAddressLimitExceeded' || firstCode === 'InvalidNetworkInterfaceID.NotFound') {
+      // The read showed room that is gone (or an ENI not propagated yet): pass again with a fresh read.
+      this.lagging(batch, first.err, `assign ${batch.map((w) => w.ip).join(', ')} to ${eni.id}`);
+      return;
+    }
+    if (firstCode !== 'InvalidIPAddress.InUse') {
       for (const w of batch) this.fail(w, first.err, `assign ${w.ip} to ${eni.id}`);
       return;
     }
@@ -758,7 +940,9 @@ class Pass {
     for (const w of this.valid) {
       if (w.elasticIps.length === 0) continue;
       const eni = this.eniHolding(w.ip);
-      if (eni === undefined) continue;
+      // Only once the ENI is attached here: an attach that failed in this pass (EC2 not caught up, no
+      // room) would make the association a wasted call, or one EC2 does not know the ENI for yet.
+      if (eni === undefined || eni.attachment === undefined) continue;
       const current = this.addresses.find((a) => a.privateIp === w.ip && a.networkInterfaceId === eni.id);
       if (current !== undefined && w.elasticIps.includes(current.publicIp)) continue;
       const unknown = w.elasticIps.filter((ip) => !byPublic.has(ip));
@@ -783,6 +967,13 @@ class Pass {
           Object.assign(a, { associationId, networkInterfaceId: eni.id, privateIp: w.ip });
           const slot = eni.privateIps.find((p) => p.ip === w.ip);
           if (slot !== undefined) slot.association = { publicIp, allocationId: a.allocationId, associationId };
+          this.r.ownAssociations.set(a.allocationId, { associationId, networkInterfaceId: eni.id, privateIp: w.ip, at: this.now });
+          this.rememberOwn(eni);
+          done = true;
+          break;
+        }
+        if (awsCodeOf(out.err) === 'InvalidNetworkInterfaceID.NotFound') {
+          this.lagging([w], out.err, `associate Elastic IP ${publicIp} with ${w.ip}`);
           done = true;
           break;
         }
@@ -824,8 +1015,13 @@ class Pass {
         if (mine !== undefined && w.elasticIps.includes(mine.publicIp)) continue; // replaced in this pass
         const assoc = p.association.associationId;
         const out = await this.act(() => this.ec2.disassociateAddress({ associationId: assoc }));
-        if (!out.ok) this.fail(w, out.err, `disassociate ${p.association.publicIp} from ${p.ip}`);
-        else p.association = undefined;
+        if (!out.ok) {
+          this.fail(w, out.err, `disassociate ${p.association.publicIp} from ${p.ip}`);
+        } else {
+          if (p.association.allocationId !== undefined) this.r.ownAssociations.set(p.association.allocationId, { associationId: undefined, networkInterfaceId: undefined, privateIp: undefined, at: this.now });
+          p.association = undefined;
+          this.rememberOwn(e);
+        }
       }
     }
   }
@@ -845,7 +1041,7 @@ class Pass {
   private async removeUnwanted(): Promise<void> {
     const tasks: (() => Promise<void>)[] = [];
     for (const e of this.ourEnis()) {
-      if (this.wanted(e)) {
+      if (this.wanted(e) || this.placing.has(e.id)) {
         this.r.orphanSince.delete(e.id);
         continue;
       }
@@ -862,6 +1058,7 @@ class Pass {
           this.r.detachedByUs.add(e.id);
           a.status = 'detaching';
           e.status = 'detaching';
+          this.rememberOwn(e);
         });
         continue;
       }
@@ -884,12 +1081,18 @@ class Pass {
 
   private async deleteEni(e: Ec2NetworkInterface): Promise<void> {
     const out = await this.act(() => this.ec2.deleteNetworkInterface({ networkInterfaceId: e.id }));
+    if (!out.ok && awsCodeOf(out.err) === 'InvalidNetworkInterface.InUse') {
+      // Its detachment has not completed where the delete looked (the read was ahead, or lagged).
+      this.lagging(undefined, out.err, `delete ${e.id}`);
+      return;
+    }
     if (!out.ok && awsCodeOf(out.err) !== 'InvalidNetworkInterfaceID.NotFound') {
       this.failNode(out.err, `delete ${e.id}`);
       return;
     }
     this.enis.delete(e.id);
     this.r.detachedByUs.delete(e.id);
+    this.r.ownChanges.delete(e.id);
     this.r.orphanSince.delete(e.id);
     const handle = handleOfOwner(e.tags[TAG_OWNER]);
     if (handle !== undefined && kindOf(e) === 'secondary-ip' && this.r.deps.hostIps !== undefined) {

@@ -131,6 +131,11 @@ export class SdkEc2 implements Ec2 {
       (o) => this.client.send(new CreateNetworkInterfaceCommand({
         SubnetId: input.subnetId,
         PrivateIpAddress: input.privateIp,
+        // Secondary addresses at creation: a new shared ENI carries its first workloads without an extra
+        // AssignPrivateIpAddresses call.
+        ...(input.secondaryIps !== undefined && input.secondaryIps.length > 0
+          ? { PrivateIpAddresses: input.secondaryIps.map((ip) => ({ PrivateIpAddress: ip, Primary: false })) }
+          : {}),
         Groups: [...input.groups],
         Description: input.description,
         ClientToken: input.clientToken,

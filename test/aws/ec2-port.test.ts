@@ -7,7 +7,7 @@ import { SdkEc2 } from '../../src/aws/sdk-ec2.js';
 import { clientToken, eniTags } from '../../src/aws/ownership.js';
 import { EgwError } from '../../src/platform/errors.js';
 import type { AwsSimHandle } from '../../src/sim/aws/server.js';
-import { EGRESS_A, EIP1, NODE_A1, NODE_A2, sdkFor, SG, startFabricSim } from './helpers.js';
+import { EGRESS_A, EIP1, KIND, NODE_A1, NODE_A2, sdkFor, SG, startFabricSim } from './helpers.js';
 
 const id = { cluster: 'c', node: 'n', instanceId: NODE_A1 };
 
@@ -26,7 +26,8 @@ describe('SdkEc2 through the emulator (HTTP, real SDK)', () => {
   let ec2: SdkEc2;
 
   beforeAll(async () => {
-    sim = await startFabricSim();
+    // The adapter's semantics, one call at a time: the kind emulator (the reconciler's tests run the harsh one).
+    sim = await startFabricSim(KIND);
     ec2 = sdkFor(sim);
   });
   afterAll(async () => {

@@ -3,17 +3,17 @@ import { FabricReconciler } from '../../src/aws/fabric-reconciler.js';
 import type { FabricDesired, FabricWorkload } from '../../src/aws/fabric-reconciler.js';
 import { iamPolicyActions } from '../../src/aws/iam-policy.js';
 import { ResilientEc2 } from '../../src/aws/resilient-ec2.js';
-import { FakeClock, SystemClock } from '../../src/platform/clock.js';
+import { FakeClock } from '../../src/platform/clock.js';
 import type { SimDefinition } from '../../src/sim/aws/world.js';
-import { associations, converge, EGRESS_A, EIP1, FakeHostIps, instanceFacts, NODE_A1, NODE_A2, nodeView, sdkFor, secondaryEnis, startFabricSim, workload } from './helpers.js';
+import { associations, converge, EGRESS_A, EIP1, FakeHostIps, instanceFacts, NODE_A1, NODE_A2, nodeView, sdkFor, secondaryEnis, skippingClock, startFabricSim, T0, workload } from './helpers.js';
 
 const gw = (n: number, eips: string[] = []): FabricWorkload => workload(`gw${n}`, `100.64.0.${n}`, EGRESS_A, eips);
 
 async function run(sim: SimDefinition, mode: FabricDesired['mode'], plan: Record<string, FabricWorkload[]>): Promise<{ sent: number; reports: Awaited<ReturnType<typeof converge>>[]; state: ReturnType<Awaited<ReturnType<typeof startFabricSim>>['state']>; views: Record<string, ReturnType<typeof nodeView>> }> {
-  const handle = await startFabricSim(sim);
+  const clock = new FakeClock(T0);
+  const handle = await startFabricSim(sim, undefined, clock);
   const raw = sdkFor(handle);
-  const clock = new FakeClock(Date.parse('2025-01-01T00:00:00Z'));
-  const ec2 = new ResilientEc2(raw, { clock: new SystemClock() }, { retryBaseMs: 5, throttleBaseMs: 50, maxBackoffMs: 1_000, maxAttempts: 10 });
+  const ec2 = new ResilientEc2(raw, { clock: skippingClock(clock) }, { retryBaseMs: 5, throttleBaseMs: 50, maxBackoffMs: 1_000, maxAttempts: 10 });
   const hostIps = new FakeHostIps({ [EGRESS_A]: ['100.64.3.240', '100.64.3.241', '100.64.3.242', '100.64.3.243'] }, () => clock.now());
   try {
     const reports = [];
@@ -71,10 +71,10 @@ describe('fabric under throttling and injected failures', () => {
   });
 
   it('leaves nothing behind after a rough run is wound down', async () => {
-    const handle = await startFabricSim({ failureRate: 0.25, failureKinds: ['InternalError', 'Unavailable', 'RequestLimitExceeded'], failureAfterCommit: 1, seed: 9 });
+    const clock = new FakeClock(T0);
+    const handle = await startFabricSim({ failureRate: 0.25, failureKinds: ['InternalError', 'Unavailable', 'RequestLimitExceeded'], failureAfterCommit: 1, seed: 9 }, undefined, clock);
     const raw = sdkFor(handle);
-    const clock = new FakeClock(Date.parse('2025-01-01T00:00:00Z'));
-    const ec2 = new ResilientEc2(raw, { clock: new SystemClock() }, { retryBaseMs: 2, throttleBaseMs: 5, maxBackoffMs: 40 });
+    const ec2 = new ResilientEc2(raw, { clock: skippingClock(clock) }, { retryBaseMs: 2, throttleBaseMs: 5, maxBackoffMs: 40 });
     const r = new FabricReconciler({ ec2, clock }, { cluster: 'f', node: 'node-a1', instance: instanceFacts(handle, NODE_A1), gcCooldownMs: 5_000 });
     try {
       await converge(r, { mode: 'EnabledENIPerWorkload', workloads: [gw(5, [EIP1.publicIp]), gw(6)], allowRemovals: true }, clock, 60);

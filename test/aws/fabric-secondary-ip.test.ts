@@ -5,7 +5,7 @@ import { hostHandle } from '../../src/aws/ownership.js';
 import type { SdkEc2 } from '../../src/aws/sdk-ec2.js';
 import { FakeClock } from '../../src/platform/clock.js';
 import type { AwsSimHandle } from '../../src/sim/aws/server.js';
-import { converge, EGRESS_A, FakeHostIps, instanceFacts, mutatingCalls, NODE_A1, NODE_A2, nodeView, okCalls, sdkFor, secondaryEnis, startFabricSim, workload } from './helpers.js';
+import { converge, EGRESS_A, FakeHostIps, instanceFacts, mutatingCalls, KIND, NODE_A1, NODE_A2, nodeView, okCalls, passUntil, sdkFor, secondaryEnis, startFabricSim, T0, workload } from './helpers.js';
 
 const HOST_IPS = ['100.64.3.240', '100.64.3.241', '100.64.3.242', '100.64.3.243'];
 const secondary = (workloads: readonly FabricWorkload[], allowRemovals = true): FabricDesired => ({ mode: 'Enabled', workloads, allowRemovals, hostSubnets: [EGRESS_A] });
@@ -20,18 +20,29 @@ describe('fabric reconciler, Secondary-IP-per-workload mode (emulator over HTTP)
     new FabricReconciler({ ec2, clock, hostIps }, { cluster: 'test', node, instance: instanceFacts(sim, instance), gcCooldownMs: 30_000 });
 
   beforeEach(async () => {
-    sim = await startFabricSim();
+    clock = new FakeClock(T0);
+    sim = await startFabricSim({}, undefined, clock);
     ec2 = sdkFor(sim);
-    clock = new FakeClock(Date.parse('2025-01-01T00:00:00Z'));
     hostIps = new FakeHostIps({ [EGRESS_A]: HOST_IPS }, () => clock.now());
   });
   afterEach(async () => {
     ec2.destroy();
     await sim.close();
   });
+  /** The minimum calls need an EC2 that answers at once: restart on the kind emulator. */
+  const kind = async (): Promise<void> => {
+    ec2.destroy();
+    await sim.close();
+    sim = await startFabricSim(KIND, undefined, clock);
+    ec2 = sdkFor(sim);
+  };
 
-  it('makes the first ENI for the first gateway (host IP from IPAM as its primary), then places the next with one assign', async () => {
+  it('makes the first ENI for the first gateway (host IP from IPAM as its primary, the gateway at creation: 3 calls), then places the next with one assign', async () => {
+    await kind();
     const r = reconciler();
+    const pass = await r.reconcile(secondary(gateways(1)));
+    expect(pass.mutations).toBe(3);
+    expect(Object.keys(sim.state().stats.actions).filter((a) => !a.startsWith('Describe')).sort()).toEqual(['AttachNetworkInterface', 'CreateNetworkInterface', 'ModifyNetworkInterfaceAttribute']);
     const first = await converge(r, secondary(gateways(1)));
     expect(first.workloads[0]).toMatchObject({ state: 'Ready' });
     const [eni] = nodeView(sim, NODE_A1);
@@ -54,7 +65,15 @@ describe('fabric reconciler, Secondary-IP-per-workload mode (emulator over HTTP)
     expect(view.map((e) => e.ips[0])).toEqual(['100.64.3.240', '100.64.3.241']);
     expect(report.workloads.filter((w) => w.state === 'Ready')).toHaveLength(22);
     expect(report.workloads.filter((w) => w.reason === 'NoCapacity').map((w) => w.ip)).toEqual(['100.64.0.32']);
-    expect(okCalls(sim, 'CreateNetworkInterface')).toBe(2);
+    expect(secondaryEnis(sim)).toHaveLength(2);
+  });
+
+  it('converges on the harsh emulator too: the first gateway rides on the new ENI, nothing made twice', async () => {
+    const r = reconciler();
+    const first = await converge(r, secondary(gateways(3)));
+    expect(first.workloads.map((w) => w.state)).toEqual(['Ready', 'Ready', 'Ready']);
+    expect(nodeView(sim, NODE_A1).map((e) => e.ips)).toEqual([['100.64.3.240', '100.64.0.10', '100.64.0.11', '100.64.0.12']]);
+    expect(sim.state().stats.actions['AssignPrivateIpAddresses']).toBeUndefined();
   });
 
   it('unassigns the address of a workload that goes and keeps the ENI for the next one', async () => {
@@ -62,13 +81,15 @@ describe('fabric reconciler, Secondary-IP-per-workload mode (emulator over HTTP)
     await converge(r, secondary(gateways(3)));
     const before = mutatingCalls(sim);
     await converge(r, secondary(gateways(2)));
-    expect(mutatingCalls(sim) - before).toBe(1);
+    // One unassign; a read that lags may cost a repeat EC2 refuses (not assigned), never a wrong removal.
+    expect(mutatingCalls(sim) - before).toBeGreaterThanOrEqual(1);
     expect(okCalls(sim, 'UnassignPrivateIpAddresses')).toBe(1);
+    expect(nodeView(sim, NODE_A1).map((e) => e.ips)).toEqual([['100.64.3.240', '100.64.0.10', '100.64.0.11']]);
     await converge(r, secondary([]));
     expect(nodeView(sim, NODE_A1).map((e) => e.ips)).toEqual([['100.64.3.240']]);
     const again = await converge(r, secondary(gateways(1, 40)));
     expect(again.workloads[0]).toMatchObject({ state: 'Ready' });
-    expect(okCalls(sim, 'CreateNetworkInterface')).toBe(1);
+    expect(secondaryEnis(sim)).toHaveLength(1);
     expect(hostIps.handles.size).toBe(1);
   });
 
@@ -77,7 +98,7 @@ describe('fabric reconciler, Secondary-IP-per-workload mode (emulator over HTTP)
     const a2 = reconciler('node-a2', NODE_A2);
     await converge(a1, secondary(gateways(2)));
     const [moving, staying] = gateways(2);
-    const early = await a2.reconcile(secondary([moving!]));
+    const early = await passUntil(a2, secondary([moving!]), (r) => r.workloads[0]?.reason === 'AddressInUse');
     expect(early.workloads[0]).toMatchObject({ state: 'Pending', reason: 'AddressInUse' });
     await converge(a1, secondary([staying!]));
     const report = await converge(a2, secondary([moving!]));
@@ -91,9 +112,10 @@ describe('fabric reconciler, Secondary-IP-per-workload mode (emulator over HTTP)
     await converge(a1, secondary(gateways(1)));
     // node-a1's agent is dead: it never unassigns. node-a2 waits, then reassigns.
     const a2 = new FabricReconciler({ ec2, clock, hostIps }, { cluster: 'test', node: 'node-a2', instance: instanceFacts(sim, NODE_A2), reassignAfterMs: 5_000 });
-    const waiting = await a2.reconcile(secondary(gateways(1)));
+    const waiting = await passUntil(a2, secondary(gateways(1)), (r) => r.workloads[0]?.reason === 'AddressInUse');
     expect(waiting.workloads[0]).toMatchObject({ state: 'Pending', reason: 'AddressInUse' });
-    expect(waiting.wakeInMs).toBe(5_000);
+    expect(waiting.wakeInMs).toBeGreaterThan(0);
+    expect(waiting.wakeInMs).toBeLessThanOrEqual(5_000);
     const report = await converge(a2, secondary(gateways(1)), clock);
     expect(report.workloads[0]).toMatchObject({ state: 'Ready' });
     expect(nodeView(sim, NODE_A2).map((e) => e.ips.slice(1))).toEqual([['100.64.0.10']]);

@@ -6,7 +6,7 @@
 import { SdkEc2 } from '../../src/aws/sdk-ec2.js';
 import { iamPolicyActions } from '../../src/aws/iam-policy.js';
 import type { FabricDesired, FabricReconciler, FabricReport, FabricWorkload, HostIpAllocator } from '../../src/aws/fabric-reconciler.js';
-import type { FakeClock } from '../../src/platform/clock.js';
+import { FakeClock, type Clock } from '../../src/platform/clock.js';
 import type { InstanceFacts } from '../../src/aws/imds.js';
 import { podOwner } from '../../src/aws/ownership.js';
 import { startAwsSim } from '../../src/sim/aws/server.js';
@@ -27,7 +27,36 @@ export const EIP1 = { allocationId: 'eipalloc-0123456789abcdef0', publicIp: '203
 export const EIP2 = { allocationId: 'eipalloc-0123456789abcdef1', publicIp: '203.0.113.8' };
 export const EIP3 = { allocationId: 'eipalloc-0123456789abcdef2', publicIp: '203.0.113.9' };
 
-/** The reference document's two-zone VPC with three t3.large nodes and three Elastic IPs. */
+/**
+ * The emulator as unforgiving as AWS, in the fake clock's milliseconds (tests advance it): attachments
+ * and detachments take seconds, Describe shows changes late, a new ENI is NotFound for a while, addresses
+ * are random, and the token buckets are small, so throttling happens in small tests too.
+ */
+export const HARSH: SimDefinition = {
+  attachLatencyMs: { fixed: 1500, jitter: 1000 },
+  detachLatencyMs: { fixed: 1000, jitter: 1000 },
+  describeLagMs: { fixed: 500, jitter: 1500 },
+  createPropagationMs: { fixed: 500, jitter: 1500 },
+  addressPick: 'random',
+  // A tenth of AWS's buckets, and small ones for the calls every pass makes, so that a few gateways on one
+  // node already meet RequestLimitExceeded (the crash test checks that they do).
+  throttle: { scale: 0.1, buckets: { AttachNetworkInterface: { capacity: 2, refillPerSecond: 0.5 }, DescribeNetworkInterfaces: { capacity: 4, refillPerSecond: 1 } } },
+};
+
+/** The kind emulator (everything at once, lowest addresses, no throttling): for tests of exact call counts. */
+export const KIND: SimDefinition = {
+  attachLatencyMs: 0,
+  detachLatencyMs: 0,
+  describeLagMs: 0,
+  createPropagationMs: 0,
+  addressPick: 'lowest',
+  throttle: false,
+};
+
+/** The start time of the tests' fake clocks. */
+export const T0 = Date.parse('2025-01-01T00:00:00Z');
+
+/** The reference document's two-zone VPC with three t3.large nodes and three Elastic IPs (harsh emulator by default). */
 export function fabricWorld(sim: SimDefinition = {}): WorldDefinition {
   return {
     region: 'us-west-2',
@@ -45,13 +74,16 @@ export function fabricWorld(sim: SimDefinition = {}): WorldDefinition {
       { id: NODE_B1, type: 't3.large', subnetId: NODES_B, privateIp: '100.64.20.10', securityGroups: [SG] },
     ],
     elasticIps: [EIP1, EIP2, EIP3],
-    sim: { seed: 11, latencyMs: 0, attachLatencyMs: 0, detachLatencyMs: 0, throttle: false, allowActions: iamPolicyActions(), ...sim },
+    sim: { seed: 11, latencyMs: 0, ...HARSH, allowActions: iamPolicyActions(), ...sim },
   };
 }
 
-/** Starts the emulator on a free loopback port. */
-export async function startFabricSim(sim: SimDefinition = {}, world?: WorldDefinition): Promise<AwsSimHandle> {
-  return startAwsSim({ world: world ?? fabricWorld(sim), listen: '127.0.0.1:0', ...(world === undefined ? {} : { sim }) });
+/**
+ * Starts the emulator on a free loopback port, on `clock` (share it with the reconcilers: the emulator's
+ * delays, lag and token buckets run on it, and {@link converge} advances it).
+ */
+export async function startFabricSim(sim: SimDefinition = {}, world?: WorldDefinition, clock?: FakeClock): Promise<AwsSimHandle> {
+  return startAwsSim({ world: world ?? fabricWorld(sim), listen: '127.0.0.1:0', ...(world === undefined ? {} : { sim }), ...(clock === undefined ? {} : { clock }) });
 }
 
 /** The real adapter, pointed at the emulator. */
@@ -121,16 +153,22 @@ export function mutatingCalls(sim: AwsSimHandle): number {
     .reduce((n, [, c]) => n + c.calls, 0);
 }
 
+/** How far {@link converge} moves the fake clock between passes that wait for EC2 (attachments, lag, throttling). */
+export const PASS_GAP_MS = 2_000;
+
 /**
- * Passes until one changes nothing and waits for nothing (or `maxPasses`). With a FakeClock, timed
- * decisions (GC cool-down, reassignment) are brought forward by advancing it.
+ * Passes until one changes nothing and waits for nothing (or `maxPasses`). The fake clock (`clock`, else
+ * the reconciler's own when it is one) moves on between passes as the agent's loop would: to a timed
+ * decision (GC cool-down, reassignment, EC2 catching up) when one is due, else by {@link PASS_GAP_MS}
+ * while an attachment is in progress, a call failed or changes were made (the next read may lag).
  */
-export async function converge(r: FabricReconciler, desired: FabricDesired, clock?: FakeClock, maxPasses = 25): Promise<FabricReport> {
+export async function converge(r: FabricReconciler, desired: FabricDesired, clock?: FakeClock, maxPasses = 40): Promise<FabricReport> {
+  const fake = clock ?? (r.deps.clock instanceof FakeClock ? r.deps.clock : undefined);
   let last: FabricReport | undefined;
   for (let i = 0; i < maxPasses; i++) {
     last = await r.reconcile(desired);
     if (last.mutations === 0 && last.awaiting.length === 0 && last.wakeInMs === undefined && last.retry === 'none') return last;
-    if (clock !== undefined && last.wakeInMs !== undefined) clock.advance(last.wakeInMs + 1);
+    if (fake !== undefined) fake.advance(last.wakeInMs !== undefined ? last.wakeInMs + 1 : PASS_GAP_MS);
   }
   return last!;
 }
@@ -147,4 +185,32 @@ export function nodeView(sim: AwsSimHandle, instanceId: string): { id: string; i
 /** Successful calls of one action. */
 export function okCalls(sim: AwsSimHandle, action: string): number {
   return sim.state().stats.actions[action]?.ok ?? 0;
+}
+
+/**
+ * Passes (moving the fake clock on as {@link converge} does) until a report satisfies `until`; the
+ * harsh emulator may need a few passes before EC2 answers what a test waits for. Fails after `maxPasses`.
+ */
+export async function passUntil(r: FabricReconciler, desired: FabricDesired, until: (report: FabricReport) => boolean, maxPasses = 15): Promise<FabricReport> {
+  const fake = r.deps.clock instanceof FakeClock ? r.deps.clock : undefined;
+  let last: FabricReport | undefined;
+  for (let i = 0; i < maxPasses; i++) {
+    last = await r.reconcile(desired);
+    if (until(last)) return last;
+    fake?.advance(last.wakeInMs !== undefined ? Math.min(last.wakeInMs + 1, PASS_GAP_MS) : PASS_GAP_MS);
+  }
+  throw new Error(`no pass satisfied the condition; last report: ${JSON.stringify(last?.workloads)}`);
+}
+
+/**
+ * A clock for `ResilientEc2` in fake-time tests: its backoff sleeps move the shared fake clock on at once,
+ * so the emulator's token buckets refill while it waits, as they would in real time.
+ */
+export function skippingClock(fake: FakeClock): Clock {
+  return {
+    now: () => fake.now(),
+    sleep: async (ms: number) => {
+      fake.advance(ms);
+    },
+  };
 }

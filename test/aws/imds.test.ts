@@ -4,13 +4,15 @@ import { discoverInstance, SdkImds } from '../../src/aws/imds.js';
 import { ImdsAttachWatcher } from '../../src/agent/fabric/ports.js';
 import { startAwsSim } from '../../src/sim/aws/server.js';
 import type { AwsSimHandle } from '../../src/sim/aws/server.js';
-import { EGRESS_A, fabricWorld, NODE_A1, NODE_B1 } from './helpers.js';
+import { FakeClock } from '../../src/platform/clock.js';
+import { EGRESS_A, fabricWorld, NODE_A1, NODE_B1, T0 } from './helpers.js';
 
 describe('instance discovery through IMDSv2 (@aws-sdk/ec2-metadata-service against the emulator)', () => {
   let sim: AwsSimHandle;
+  const clock = new FakeClock(T0);
 
   beforeAll(async () => {
-    sim = await startAwsSim({ world: fabricWorld(), listen: '127.0.0.1:0', imdsBindings: [{ listen: '127.0.0.1:0', instanceId: NODE_A1 }, { listen: '127.0.0.1:0', instanceId: NODE_B1 }] });
+    sim = await startAwsSim({ world: fabricWorld(), clock, listen: '127.0.0.1:0', imdsBindings: [{ listen: '127.0.0.1:0', instanceId: NODE_A1 }, { listen: '127.0.0.1:0', instanceId: NODE_B1 }] });
   });
   afterAll(async () => {
     await sim.close();
@@ -43,9 +45,13 @@ describe('instance discovery through IMDSv2 (@aws-sdk/ec2-metadata-service again
     const ec2 = new EC2Client({ endpoint: sim.url, region: 'us-west-2', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
     const eni = (await ec2.send(new CreateNetworkInterfaceCommand({ SubnetId: EGRESS_A, PrivateIpAddress: '100.64.0.200' }))).NetworkInterface!;
     const calls = (): number => Object.values(sim.state().stats.actions).reduce((n, c) => n + c.calls, 0);
+    clock.advance(5_000); // the new ENI's ID propagates
     const before = calls();
     expect((await watcher.attachedMacs()).has(eni.MacAddress!)).toBe(false);
     await ec2.send(new AttachNetworkInterfaceCommand({ NetworkInterfaceId: eni.NetworkInterfaceId!, InstanceId: NODE_A1, DeviceIndex: 1 }));
+    // IMDS lists an ENI once its attachment has completed (seconds on the harsh emulator).
+    expect((await watcher.attachedMacs()).has(eni.MacAddress!)).toBe(false);
+    clock.advance(3_000);
     expect((await watcher.attachedMacs()).has(eni.MacAddress!)).toBe(true);
     expect(calls() - before).toBe(1);
     ec2.destroy();

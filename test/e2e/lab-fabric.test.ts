@@ -56,7 +56,9 @@ const scenarioDoc = {
   onprem: { cidr: '198.18.0.0/16' },
   internet: { cidr: '198.51.100.0/24' },
   elasticIps: [{ allocationId: EIP, publicIp: '203.0.113.7' }],
-  sim: { seed: 3, latencyMs: 0, attachLatencyMs: 50, detachLatencyMs: 50, throttle: false },
+  // The driver's test drives EC2 one call at a time: without the emulator's Describe lag and ID propagation
+  // (the agent's tests and the lab run them).
+  sim: { seed: 3, latencyMs: 0, attachLatencyMs: 50, detachLatencyMs: 50, throttle: false, describeLagMs: 0, createPropagationMs: 0 },
 };
 
 let scenario: Scenario;

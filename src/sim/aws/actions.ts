@@ -38,6 +38,7 @@ export const ACTIONS: Readonly<Record<string, ActionSpec>> = {
   AllocateAddress: { mutating: true, handle: allocateAddress },
   AssociateAddress: { mutating: true, handle: associateAddress },
   DisassociateAddress: { mutating: true, handle: disassociateAddress },
+  TerminateInstances: { mutating: true, handle: terminateInstances },
 };
 
 /** Rejects parameters that the handler did not read (unsupported features fail loudly, not silently). */
@@ -164,8 +165,8 @@ function instanceFilters(engine: Ec2Engine): FilterTable<WorldInstance> {
     'subnet-id': (i) => [i.subnetId],
     'vpc-id': (i) => [subnet(i).vpcId],
     'private-ip-address': (i) => [i.privateIp],
-    'instance-state-name': () => ['running'],
-    'instance-state-code': () => ['16'],
+    'instance-state-name': (i) => [engine.isTerminated(i.id) ? 'terminated' : 'running'],
+    'instance-state-code': (i) => [engine.isTerminated(i.id) ? '48' : '16'],
     'network-interface.network-interface-id': (i) => engine.enisOf(i.id).map((e) => e.id),
     'network-interface.subnet-id': (i) => engine.enisOf(i.id).map((e) => e.subnetId),
     'network-interface.addresses.private-ip-address': (i) => engine.enisOf(i.id).flatMap((e) => e.privateIps),
@@ -329,6 +330,10 @@ function createNetworkInterface(p: QueryParams, engine: Ec2Engine): Xml {
   const input = {
     subnetId: p.required('SubnetId'),
     privateIp: p.string('PrivateIpAddress'),
+    privateIps: p.indexes('PrivateIpAddresses').map((i) => ({
+      ip: p.required(`PrivateIpAddresses.${i}.PrivateIpAddress`),
+      primary: p.boolean(`PrivateIpAddresses.${i}.Primary`) ?? false,
+    })),
     secondaryCount: p.integer('SecondaryPrivateIpAddressCount'),
     groups: p.list('SecurityGroupId'),
     description: p.string('Description'),
@@ -449,4 +454,14 @@ function disassociateAddress(p: QueryParams, engine: Ec2Engine): Xml {
   finish(p);
   engine.disassociateAddress(input);
   return leaf('return', true);
+}
+
+function terminateInstances(p: QueryParams, engine: Ec2Engine): Xml {
+  const ids = p.list('InstanceId');
+  p.boolean('Force'); // accepted; termination is immediate here
+  p.boolean('SkipOsShutdown');
+  finish(p);
+  const changes = engine.terminateInstances(ids);
+  const state = (tag: string, name: 'running' | 'terminated'): Xml => el(tag, leaf('code', name === 'running' ? 16 : 48), leaf('name', name));
+  return list('instancesSet', changes, (c) => [leaf('instanceId', c.id), state('currentState', 'terminated'), state('previousState', c.previous)]);
 }

@@ -61,6 +61,9 @@ export const awsErrors = {
   invalidInstanceType: (types: string[]) =>
     new Ec2ApiError('InvalidInstanceType', `The following supplied instance types do not exist: [${types.join(', ')}]`),
 
+  incorrectInstanceState: (id: string, state: string) =>
+    new Ec2ApiError('IncorrectInstanceState', `The instance '${id}' is not in a state from which it can be used (state: ${state}).`),
+
   // Network interfaces and addresses.
   eniInUse: (id: string) =>
     new Ec2ApiError('InvalidNetworkInterface.InUse', `Network interface '${id}' is currently in use.`),

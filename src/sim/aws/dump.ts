@@ -26,6 +26,8 @@ export function renderAwsSimState(dump: AwsSimStateDump | { format: 'egw-aws-sim
       const addrs = e.privateIps.map((ip) => (publicOf(ip) === '' ? ip : `${ip}→${publicOf(ip)}`)).join(' ');
       rows.push([inst.id, inst.type, zoneOf(inst.subnetId), String(e.attachment?.deviceIndex ?? ''), e.id, e.attachment?.status ?? e.status, e.subnetId, addrs]);
     }
+    // A terminated instance has no ENIs left: one row says so.
+    if (state.terminated?.[inst.id] !== undefined) rows.push([inst.id, inst.type, zoneOf(inst.subnetId), '', '-', `terminated ${state.terminated[inst.id] ?? ''}`, '', '']);
   }
   out.push(table(rows));
 

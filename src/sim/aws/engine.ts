@@ -16,6 +16,8 @@ export interface EngineDeps {
   attachDelayMs(): number;
   /** Duration of the `detaching` phase, ms. */
   detachDelayMs(): number;
+  /** How long a new ENI's ID stays unknown to other calls, ms (absent or 0 = known at once). */
+  createPropagationMs?(): number;
 }
 
 /** A tag as given in a request. */
@@ -28,6 +30,8 @@ export interface TagInput {
 export interface CreateEniInput {
   subnetId: string;
   privateIp: string | undefined;
+  /** `PrivateIpAddresses.N`: explicit addresses, at most one of them flagged primary. */
+  privateIps?: { ip: string; primary: boolean }[];
   secondaryCount: number | undefined;
   groups: string[];
   description: string | undefined;
@@ -98,6 +102,14 @@ export class Ec2Engine {
     return out;
   }
 
+  /** Counts changes of the state, so that views of it (the lagging Describe view) know when to refresh. */
+  version = 0;
+
+  private touch(): void {
+    this.dirty = true;
+    this.version++;
+  }
+
   /** True (once) when the state changed since the last call: the caller persists it. */
   takeDirty(): boolean {
     const d = this.dirty;
@@ -133,13 +145,13 @@ export class Ec2Engine {
       a.status = 'attached';
       a.completesAt = undefined;
       eni.status = 'in-use';
-      this.dirty = true;
+      this.touch();
       if (instance !== undefined) this.events.push({ kind: 'eniAttached', eni: this.fabricEni(eni), instance });
     } else if (a.status === 'detaching') {
       const before = this.fabricEni(eni);
       eni.attachment = undefined;
       eni.status = 'available';
-      this.dirty = true;
+      this.touch();
       if (instance !== undefined) this.events.push({ kind: 'eniDetached', eni: before, instance });
     }
   }
@@ -168,6 +180,18 @@ export class Ec2Engine {
     return i;
   }
 
+  /** True once TerminateInstances ended the instance. */
+  isTerminated(id: string): boolean {
+    return this.state.terminated?.[id] !== undefined;
+  }
+
+  /** The instance, running: `IncorrectInstanceState` when terminated. */
+  private runningInstance(id: string): WorldInstance {
+    const i = this.instance(id);
+    if (this.isTerminated(id)) throw awsErrors.incorrectInstanceState(id, 'terminated');
+    return i;
+  }
+
   /** The subnet of the world, or `InvalidSubnetID.NotFound`. */
   subnet(id: string): WorldSubnet {
     const s = this.subnets.get(id);
@@ -175,10 +199,13 @@ export class Ec2Engine {
     return s;
   }
 
-  /** The ENI, or `InvalidNetworkInterfaceID.NotFound`. */
+  /**
+   * The ENI, or `InvalidNetworkInterfaceID.NotFound` — also for an ENI created so recently that its ID
+   * has not propagated yet (EC2's eventual consistency).
+   */
   eni(id: string): EniRecord {
     const e = this.state.enis[id];
-    if (e === undefined) throw awsErrors.eniNotFound(id);
+    if (e === undefined || (e.visibleAt !== undefined && e.visibleAt > this.deps.now())) throw awsErrors.eniNotFound(id);
     return e;
   }
 
@@ -252,17 +279,28 @@ export class Ec2Engine {
     if (isAwsReservedInSubnet(cidr, value)) throw awsErrors.reservedAddress(ip);
   }
 
-  /** The lowest free usable addresses of the subnet (AWS picks any free one; lowest-first is reproducible). */
+  /**
+   * Free usable addresses of the subnet: random ones (EC2 picks any free address; callers must not
+   * expect the lowest), seeded from the state so a run replays, or the lowest with `addressPick: lowest`.
+   */
   private pickFree(subnet: WorldSubnet, count: number, alsoTaken: ReadonlySet<string> = new Set()): string[] {
     const cidr = parseIpv4Net(subnet.cidr, { hostBits: 'refuse' });
     if (cidr === undefined) throw awsErrors.internalError();
     const used = this.usedIps(subnet.id);
-    const picked: string[] = [];
-    for (let v = cidr.first + 4; v < ipv4NetLast(cidr) && picked.length < count; v++) {
+    const free: string[] = [];
+    for (let v = cidr.first + 4; v < ipv4NetLast(cidr); v++) {
       const ip = formatIpv4(v);
-      if (!used.has(ip) && !alsoTaken.has(ip)) picked.push(ip);
+      if (!used.has(ip) && !alsoTaken.has(ip)) free.push(ip);
+      if (this.world.sim.addressPick === 'lowest' && free.length === count) break;
     }
-    if (picked.length < count) throw awsErrors.insufficientAddresses();
+    if (free.length < count) throw awsErrors.insufficientAddresses();
+    if (this.world.sim.addressPick === 'lowest') return free.slice(0, count);
+    const picked: string[] = [];
+    for (let k = 0; k < count; k++) {
+      this.state.addressPicks = (this.state.addressPicks ?? 0) + 1;
+      const at = parseInt(stableHex(`${this.state.seed}:address:${this.state.addressPicks}`, 8), 16) % free.length;
+      picked.push(...free.splice(at, 1));
+    }
     return picked;
   }
 
@@ -325,7 +363,10 @@ export class Ec2Engine {
   /** Everything the fabric should currently show. */
   snapshot(): FabricSnapshot {
     return {
-      instances: this.world.instances.map((i) => this.fabricInstance(i.id)).filter((i): i is FabricInstance => i !== undefined),
+      instances: this.world.instances
+        .filter((i) => !this.isTerminated(i.id))
+        .map((i) => this.fabricInstance(i.id))
+        .filter((i): i is FabricInstance => i !== undefined),
       attachedEnis: this.allEnis().filter((e) => this.isRouted(e)).map((e) => this.fabricEni(e)),
       associations: Object.values(this.state.addresses)
         .map((a) => this.fabricAddress(a))
@@ -367,17 +408,32 @@ export class Ec2Engine {
     if (input.secondaryCount !== undefined && input.secondaryCount < 1) {
       throw awsErrors.invalidParameterValue(`Invalid value '${input.secondaryCount}' for SecondaryPrivateIpAddressCount. It must be at least 1.`);
     }
-    if (1 + secondary > this.types.maxIpv4PerEni()) throw awsErrors.privateIpLimit();
-    let primary: string;
-    if (input.privateIp !== undefined) {
-      this.checkAddressForSubnet(input.privateIp, subnet);
-      if (this.usedIps(subnet.id).has(input.privateIp)) throw awsErrors.addressInUse();
-      primary = input.privateIp;
-    } else {
-      primary = this.pickFree(subnet, 1)[0] ?? '';
+    const listed = input.privateIps ?? [];
+    if (input.secondaryCount !== undefined && listed.length > 0) {
+      throw awsErrors.invalidParameterCombination('You may specify either secondary private IP addresses or a secondary private IP address count, but not both.');
     }
-    const secondaries = secondary > 0 ? this.pickFree(subnet, secondary, new Set([primary])) : [];
+    const flagged = listed.filter((p) => p.primary);
+    if (flagged.length > 1) throw awsErrors.invalidParameterValue('Only one private IP address can be designated as primary.');
+    const flaggedPrimary = flagged[0];
+    if (flaggedPrimary !== undefined && input.privateIp !== undefined && flaggedPrimary.ip !== input.privateIp) {
+      throw awsErrors.invalidParameterCombination('The primary private IP address given in PrivateIpAddress conflicts with the one designated primary in PrivateIpAddresses.');
+    }
+    // The primary: PrivateIpAddress, else the one flagged primary, else the first listed ([X]), else EC2's pick.
+    const requestedPrimary = input.privateIp ?? flaggedPrimary?.ip ?? listed[0]?.ip;
+    const listedSecondaries = [...new Set(listed.map((p) => p.ip))].filter((ip) => ip !== requestedPrimary);
+    if (listed.length !== new Set(listed.map((p) => p.ip)).size) {
+      throw awsErrors.invalidParameterValue('The same private IP address is given more than once.');
+    }
+    if (1 + secondary + listedSecondaries.length > this.types.maxIpv4PerEni()) throw awsErrors.privateIpLimit();
+    const used = this.usedIps(subnet.id);
+    for (const ip of requestedPrimary === undefined ? listedSecondaries : [requestedPrimary, ...listedSecondaries]) {
+      this.checkAddressForSubnet(ip, subnet);
+      if (used.has(ip)) throw awsErrors.addressInUse();
+    }
+    const primary = requestedPrimary ?? this.pickFree(subnet, 1)[0] ?? '';
+    const secondaries = secondary > 0 ? this.pickFree(subnet, secondary, new Set([primary])) : listedSecondaries;
     const id = this.newId('eni');
+    const propagation = this.deps.createPropagationMs?.() ?? 0;
     const eni: EniRecord = {
       id,
       subnetId: subnet.id,
@@ -391,6 +447,7 @@ export class Ec2Engine {
       status: 'available',
       attachment: undefined,
       primaryOf: undefined,
+      ...(propagation > 0 ? { visibleAt: now + propagation } : {}),
     };
     this.state.enis[id] = eni;
     this.state.tags[id] = Object.fromEntries(input.tags.map((t) => [t.key, t.value]));
@@ -403,7 +460,7 @@ export class Ec2Engine {
         at: now,
       };
     }
-    this.dirty = true;
+    this.touch();
     return { eni, clientToken: input.clientToken };
   }
 
@@ -425,7 +482,7 @@ export class Ec2Engine {
     networkCardIndex: number;
   } {
     const eni = this.eni(input.networkInterfaceId);
-    const instance = this.instance(input.instanceId);
+    const instance = this.runningInstance(input.instanceId);
     if (eni.attachment !== undefined) throw awsErrors.eniInUse(eni.id);
     const subnet = this.subnet(instance.subnetId);
     if (subnet.availabilityZone !== eni.availabilityZone) throw awsErrors.azMismatch();
@@ -465,7 +522,7 @@ export class Ec2Engine {
       completesAt: now + delay,
     };
     eni.status = 'attaching';
-    this.dirty = true;
+    this.touch();
     if (delay <= 0) this.completeTransition(eni);
     return { attachmentId, networkCardIndex: input.networkCardIndex };
   }
@@ -487,7 +544,7 @@ export class Ec2Engine {
     a.status = 'detaching';
     a.completesAt = this.deps.now() + delay;
     eni.status = 'detaching';
-    this.dirty = true;
+    this.touch();
     if (delay <= 0) this.completeTransition(eni);
   }
 
@@ -503,7 +560,7 @@ export class Ec2Engine {
     }
     delete this.state.enis[id];
     delete this.state.tags[id];
-    this.dirty = true;
+    this.touch();
   }
 
   /** ModifyNetworkInterfaceAttribute: exactly one attribute per call, as on AWS. */
@@ -524,7 +581,7 @@ export class Ec2Engine {
     } else if (input.description !== undefined) {
       eni.description = input.description;
     }
-    this.dirty = true;
+    this.touch();
   }
 
   /** AssignPrivateIpAddresses. Returns the addresses assigned by this call. */
@@ -582,7 +639,7 @@ export class Ec2Engine {
         if (moved !== undefined) this.events.push({ kind: 'addressAssociated', address: moved });
       }
     }
-    if (toAdd.length > 0) this.dirty = true;
+    if (toAdd.length > 0) this.touch();
     return toAdd;
   }
 
@@ -605,7 +662,47 @@ export class Ec2Engine {
       eni.privateIps = eni.privateIps.filter((x) => x !== ip);
       if (this.isRouted(eni)) this.events.push({ kind: 'privateIpUnassigned', eni: before, ip });
     }
-    this.dirty = true;
+    this.touch();
+  }
+
+  /**
+   * TerminateInstances (at once: no `shutting-down` phase). Every attachment ends: ENIs with
+   * DeleteOnTermination (the primary's included) are deleted, with their Elastic IP associations; the
+   * others become `available` and keep theirs. Terminating again is a no-op; the instance stays listed
+   * as `terminated`.
+   */
+  terminateInstances(ids: string[]): { id: string; previous: 'running' | 'terminated' }[] {
+    if (ids.length === 0) throw awsErrors.missingParameter('InstanceId');
+    for (const id of ids) this.instance(id);
+    const out: { id: string; previous: 'running' | 'terminated' }[] = [];
+    for (const id of new Set(ids)) {
+      if (this.isTerminated(id)) {
+        out.push({ id, previous: 'terminated' });
+        continue;
+      }
+      const instance = this.fabricInstance(id);
+      for (const eni of this.enisOf(id)) {
+        const a = eni.attachment;
+        if (a === undefined) continue;
+        const before = this.fabricEni(eni);
+        if (this.isRouted(eni) && instance !== undefined) this.events.push({ kind: 'eniDetached', eni: before, instance });
+        eni.attachment = undefined;
+        eni.status = 'available';
+        if (!a.deleteOnTermination) continue;
+        for (const addr of Object.values(this.state.addresses)) {
+          if (addr.association?.networkInterfaceId === eni.id) this.disassociate(addr);
+        }
+        for (const rec of Object.values(this.state.clientTokens)) {
+          if (rec.networkInterfaceId === eni.id) rec.snapshot = structuredClone(eni);
+        }
+        delete this.state.enis[eni.id];
+        delete this.state.tags[eni.id];
+      }
+      (this.state.terminated ??= {})[id] = new Date(this.deps.now()).toISOString();
+      out.push({ id, previous: 'running' });
+    }
+    this.touch();
+    return out;
   }
 
   /** AllocateAddress (VPC domain), from the configured pool or the requested address in it. */
@@ -638,7 +735,7 @@ export class Ec2Engine {
     const rec: AddressRecord = { allocationId, publicIp, association: undefined };
     this.state.addresses[allocationId] = rec;
     this.state.tags[allocationId] = Object.fromEntries(input.tags.map((t) => [t.key, t.value]));
-    this.dirty = true;
+    this.touch();
     return rec;
   }
 
@@ -683,7 +780,7 @@ export class Ec2Engine {
     address.association = { associationId, networkInterfaceId: eni.id, privateIp };
     const fa = this.fabricAddress(address);
     if (fa !== undefined) this.events.push({ kind: 'addressAssociated', address: fa });
-    this.dirty = true;
+    this.touch();
     return associationId;
   }
 
@@ -693,7 +790,7 @@ export class Ec2Engine {
       const a = Object.values(this.state.addresses).find((x) => x.association?.associationId === input.associationId);
       if (a !== undefined) {
         this.disassociate(a);
-        this.dirty = true;
+        this.touch();
         return;
       }
       if (this.state.pastAssociations.includes(input.associationId)) return;
@@ -704,7 +801,7 @@ export class Ec2Engine {
       if (a === undefined) throw awsErrors.addressNotFound(input.publicIp);
       if (a.association !== undefined) {
         this.disassociate(a);
-        this.dirty = true;
+        this.touch();
       }
       return;
     }
@@ -723,7 +820,7 @@ export class Ec2Engine {
       const current = (this.state.tags[id] ??= {});
       for (const t of tags) current[t.key] = t.value;
     }
-    this.dirty = true;
+    this.touch();
   }
 
   /** The resource type of a taggable ID (for DescribeTags), or the matching NotFound/InvalidID error. */

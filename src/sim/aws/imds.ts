@@ -7,6 +7,8 @@ import type { WorldInstance } from './world.js';
 
 /** The header that names the calling instance when the source address cannot (tests on loopback). */
 export const INSTANCE_ID_HEADER = 'x-egw-sim-instance-id';
+/** With the instance header: how many hops away the caller is (1 = the instance itself, 2 = a container on it). */
+export const HOPS_HEADER = 'x-egw-sim-hops';
 
 const MAX_TOKEN_TTL_SECONDS = 21_600;
 
@@ -40,8 +42,9 @@ export class Imds {
   /** Handles one request under `/latest`; `boundInstanceId` is set on a listener bound to one instance. */
   handle(req: IncomingMessage, res: ServerResponse, path: string, boundInstanceId: string | undefined): void {
     const engine = this.deps.engine;
-    const caller = this.identify(req, boundInstanceId);
-    if (caller === undefined) {
+    const found = this.identify(req, boundInstanceId);
+    const caller = found?.instance;
+    if (found === undefined || caller === undefined) {
       return text(res, 403, 'Forbidden: the source address is not an instance of this world (on EC2 only the instance reaches its IMDS)\n');
     }
     if (req.method === 'PUT') {
@@ -50,6 +53,12 @@ export class Imds {
       const ttlText = header(req, 'x-aws-ec2-metadata-token-ttl-seconds');
       const ttl = ttlText !== undefined && /^\d+$/.test(ttlText) ? Number(ttlText) : NaN;
       if (!(ttl >= 1 && ttl <= MAX_TOKEN_TTL_SECONDS)) return text(res, 400, 'Missing or Invalid Parameters\n');
+      if (found.hops > engine.world.sim.imds.hopLimit) {
+        // EC2 sends the token response with an IP TTL of the hop limit: a caller behind more hops (a
+        // container) never sees it. Dropping the connection stands in for the lost response.
+        req.socket.destroy();
+        return;
+      }
       this.prune();
       const token = randomBytes(42).toString('base64');
       this.tokens.set(token, { instanceId: caller.id, expiresAt: this.deps.now() + ttl * 1000 });
@@ -72,15 +81,29 @@ export class Imds {
     return text(res, 200, Object.entries(node).map(([k, v]) => (typeof v === 'string' ? k : `${k}/`)).join('\n'));
   }
 
-  private identify(req: IncomingMessage, bound: string | undefined): WorldInstance | undefined {
+  /** The calling instance (running) and how many hops away the caller is. */
+  private identify(req: IncomingMessage, bound: string | undefined): { instance: WorldInstance; hops: number } | undefined {
     const engine = this.deps.engine;
-    const byId = (id: string): WorldInstance | undefined => engine.world.instances.find((i) => i.id === id);
-    if (bound !== undefined) return byId(bound);
+    const byId = (id: string): WorldInstance | undefined => engine.world.instances.find((i) => i.id === id && !engine.isTerminated(id));
+    const at = (instance: WorldInstance | undefined, hops: number): { instance: WorldInstance; hops: number } | undefined =>
+      instance === undefined ? undefined : { instance, hops };
+    if (bound !== undefined) return at(byId(bound), 1);
     const named = header(req, INSTANCE_ID_HEADER);
-    if (named !== undefined && engine.world.sim.imds.trustInstanceHeader) return byId(named);
+    if (named !== undefined && engine.world.sim.imds.trustInstanceHeader) {
+      const hops = Number(header(req, HOPS_HEADER) ?? '1');
+      return at(byId(named), Number.isInteger(hops) && hops >= 1 ? hops : 1);
+    }
     const source = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
-    // Any address of an attached ENI is the instance's own (a process may bind a secondary address).
-    return engine.world.instances.find((i) => engine.enisOf(i.id).some((e) => e.attachment?.status === 'attached' && e.privateIps.includes(source)));
+    // An address of the primary ENI is the instance itself; one of another attached ENI belongs to a
+    // workload behind the instance (a pod in its own network namespace): one hop farther.
+    for (const i of engine.world.instances) {
+      if (engine.isTerminated(i.id)) continue;
+      for (const e of engine.enisOf(i.id)) {
+        if (e.attachment?.status !== 'attached' || !e.privateIps.includes(source)) continue;
+        return { instance: i, hops: e.primaryOf === i.id ? 1 : 2 };
+      }
+    }
+    return undefined;
   }
 
   private prune(): void {

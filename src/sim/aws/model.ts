@@ -32,6 +32,11 @@ export interface EniRecord {
   attachment: EniAttachment | undefined;
   /** The instance whose primary ENI this is (created with the instance, never detachable). */
   primaryOf: string | undefined;
+  /**
+   * Epoch ms from which the ENI's ID is known to every call (EC2's eventual consistency: right after
+   * CreateNetworkInterface other calls may answer `InvalidNetworkInterfaceID.NotFound`). Absent: known.
+   */
+  visibleAt?: number;
 }
 
 /** An Elastic IP held by the account. */
@@ -70,6 +75,10 @@ export interface SimState {
   clientTokens: Record<string, ClientTokenRecord>;
   /** Association IDs that existed and were removed (DisassociateAddress is idempotent for them). */
   pastAssociations: string[];
+  /** Terminated instances: ID → ISO 8601 time of TerminateInstances (absent in older state files). */
+  terminated?: Record<string, string>;
+  /** Counter behind seeded random address picks, so picks stay reproducible across restarts. */
+  addressPicks?: number;
 }
 
 /** A stable hash of what the state depends on in the world (topology, not the realism knobs). */

@@ -136,8 +136,8 @@ export function reservation(engine: Ec2Engine, instance: WorldInstance, launchTi
     list('instancesSet', [instance], (i) => [
       leaf('instanceId', i.id),
       leaf('imageId', 'ami-0e65c1b0e3f1d2a00'),
-      el('instanceState', leaf('code', 16), leaf('name', 'running')),
-      leaf('privateDnsName', privateDnsName(i.privateIp, engine.world.region)),
+      engine.isTerminated(i.id) ? el('instanceState', leaf('code', 48), leaf('name', 'terminated')) : el('instanceState', leaf('code', 16), leaf('name', 'running')),
+      leaf('privateDnsName', engine.isTerminated(i.id) ? '' : privateDnsName(i.privateIp, engine.world.region)),
       leaf('dnsName', ''),
       leaf('reason', ''),
       leaf('amiLaunchIndex', 0),
@@ -148,8 +148,8 @@ export function reservation(engine: Ec2Engine, instance: WorldInstance, launchTi
       el('monitoring', leaf('state', 'disabled')),
       leaf('subnetId', subnet.id),
       leaf('vpcId', subnet.vpcId),
-      leaf('privateIpAddress', i.privateIp),
-      leaf('ipAddress', publicIp),
+      leaf('privateIpAddress', engine.isTerminated(i.id) ? undefined : i.privateIp),
+      leaf('ipAddress', engine.isTerminated(i.id) ? undefined : publicIp),
       leaf('sourceDestCheck', enis.find((e) => e.primaryOf === i.id)?.sourceDestCheck ?? true),
       groupSet(engine, i.securityGroups),
       leaf('architecture', 'x86_64'),
@@ -162,7 +162,7 @@ export function reservation(engine: Ec2Engine, instance: WorldInstance, launchTi
       list('networkInterfaceSet', enis, (e) => instanceNetworkInterface(engine, e)),
       leaf('ebsOptimized', false),
       leaf('enaSupport', true),
-      el('metadataOptions', leaf('state', 'applied'), leaf('httpTokens', engine.world.sim.imds.tokens), leaf('httpPutResponseHopLimit', 2), leaf('httpEndpoint', 'enabled')),
+      el('metadataOptions', leaf('state', 'applied'), leaf('httpTokens', engine.world.sim.imds.tokens), leaf('httpPutResponseHopLimit', engine.world.sim.imds.hopLimit), leaf('httpEndpoint', 'enabled')),
     ]),
   ];
 }

@@ -103,11 +103,21 @@ export async function startAwsSim(options: StartAwsSimOptions): Promise<AwsSimHa
   state ??= initialState(world, world.sim.seed ?? randomInt(2 ** 31), clock.now());
   const seed = world.sim.seed ?? state.seed;
   const latencyRandom = new SeededRandom(deriveSeed(seed, 'latency'));
-  const engine = new Ec2Engine(world, state, types, {
+  // Its own stream, so that turning eventual consistency on or off does not shift the other delays.
+  const consistencyRandom = new SeededRandom(deriveSeed(seed, 'consistency'));
+  const deps = {
     now: () => clock.now(),
     attachDelayMs: () => sampleLatency(world.sim.attachLatency, latencyRandom),
     detachDelayMs: () => sampleLatency(world.sim.detachLatency, latencyRandom),
-  });
+    createPropagationMs: () => sampleLatency(world.sim.createPropagation, consistencyRandom),
+  };
+  const engine = new Ec2Engine(world, state, types, deps);
+  const lagged = world.sim.describeLag.fixedMs + world.sim.describeLag.jitterMs > 0;
+  const describeView = new DescribeView(
+    engine,
+    () => new Ec2Engine(world, viewOf(engine.state), types, deps),
+    lagged ? () => sampleLatency(world.sim.describeLag, consistencyRandom) : undefined,
+  );
   const writer = options.stateFile === undefined ? undefined : new StateWriter(options.stateFile);
   // The file exists from the start, so that a dump or a restart sees the world's initial state too.
   if (writer !== undefined && fresh) await writer.write(state);
@@ -131,6 +141,7 @@ export async function startAwsSim(options: StartAwsSimOptions): Promise<AwsSimHa
         })
       : Promise.resolve();
     if (writer === undefined) engine.takeDirty();
+    describeView.publish(clock.now());
     const delivered = dispatcher.deliver(events, persisted);
     const all = Promise.all([persisted, delivered]).then(() => undefined);
     pending.push(all);
@@ -193,9 +204,11 @@ export async function startAwsSim(options: StartAwsSimOptions): Promise<AwsSimHa
       if (delay > 0) await new Promise((r) => setTimeout(r, delay));
       if (closed) throw awsErrors.unavailable();
       engine.tick();
+      describeView.publish(clock.now());
       let xml: string;
       try {
-        xml = responseDocument(action, requestId, spec.handle(params, engine));
+        // Describe calls read the lagging view (EC2's eventual consistency); the others the state itself.
+        xml = responseDocument(action, requestId, spec.handle(params, spec.mutating ? engine : describeView.at(clock.now())));
       } finally {
         // A failed call changes nothing, but the tick before it may have completed transitions.
         const committed = commit();
@@ -347,6 +360,51 @@ function resolveWorld(input: string | WorldDefinition, overrides: SimDefinition 
     world = parseWorld(definition, source, types);
   }
   return { world, types };
+}
+
+/**
+ * What Describe calls see: the state as it was some time ago. Every committed change is published as a
+ * snapshot that becomes visible after a sampled lag; visibility times never go backwards, so a reader
+ * sees a prefix of history (a change may show late, never out of order, never half of one call).
+ */
+class DescribeView {
+  private readonly queue: { at: number; version: number; engine: Ec2Engine }[] = [];
+  private lastAt = -Infinity;
+
+  /** `lagMs` undefined: no lag, Describe calls read the live state (no copies are made). */
+  constructor(
+    private readonly live: Ec2Engine,
+    private readonly snapshot: () => Ec2Engine,
+    private readonly lagMs: (() => number) | undefined,
+  ) {
+    if (lagMs !== undefined) this.queue.push({ at: -Infinity, version: live.version, engine: this.snapshot() });
+  }
+
+  /** Records the live state if it changed; it becomes visible after the lag. */
+  publish(now: number): void {
+    if (this.lagMs === undefined) return;
+    this.prune(now);
+    const last = this.queue[this.queue.length - 1];
+    if (last !== undefined && last.version === this.live.version) return;
+    this.lastAt = Math.max(this.lastAt, now + Math.max(0, this.lagMs()));
+    this.queue.push({ at: this.lastAt, version: this.live.version, engine: this.snapshot() });
+  }
+
+  /** The engine to answer a Describe with at `now`. */
+  at(now: number): Ec2Engine {
+    this.prune(now);
+    return this.queue[0]?.engine ?? this.live;
+  }
+
+  /** Drops snapshots that a later visible one supersedes. */
+  private prune(now: number): void {
+    while (this.queue.length > 1 && (this.queue[1]?.at ?? Infinity) <= now) this.queue.shift();
+  }
+}
+
+/** A copy of the state for the Describe view (client tokens are not read by Describe calls). */
+function viewOf(state: SimState): SimState {
+  return structuredClone({ ...state, clientTokens: {} });
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

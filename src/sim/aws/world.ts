@@ -79,6 +79,15 @@ export interface SimSettings {
   attachLatency: LatencySpec;
   /** Time an ENI spends `detaching` before it is `available`. */
   detachLatency: LatencySpec;
+  /**
+   * Eventual consistency of Describe calls: each change becomes visible to Describe* this long after
+   * the call that made it (0 = at once). Describe answers show the state as it was, never a mix.
+   */
+  describeLag: LatencySpec;
+  /** How long a new ENI's ID is unknown (`…NotFound`) to calls other than a ClientToken retry (0 = never). */
+  createPropagation: LatencySpec;
+  /** How automatic private addresses are chosen: `random` (like EC2, seeded) or `lowest` free first. */
+  addressPick: 'random' | 'lowest';
   /** Request-rate throttling with AWS's published buckets, scaled by `scale`, overridden per action by `buckets`. */
   throttle: { enabled: boolean; scale: number; buckets: Record<string, BucketSpec> };
   /** Probability in [0, 1] that a call fails with one of `failureKinds`. */
@@ -95,6 +104,11 @@ export interface SimSettings {
     tokens: 'required' | 'optional';
     /** Honour the `X-Egw-Sim-Instance-Id` header to name the calling instance (for tests on loopback). */
     trustInstanceHeader: boolean;
+    /**
+     * The PUT response hop limit (`HttpPutResponseHopLimit`, 1…64): a token request from farther away
+     * (a container behind the instance) gets no answer.
+     */
+    hopLimit: number;
   };
   /** Where AllocateAddress takes new public addresses from. */
   elasticIpPool: string;
@@ -128,13 +142,16 @@ export interface SimDefinition {
   actionLatencyMs?: Record<string, LatencyDefinition>;
   attachLatencyMs?: LatencyDefinition;
   detachLatencyMs?: LatencyDefinition;
+  describeLagMs?: LatencyDefinition;
+  createPropagationMs?: LatencyDefinition;
+  addressPick?: 'random' | 'lowest';
   throttle?: boolean | { enabled?: boolean; scale?: number; buckets?: Record<string, BucketSpec> };
   failureRate?: number;
   failureKinds?: InjectedFailure[];
   failureAfterCommit?: number;
   failureActions?: string[];
   allowActions?: string[];
-  imds?: { tokens?: 'required' | 'optional'; trustInstanceHeader?: boolean };
+  imds?: { tokens?: 'required' | 'optional'; trustInstanceHeader?: boolean; hopLimit?: number };
   elasticIpPool?: string;
   maxElasticIps?: number;
   instanceTypesFile?: string;
@@ -163,7 +180,11 @@ export interface WorldDefinition {
   sim?: SimDefinition;
 }
 
-/** The defaults of every realism knob: no delay, AWS's throttling buckets, no failures, everything allowed. */
+/**
+ * The defaults of every realism knob: as unforgiving as AWS where AWS's behaviour is known (throttling
+ * buckets, Describe lag and new IDs of a few seconds, random addresses, IMDS hop limit 1), no call delay,
+ * no failures, everything allowed.
+ */
 export function defaultSimSettings(): SimSettings {
   return {
     seed: undefined,
@@ -171,13 +192,16 @@ export function defaultSimSettings(): SimSettings {
     actionLatency: {},
     attachLatency: { fixedMs: 0, jitterMs: 0 },
     detachLatency: { fixedMs: 0, jitterMs: 0 },
+    describeLag: { fixedMs: 1000, jitterMs: 2000 },
+    createPropagation: { fixedMs: 1000, jitterMs: 2000 },
+    addressPick: 'random',
     throttle: { enabled: true, scale: 1, buckets: {} },
     failureRate: 0,
     failureKinds: ['InternalError', 'Unavailable', 'RequestLimitExceeded'],
     failureAfterCommit: 0,
     failureActions: undefined,
     allowActions: undefined,
-    imds: { tokens: 'required', trustInstanceHeader: true },
+    imds: { tokens: 'required', trustInstanceHeader: true, hopLimit: 1 },
     elasticIpPool: '198.51.100.0/24',
     maxElasticIps: 5,
     instanceTypesFile: undefined,
@@ -435,7 +459,8 @@ class WorldReader {
     if (value === undefined) return s;
     const p = 'sim';
     const o = this.object(value, p, [
-      'seed', 'latencyMs', 'actionLatencyMs', 'attachLatencyMs', 'detachLatencyMs', 'throttle', 'failureRate',
+      'seed', 'latencyMs', 'actionLatencyMs', 'attachLatencyMs', 'detachLatencyMs', 'describeLagMs', 'createPropagationMs',
+      'addressPick', 'throttle', 'failureRate',
       'failureKinds', 'failureAfterCommit', 'failureActions', 'allowActions', 'imds', 'elasticIpPool', 'maxElasticIps',
       'instanceTypesFile', 'fabricTimeoutMs',
     ]);
@@ -446,6 +471,14 @@ class WorldReader {
     if (o['latencyMs'] !== undefined) s.latency = this.latency(o['latencyMs'], `${p}.latencyMs`);
     if (o['attachLatencyMs'] !== undefined) s.attachLatency = this.latency(o['attachLatencyMs'], `${p}.attachLatencyMs`);
     if (o['detachLatencyMs'] !== undefined) s.detachLatency = this.latency(o['detachLatencyMs'], `${p}.detachLatencyMs`);
+    if (o['describeLagMs'] !== undefined) s.describeLag = this.latency(o['describeLagMs'], `${p}.describeLagMs`);
+    if (o['createPropagationMs'] !== undefined) s.createPropagation = this.latency(o['createPropagationMs'], `${p}.createPropagationMs`);
+    if (o['addressPick'] !== undefined) {
+      if (o['addressPick'] !== 'random' && o['addressPick'] !== 'lowest') {
+        this.fail(`${p}.addressPick`, `must be random or lowest, got ${describe(o['addressPick'])}`, 'random is what EC2 does; lowest for hand-checked examples');
+      }
+      s.addressPick = o['addressPick'];
+    }
     if (o['actionLatencyMs'] !== undefined) {
       const per = this.object(o['actionLatencyMs'], `${p}.actionLatencyMs`, Object.keys(o['actionLatencyMs'] as Obj));
       for (const [action, spec] of Object.entries(per)) s.actionLatency[action] = this.latency(spec, `${p}.actionLatencyMs.${action}`);
@@ -490,7 +523,12 @@ class WorldReader {
     if (o['failureActions'] !== undefined) s.failureActions = this.strings(o['failureActions'], `${p}.failureActions`);
     if (o['allowActions'] !== undefined) s.allowActions = this.strings(o['allowActions'], `${p}.allowActions`);
     if (o['imds'] !== undefined) {
-      const im = this.object(o['imds'], `${p}.imds`, ['tokens', 'trustInstanceHeader']);
+      const im = this.object(o['imds'], `${p}.imds`, ['tokens', 'trustInstanceHeader', 'hopLimit']);
+      if (im['hopLimit'] !== undefined) {
+        const h = im['hopLimit'];
+        if (typeof h !== 'number' || !Number.isInteger(h) || h < 1 || h > 64) this.fail(`${p}.imds.hopLimit`, `must be a whole number 1…64, got ${describe(h)}`, '1 (AWS default): only the instance itself; 2: containers too');
+        s.imds.hopLimit = h;
+      }
       if (im['tokens'] !== undefined) {
         if (im['tokens'] !== 'required' && im['tokens'] !== 'optional') this.fail(`${p}.imds.tokens`, `must be required or optional, got ${describe(im['tokens'])}`, 'required = IMDSv2 only');
         s.imds.tokens = im['tokens'];

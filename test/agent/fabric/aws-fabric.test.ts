@@ -38,7 +38,9 @@ describe('AwsFabric component (datastore → EC2 emulator → status)', () => {
   let linux: RecordingEniRouting;
 
   const start = async (sim2: SimDefinition = {}): Promise<void> => {
-    sim = await startAwsSim({ world: fabricWorld(sim2), listen: '127.0.0.1:0', imdsBindings: [{ listen: '127.0.0.1:0', instanceId: NODE_A1 }] });
+    // The harsh emulator in real time: AWS's buckets at a tenth (the tiny per-action buckets of HARSH are for
+    // the fake-clock tests, where a pass costs no time).
+    sim = await startAwsSim({ world: fabricWorld({ throttle: { scale: 0.1 }, ...sim2 }), listen: '127.0.0.1:0', imdsBindings: [{ listen: '127.0.0.1:0', instanceId: NODE_A1 }] });
     ec2 = sdkFor(sim);
   };
   const fabricFor = (): AwsFabric =>
