@@ -15,8 +15,9 @@ import { egwRunner, prefixedNamespaces, processesNaming, rootLinks, verifyTable,
 // the namespace opted in and annotated, Elastic IPs added (a rolling update), an EgressGatewayPolicy applied
 // and edited — with `egw lab verify` OK after each; an invalid manifest refused by kubectl with egw's message;
 // a gateway pod deleted with kubectl and replaced by its Deployment; red scaled down; down with no leftovers.
-// Namespaces prefixed "labk8s"; state in a temp dir.
-const PREFIX = 'labk8s';
+// Namespaces prefixed "lk<pid>": unique per run, so a second suite running beside this one never meets it;
+// state in a temp dir.
+const PREFIX = `lk${process.pid.toString(36).slice(-4)}`;
 const stateRoot = mkdtempSync(join(tmpdir(), 'egw-lab-k8s-'));
 const STATE = join(stateRoot, 'lab');
 const egw = egwRunner({ ...process.env, EGW_LAB_DIR: STATE });
@@ -93,7 +94,7 @@ describe('the reference step by step with kubectl, on egw lab up --kubernetes (r
   it('comes up: the control plane in the VPC, egw installed, Nodes registered, the netcat pod placed by kube-scheduler', async () => {
     const up = await egw(lab('up', '--kubernetes', '--scenario', example('lab/kubernetes-steps.yaml'), '--timeout', '240'), { timeoutMs: 420_000 });
     expect(up.code, `${up.out}\n${up.err}`).toBe(0);
-    expect(up.out).toMatch(/starting Kubernetes in labk8s-cp/);
+    expect(up.out).toContain(`starting Kubernetes in ${PREFIX}-cp`);
     expect(up.out).toMatch(/applied the scenario with kubectl apply --server-side/);
     const nodes = await kubectlJson<KubeList<{ metadata: { name: string; labels: Record<string, string> }; status: { conditions: { type: string; status: string }[] } }>>('get', 'nodes');
     expect(nodes.items.map((n) => n.metadata.name).sort()).toEqual(['node-a1', 'node-a2', 'node-b1', 'node-b2']);
