@@ -6,7 +6,7 @@
 import type { IPPool } from '../api/index.js';
 import { parseDuration, validateDocument } from '../api/index.js';
 import type { CalcKind, CalcResource, GatewayHealth, NodeEgressState } from '../calc/index.js';
-import { EgressCalculator, PollTracker } from '../calc/index.js';
+import { EgressCalculator, invalidPodFacts, PollTracker } from '../calc/index.js';
 import type { Datastore, ResourceKey, StoredResource } from '../datastore/contract.js';
 import { formatKey } from '../datastore/contract.js';
 import { Informer, type InformerEvent } from '../datastore/informer.js';
@@ -212,11 +212,13 @@ export class EgressAgent {
     const key = stored.key;
     if (ev.type === 'deleted') this.forget(key);
     else this.absorb(stored);
+    this.metrics.invalidResources.set(this.invalid.size);
     this.schedule(false);
   }
 
   private forget(key: ResourceKey): void {
     this.invalid.delete(formatKey(key));
+    this.markInvalid(key, undefined);
     if (key.kind === 'IPPool') {
       if (this.pools.delete(key.name)) this.calc.setClusterCidrs(clusterCidrsOf([...this.pools.values()], this.opts.clusterCidrs ?? []));
     } else if (key.kind === NEXT_HOPS_KIND) {
@@ -235,23 +237,35 @@ export class EgressAgent {
       else this.calc.upsertNextHops(record);
       return;
     }
-    // Parse at the boundary: an invalid stored resource is treated as absent and reported.
+    // Parse at the boundary: an invalid stored resource is reported and never opens a path. It is
+    // absent for calc, and an invalid Pod or Namespace fails its clients closed (docs/security.md).
     const id = formatKey(key);
     const { resource, issues } = validateDocument(stored.value, { file: `datastore:${id}`, documentIndex: 1 });
     if (resource === undefined || resource.kind !== key.kind) {
-      const message = issues.map((i) => i.message).join('; ') || 'not a valid resource';
-      if (this.invalid.get(id) !== message) this.log.warn({ key: id, message }, 'invalid resource ignored');
-      this.invalid.set(id, message);
+      const message = issues.filter((i) => i.severity === 'error').map((i) => `${i.path === '' ? '' : `${i.path}: `}${i.message}`).join('; ').slice(0, 2000) || 'not a valid resource';
+      if (this.invalid.get(id) !== message) this.log.warn({ key: id, message }, 'invalid resource: its clients fail closed');
       this.forget(key);
       this.invalid.set(id, message);
+      this.markInvalid(key, { value: stored.value, message });
       return;
     }
     this.invalid.delete(id);
+    this.markInvalid(key, undefined);
     if (resource.kind === 'IPPool') {
       this.pools.set(key.name, resource);
       this.calc.setClusterCidrs(clusterCidrsOf([...this.pools.values()], this.opts.clusterCidrs ?? []));
     } else if (CALC_KINDS.has(resource.kind)) {
       this.calc.upsert(resource as CalcResource);
+    }
+  }
+
+  /** Tells calc that a stored Pod or Namespace is invalid (with what could be read of it), or no longer. */
+  private markInvalid(key: ResourceKey, invalid: { value: unknown; message: string } | undefined): void {
+    if (key.kind === 'Pod') {
+      const ns = key.namespace ?? 'default';
+      this.calc.setInvalidPod(`${ns}/${key.name}`, invalid === undefined ? undefined : invalidPodFacts(ns, key.name, invalid.value, invalid.message));
+    } else if (key.kind === 'Namespace') {
+      this.calc.setInvalidNamespace(key.name, invalid?.message);
     }
   }
 

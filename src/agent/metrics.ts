@@ -25,6 +25,8 @@ export class AgentMetrics {
   readonly applies = new Counter({ name: 'egw_agent_dataplane_applies_total', help: 'Data-plane applies, by result', labelNames: ['result'], registers: [this.registry] });
   readonly clients = new Gauge({ name: 'egw_agent_clients', help: 'Local egress clients, by state', labelNames: ['state'], registers: [this.registry] });
   readonly nextHopWrites = new Counter({ name: 'egw_agent_nexthops_writes_total', help: 'maxNextHops record writes, by result', labelNames: ['result'], registers: [this.registry] });
+  /** Stored resources the agent follows that failed validation (their clients fail closed). */
+  readonly invalidResources = new Gauge({ name: 'egw_agent_invalid_resources', help: 'Stored resources that failed validation (Pods and Namespaces among them fail their clients closed)', registers: [this.registry] });
   readonly inSync = new Gauge({ name: 'egw_agent_datastore_in_sync', help: '1 while the agent has a complete view of the datastore', registers: [this.registry] });
 
   /** Sets the per-status gateway gauge. */
