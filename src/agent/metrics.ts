@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { EgwError } from '../platform/errors.js';
+import { guardedHandler, hardenServer } from '../platform/http-edge.js';
 
 /**
  * The agent's Prometheus metrics, in a registry of its own (no global state, so two agents in one test
@@ -54,16 +55,18 @@ export async function serveMetrics(registry: Registry, listen: string): Promise<
     throw new EgwError('InvalidInput', `--metrics-listen "${listen}" is not HOST:PORT`, { hint: 'e.g. 127.0.0.1:9091 or :9091' });
   }
   const host = m[1] === undefined || m[1] === '' ? '0.0.0.0' : m[1].replace(/^\[(.*)\]$/, '$1');
-  const server = createServer((req, res) => {
-    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
-      return;
-    }
-    registry.metrics().then(
-      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
-      (e: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${String(e)}\n`),
-    );
-  });
+  const server = hardenServer(
+    createServer(
+      guardedHandler(async (req, res, { path }) => {
+        if (req.method !== 'GET' || path !== '/metrics') {
+          res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+          return;
+        }
+        const text = await registry.metrics();
+        res.writeHead(200, { 'content-type': registry.contentType }).end(text);
+      }),
+    ),
+  );
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e) => reject(new EgwError('InvalidInput', `cannot listen on ${listen}: ${e.message}`, { cause: e })));
     server.listen(port, host, () => resolve());

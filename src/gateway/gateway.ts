@@ -16,6 +16,7 @@ import { applyGatewayPod, DEFAULT_VXLAN_PORT, DEFAULT_VXLAN_VNI } from '../linux
 import type { Clock } from '../platform/clock.js';
 import { SystemClock } from '../platform/clock.js';
 import { EgwError, errorMessage } from '../platform/errors.js';
+import { guardedHandler, hardenServer } from '../platform/http-edge.js';
 import type { Logger } from '../platform/logger.js';
 import { silentLogger } from '../platform/logger.js';
 import type { Shell } from '../platform/shell.js';
@@ -191,17 +192,20 @@ export class GatewayProcess {
   }
 
   private listen(): Promise<Server> {
-    const server = createServer((req, res) => {
-      const path = (req.url ?? '').split('?')[0];
-      if (req.method === 'GET' && path === '/readiness') {
-        const report = this.report();
-        res.writeHead(report.ready ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify(report)}\n`);
-      } else if (req.method === 'GET' && path === '/liveness') {
-        res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
-      } else {
-        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
-      }
-    });
+    const handler = guardedHandler(
+      (req, res, { path }) => {
+        if (req.method === 'GET' && path === '/readiness') {
+          const report = this.report();
+          res.writeHead(report.ready ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify(report)}\n`);
+        } else if (req.method === 'GET' && path === '/liveness') {
+          res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+        } else {
+          res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+        }
+      },
+      (err) => this.log.error({ err: errorMessage(err) }, 'health request failed'),
+    );
+    const server = hardenServer(createServer(handler));
     return new Promise<Server>((resolve, reject) => {
       server.once('error', (e) => reject(new EgwError('InvalidInput', `cannot listen on the health port ${this.config.healthPort}: ${e.message}`, { cause: e, hint: 'set HEALTH_PORT to a free port' })));
       server.listen(this.options.listenPort ?? this.config.healthPort, this.options.listenHost ?? '0.0.0.0', () => resolve(server));
