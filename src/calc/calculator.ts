@@ -7,7 +7,7 @@ import type { EgressGatewayPolicy, FelixConfiguration, Namespace, Node, Pod } fr
 import { effectiveFelixSettings, type EffectiveFelixSettings, type EgressIPSupport } from '../api/kinds/felix-configuration.js';
 import { namespaceLabels, prepareLabels, type Labels } from '../api/selector/index.js';
 import { egressAnnotationsOf, resolveEgressSource, sameEgressAnnotations, type EgressAnnotations, type EgressSource } from './egress-source.js';
-import { compareIpv4Nets, formatIpv4Net, ipv4Net, ipv4NetCovers, outermostIpv4Nets, parseIpv4, parseIpv4Net, type Ipv4Net } from '../platform/ipv4.js';
+import { compareIpv4Nets, formatIpv4, formatIpv4Net, ipv4Net, ipv4NetCovers, outermostIpv4Nets, parseIpv4, parseIpv4Net, type Ipv4Net } from '../platform/ipv4.js';
 import { addLoad, chooseNextHops, sameNextHops } from './next-hops.js';
 import { gatewayFactsDiffer, nodeAddress, podFacts, type PodFacts } from './pod-facts.js';
 import { annotationRule, policyRules, type RuleSpec } from './policy-rules.js';
@@ -972,7 +972,7 @@ export class EgressCalculator {
       this.clientCache.clear();
       this.previousDesired.clear();
       return {
-        ...base, vxlan: undefined, clusterThrows: [], tables: [], clients: [], ignored, gateways: [], pollTargets: [], returnPath: undefined,
+        ...base, vxlan: undefined, clusterThrows: [], tables: [], clients: [], ignored, gateways: [], tunnelPeers: [], pollTargets: [], returnPath: undefined,
         localGateways: [], nextHops: [], staleNextHops: [...owned.keys()].sort(), issues: [],
       };
     }
@@ -1160,6 +1160,12 @@ export class EgressCalculator {
     }
 
     ignored.sort((a, b) => (a.pod < b.pod ? -1 : a.pod > b.pod ? 1 : 0));
+    // Who may send to this node's tunnel: the nodes (return traffic comes from a gateway's node) and the
+    // gateways its clients use. Recomputed with the local state; O(nodes).
+    const peerNums = new Set<number>();
+    for (const ip of this.nodeIps.values()) if (ip !== undefined) peerNums.add(parseIpv4(ip)!);
+    for (const g of gateways) peerNums.add(parseIpv4(g.ip)!);
+    const tunnelPeers = [...peerNums].sort((a, b) => a - b).map(formatIpv4);
     const nextHops = [...desired.values()].sort((a, b) => (a.client < b.client ? -1 : a.client > b.client ? 1 : 0));
     const staleNextHops = [...owned.keys()].filter((k) => !desired.has(k)).sort();
     return {
@@ -1170,6 +1176,7 @@ export class EgressCalculator {
       clients: statuses,
       ignored,
       gateways,
+      tunnelPeers,
       pollTargets,
       returnPath,
       localGateways,

@@ -253,6 +253,11 @@ export interface NodeEgressState {
   ignored: readonly IgnoredPod[];
   /** Gateways named by the tables, sorted by IP. */
   gateways: readonly GatewayPeer[];
+  /**
+   * The outer sources this node accepts VXLAN from: every known node address and the gateways in
+   * `gateways`, sorted by address (empty when egress is disabled). Anything else is dropped.
+   */
+  tunnelPeers: readonly string[];
   /** Remote gateways to poll, sorted by pod key. */
   pollTargets: readonly PollTarget[];
   /** Undefined when no gateway runs here. */

@@ -151,29 +151,49 @@ function sameMembers(a: readonly number[], b: readonly number[]): boolean {
   return sa.every((v, i) => v === sb[i]);
 }
 
-/** The nftables table of a client node: natOutgoing (Calico's pool option) and nothing else. */
+/** The set of outer sources a node accepts VXLAN from, and the input chain that enforces it. */
+export const VXLAN_PEERS_SET = 'vxlan_peers';
+export const VXLAN_INPUT_CHAIN = 'vxlan_input';
+
+/** The rule of {@link VXLAN_INPUT_CHAIN}: VXLAN from anyone else is counted and dropped. */
+export function vxlanFilterRule(port: number): string {
+  return `udp dport ${port} ip saddr != @${VXLAN_PEERS_SET} counter drop`;
+}
+
+/**
+ * The nftables table of a client node: natOutgoing (Calico's pool option), and with a tunnel, the
+ * VXLAN source filter (only `vxlanPeers` may send to the tunnel port; the rest is counted and dropped).
+ */
 export function nodeNftSpec(state: ClientNodeState): NftTableSpec | undefined {
   const nat = state.natOutgoing;
-  if (nat === undefined) return undefined;
+  const peers = state.vxlan === undefined ? undefined : state.vxlanPeers;
+  if (nat === undefined && peers === undefined) return undefined;
+  const sets: NftTableSpec['sets'][number][] = [];
+  const chains: NftTableSpec['chains'][number][] = [];
+  if (peers !== undefined && state.vxlan !== undefined) {
+    sets.push({ name: VXLAN_PEERS_SET, interval: false, elements: [...new Set(peers)] });
+    // A drop in any base chain is final whatever other chains accept, so the priority is not a matter of
+    // security; 0 is the filter priority everybody expects.
+    chains.push({ name: VXLAN_INPUT_CHAIN, type: 'filter', hook: 'input', priority: 0, policy: 'accept', rules: [vxlanFilterRule(state.vxlan.port)] });
+  }
+  if (nat !== undefined) {
+    sets.push({ name: 'nat_sources', interval: true, elements: nat.sources }, { name: 'nat_exempt', interval: true, elements: nat.exemptDestinations });
+    chains.push(natChain());
+  }
+  return { name: EGW_NFT_TABLE, sets, chains };
+}
+
+function natChain(): NftTableSpec['chains'][number] {
   return {
-    name: EGW_NFT_TABLE,
-    sets: [
-      { name: 'nat_sources', interval: true, elements: nat.sources },
-      { name: 'nat_exempt', interval: true, elements: nat.exemptDestinations },
-    ],
-    chains: [
-      {
-        name: 'postrouting',
-        type: 'nat',
-        hook: 'postrouting',
-        priority: 100,
-        policy: 'accept',
-        rules: [
-          // The inner packets of the tunnel keep the pod's source: the gateway SNATs them, not the node.
-          `oifname "${DEV}" return`,
-          'ip saddr @nat_sources ip daddr != @nat_exempt masquerade',
-        ],
-      },
+    name: 'postrouting',
+    type: 'nat',
+    hook: 'postrouting',
+    priority: 100,
+    policy: 'accept',
+    rules: [
+      // The inner packets of the tunnel keep the pod's source: the gateway SNATs them, not the node.
+      `oifname "${DEV}" return`,
+      'ip saddr @nat_sources ip daddr != @nat_exempt masquerade',
     ],
   };
 }
