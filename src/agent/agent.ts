@@ -430,6 +430,7 @@ export class EgressAgent {
       fabric: this.sidecar?.summary(),
     });
     this.observe(status);
+    this.metrics.awsStale.set(typeof status.fabric?.staleSince === 'string' ? 1 : 0);
     if (!(await this.writeStatus(status))) ok = false;
     return ok;
   }

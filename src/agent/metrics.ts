@@ -28,6 +28,8 @@ export class AgentMetrics {
   readonly nextHopWrites = new Counter({ name: 'egw_agent_nexthops_writes_total', help: 'maxNextHops record writes, by result', labelNames: ['result'], registers: [this.registry] });
   /** Stored resources the agent follows that failed validation (their clients fail closed). */
   readonly invalidResources = new Gauge({ name: 'egw_agent_invalid_resources', help: 'Stored resources that failed validation (Pods and Namespaces among them fail their clients closed)', registers: [this.registry] });
+  /** 1 while the AWS fabric cannot read EC2/IMDS and keeps its last known-good state. */
+  readonly awsStale = new Gauge({ name: 'egw_agent_aws_state_stale', help: '1 while AWS cannot be read and the ENI routing runs on the last known-good state', registers: [this.registry] });
   readonly inSync = new Gauge({ name: 'egw_agent_datastore_in_sync', help: '1 while the agent has a complete view of the datastore', registers: [this.registry] });
 
   /** Sets the per-status gateway gauge. */

@@ -45,7 +45,7 @@ async function awsFabricSidecar(store: Datastore, nodeName: string, cluster: str
     stop: () => fabric.stop(),
     summary: () => {
       const s = fabric.status();
-      return { mode: s.mode, instanceId: s.instance?.instanceId ?? null, lastError: s.lastError ?? null };
+      return { mode: s.mode, instanceId: s.instance?.instanceId ?? null, lastError: s.lastError ?? null, staleSince: s.stale?.since ?? null };
     },
   };
 }
