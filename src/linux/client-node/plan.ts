@@ -587,5 +587,8 @@ function ruleDelLine(r: ObservedRule): string {
   if (r.fwmark !== undefined) parts.push(`fwmark ${r.fwmark}`);
   if (r.table !== undefined) parts.push(`table ${r.table}`);
   parts.push(`protocol ${r.protocol}`);
+  // A rule with another action (the CNI plugin's fail-closed placeholder is `unreachable`) is named by
+  // its action, so that the delete can never match the table rule just added for the same source.
+  if (r.table === undefined && r.action !== undefined && /^(unreachable|prohibit|blackhole)$/.test(r.action)) parts.push(r.action);
   return parts.join(' ');
 }
