@@ -498,6 +498,9 @@ export function planClientNode(desired: ClientNodeState, observed: ClientNodeObs
   const seenRuleKeys = new Set<string>();
   for (const r of ourRules) {
     if (retainedRules.has(r)) continue;
+    // A fail-closed placeholder (the CNI plugin's) of a client that could not be placed stays: it is the
+    // only thing between that client and the main table.
+    if (r.table === undefined && r.action === 'unreachable' && r.from !== undefined && retainedSelectors.has(`from:${r.from}`)) continue;
     const sel = selectorOfRule(r);
     const key = sel === undefined ? undefined : `${sel}|${r.table}`;
     if (key !== undefined && desiredRuleKeys.has(key) && !seenRuleKeys.has(key)) {
