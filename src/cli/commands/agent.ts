@@ -1,10 +1,10 @@
 import type { Server } from 'node:http';
+import { openDatastoreForDaemon } from '../daemon-datastore.js';
 import { isIP } from 'node:net';
 import type { Command } from 'commander';
 import { parseDuration } from '../../api/index.js';
 import { AgentMetrics, EgressAgent, KernelLock, serveMetrics, type AgentSidecar } from '../../agent/index.js';
 import { egwVersion } from '../../controller/operator/index.js';
-import { openDatastore } from '../../datastore/open.js';
 import type { Datastore } from '../../datastore/contract.js';
 import { createLogger, type Logger } from '../../platform/logger.js';
 import { ExecShell } from '../../platform/shell.js';
@@ -95,7 +95,7 @@ export function registerAgentCommands(program: Command): void {
       const resyncIntervalMs = durationFlag('--resync-interval', opts.resyncInterval);
       const logger = createLogger({ component: 'agent', ...(opts.logLevel === undefined ? {} : { level: opts.logLevel }) });
       const { datastore } = cmd.optsWithGlobals<{ datastore?: string }>();
-      const store = await openDatastore(datastore);
+      const store = await openDatastoreForDaemon(datastore, logger);
       const metrics = new AgentMetrics();
       const kernelLock = new KernelLock();
       let server: Server | undefined;
