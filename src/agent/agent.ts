@@ -13,7 +13,7 @@ import { Informer, type InformerEvent } from '../datastore/informer.js';
 import type { ClientNodeApplyResult } from '../linux/index.js';
 import { applyClientNode } from '../linux/index.js';
 import type { Clock } from '../platform/clock.js';
-import { SystemClock } from '../platform/clock.js';
+import { jittered, SystemClock } from '../platform/clock.js';
 import { errorMessage } from '../platform/errors.js';
 import type { Logger } from '../platform/logger.js';
 import { silentLogger } from '../platform/logger.js';
@@ -46,6 +46,8 @@ export interface AgentDeps {
   kernelLock?: KernelLock;
   /** A component run beside the data plane, started and stopped with the agent (the AWS fabric). */
   sidecar?: AgentSidecar;
+  /** Jitter source of the retry waits (default Math.random). */
+  random?: () => number;
 }
 
 /** A component the agent process runs beside the egress data plane: the AWS fabric (src/agent/fabric). */
@@ -103,6 +105,7 @@ export class EgressAgent {
   private readonly kernelLock: KernelLock;
   private readonly sidecar: AgentSidecar | undefined;
   private readonly clock: Clock;
+  private readonly random: () => number;
   private readonly log: Logger;
   readonly metrics: AgentMetrics;
   private readonly calc: EgressCalculator;
@@ -139,6 +142,7 @@ export class EgressAgent {
     this.kernelLock = deps.kernelLock ?? new KernelLock();
     this.sidecar = deps.sidecar;
     this.clock = deps.clock ?? new SystemClock();
+    this.random = deps.random ?? Math.random;
     this.log = (deps.logger ?? silentLogger()).child({ node: options.nodeName });
     this.metrics = deps.metrics ?? new AgentMetrics();
     this.opts = { natOutgoing: true, debounceMs: 20, resyncIntervalMs: 30_000, heartbeatMs: 60_000, ...options };
@@ -307,7 +311,8 @@ export class EgressAgent {
   private async loop(): Promise<void> {
     let backoff = 0;
     while (!this.stopping) {
-      if (!this.pending) await this.waitWake(backoff > 0 ? backoff : this.opts.resyncIntervalMs, false);
+      // Retries are jittered: after an outage the agents of a cluster do not all come back at once.
+      if (!this.pending) await this.waitWake(backoff > 0 ? jittered(backoff, this.random) : this.opts.resyncIntervalMs, false);
       if (this.stopping) break;
       // Collect a burst of events into one pass; a health verdict does not wait.
       if (this.pending && !this.urgent && this.opts.debounceMs > 0) await this.waitWake(this.opts.debounceMs, true);

@@ -14,7 +14,7 @@ import { Informer } from '../datastore/informer.js';
 import type { GatewayPodState } from '../linux/index.js';
 import { applyGatewayPod, DEFAULT_VXLAN_PORT, DEFAULT_VXLAN_VNI } from '../linux/index.js';
 import type { Clock } from '../platform/clock.js';
-import { SystemClock } from '../platform/clock.js';
+import { jittered, SystemClock } from '../platform/clock.js';
 import { EgwError, errorMessage } from '../platform/errors.js';
 import { guardedHandler, hardenServer } from '../platform/http-edge.js';
 import type { Logger } from '../platform/logger.js';
@@ -35,6 +35,8 @@ export interface GatewayDeps {
   icmpProber?: Prober;
   /** Default: HTTP(S) GET. */
   httpProber?: Prober;
+  /** Jitter source of the retry waits (default Math.random). */
+  random?: () => number;
 }
 
 /** Timing of the gateway's own loops (defaults fit production; tests shorten them). */
@@ -243,7 +245,8 @@ export class GatewayProcess {
   private async applyLoop(signal: AbortSignal): Promise<void> {
     let backoff = 0;
     while (!signal.aborted) {
-      if (!this.applyPending) await this.sleep(backoff > 0 ? backoff : (this.options.resyncIntervalMs ?? 30_000), signal, true);
+      // Retries are jittered: gateways that failed together do not retry in lockstep.
+      if (!this.applyPending) await this.sleep(backoff > 0 ? jittered(backoff, this.deps.random) : (this.options.resyncIntervalMs ?? 30_000), signal, true);
       if (signal.aborted) return;
       // Collect a burst of Node events into one apply.
       await this.sleep(20, signal);
