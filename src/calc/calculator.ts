@@ -963,6 +963,10 @@ export class EgressCalculator {
     for (const rec of localPods) for (const r of rec.config?.rules ?? []) if (r.selection !== undefined) localSelections.add(r.selection);
     this.localSelections = localSelections;
     const owned = this.ownedRecords(localPods);
+    const podNums = new Set<number>();
+    for (const rec of localPods) if (rec.facts.ip !== undefined) podNums.add(rec.facts.ipNum);
+    for (const p of this.invalidPods.values()) if (p.node === local && p.ip !== undefined) podNums.add(parseIpv4(p.ip)!);
+    const localPodIps = [...podNums].sort((a, b) => a - b).map(formatIpv4);
 
     if (mode === 'Disabled') {
       const ignored: IgnoredPod[] = [];
@@ -972,7 +976,7 @@ export class EgressCalculator {
       this.clientCache.clear();
       this.previousDesired.clear();
       return {
-        ...base, vxlan: undefined, clusterThrows: [], tables: [], clients: [], ignored, gateways: [], tunnelPeers: [], pollTargets: [], returnPath: undefined,
+        ...base, vxlan: undefined, clusterThrows: [], tables: [], clients: [], ignored, gateways: [], tunnelPeers: [], localPodIps, pollTargets: [], returnPath: undefined,
         localGateways: [], nextHops: [], staleNextHops: [...owned.keys()].sort(), issues: [],
       };
     }
@@ -1177,6 +1181,7 @@ export class EgressCalculator {
       ignored,
       gateways,
       tunnelPeers,
+      localPodIps,
       pollTargets,
       returnPath,
       localGateways,

@@ -258,6 +258,8 @@ export interface NodeEgressState {
    * `gateways`, sorted by address (empty when egress is disabled). Anything else is dropped.
    */
   tunnelPeers: readonly string[];
+  /** The IPv4 addresses of every pod on this node calc knows (valid or not), sorted: see `knownPodIps` of the driver. */
+  localPodIps: readonly string[];
   /** Remote gateways to poll, sorted by pod key. */
   pollTargets: readonly PollTarget[];
   /** Undefined when no gateway runs here. */

@@ -154,16 +154,20 @@ describe.skipIf(!canRun)('the fail-closed placeholder of egw-ipam, real packets'
     expect(synsAtServer(NODE_IP)).toBeGreaterThanOrEqual(1);
   });
 
-  it('the agent (client-node driver) replaces the placeholder by its rule, or removes it for a pod that is not a client', async () => {
+  it('the agent (client-node driver) keeps the placeholder of a pod it does not know yet, replaces it by its rule, and removes it for a known pod that is not a client', async () => {
     const shell = new NetnsShell(new ExecShell(), NODE_NS);
     const ip = ourRules().map((l) => /from (\S+) unreachable/.exec(l)?.[1]).find((x) => x !== undefined)!;
     expect(ip).toBeDefined();
-    const r = await applyClientNode(shell, { vxlan: undefined, clients: [{ ip, routes: [{ cidr: '0.0.0.0/0', kind: 'unreachable' }] }] });
+    // The agent does not know the pod yet (its record has no IP before the ADD returns): the placeholder stays.
+    const early = await applyClientNode(shell, { vxlan: undefined, clients: [], knownPodIps: [] });
+    expect(early.failures).toEqual([]);
+    expect(ourRules().map((l) => l.replace(/\s+/g, ' '))).toEqual([`100: from ${ip} unreachable proto 233`]);
+    const r = await applyClientNode(shell, { vxlan: undefined, clients: [{ ip, routes: [{ cidr: '0.0.0.0/0', kind: 'unreachable' }] }], knownPodIps: [ip] });
     expect(r.failures).toEqual([]);
     const rules = ourRules();
     expect(rules).toHaveLength(1);
     expect(rules[0]).toMatch(new RegExp(`^100:\\s+from ${ip.replace(/\./g, '\\.')} lookup \\d+ proto 233$`));
-    const gone = await applyClientNode(shell, { vxlan: undefined, clients: [] });
+    const gone = await applyClientNode(shell, { vxlan: undefined, clients: [], knownPodIps: [ip] });
     expect(gone.failures).toEqual([]);
     expect(ourRules()).toEqual([]);
   });

@@ -498,9 +498,16 @@ export function planClientNode(desired: ClientNodeState, observed: ClientNodeObs
   const seenRuleKeys = new Set<string>();
   for (const r of ourRules) {
     if (retainedRules.has(r)) continue;
-    // A fail-closed placeholder (the CNI plugin's) of a client that could not be placed stays: it is the
-    // only thing between that client and the main table.
-    if (r.table === undefined && r.action === 'unreachable' && r.from !== undefined && retainedSelectors.has(`from:${r.from}`)) continue;
+    if (r.table === undefined && ruleAction(r) === 'unreachable' && r.from !== undefined) {
+      // A fail-closed placeholder (the CNI plugin's). It stays while it is the only thing between a pod
+      // and the main table: for a client that could not be placed, and for an address no known pod has
+      // yet (the Pod record shows its IP only after the CNI ADD). It goes once the client's rule replaces
+      // it, or once the pod with that address is known not to be a client.
+      if (retainedSelectors.has(`from:${r.from}`)) continue;
+      const replaced = [...desiredRuleKeys].some((k) => k.startsWith(`from:${r.from}|`));
+      const ip = r.from.endsWith('/32') ? r.from.slice(0, -3) : r.from;
+      if (!replaced && desired.knownPodIps !== undefined && !desired.knownPodIps.includes(ip)) continue;
+    }
     const sel = selectorOfRule(r);
     const key = sel === undefined ? undefined : `${sel}|${r.table}`;
     if (key !== undefined && desiredRuleKeys.has(key) && !seenRuleKeys.has(key)) {
@@ -581,6 +588,26 @@ function routeDel(o: ObservedRoute, object: string): BatchCommand {
   return { line: `route del ${type}${o.dst} table ${o.table} proto ${o.protocol} metric ${o.metric}`, object, okIfMissing: true };
 }
 
+/**
+ * The drop action of a rule without a table (`ip -N` prints the kernel's number: 6 blackhole,
+ * 7 unreachable, 8 prohibit), or undefined.
+ */
+function ruleAction(r: ObservedRule): 'blackhole' | 'unreachable' | 'prohibit' | undefined {
+  switch (r.action) {
+    case 'blackhole':
+    case '6':
+      return 'blackhole';
+    case 'unreachable':
+    case '7':
+      return 'unreachable';
+    case 'prohibit':
+    case '8':
+      return 'prohibit';
+    default:
+      return undefined;
+  }
+}
+
 function ruleDelLine(r: ObservedRule): string {
   const parts = [`rule del priority ${r.priority}`];
   if (r.from !== undefined) parts.push(`from ${r.from}`);
@@ -592,6 +619,7 @@ function ruleDelLine(r: ObservedRule): string {
   parts.push(`protocol ${r.protocol}`);
   // A rule with another action (the CNI plugin's fail-closed placeholder is `unreachable`) is named by
   // its action, so that the delete can never match the table rule just added for the same source.
-  if (r.table === undefined && r.action !== undefined && /^(unreachable|prohibit|blackhole)$/.test(r.action)) parts.push(r.action);
+  const action = ruleAction(r);
+  if (r.table === undefined && action !== undefined) parts.push(action);
   return parts.join(' ');
 }

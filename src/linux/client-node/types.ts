@@ -79,6 +79,12 @@ export interface ClientNodeState {
    * hand; the agent always sets it).
    */
   vxlanPeers?: readonly string[];
+  /**
+   * The addresses of the pods on this node that the caller knows (clients or not). A fail-closed
+   * placeholder rule (`from <ip> unreachable`, the CNI plugin's) for an address outside this list is
+   * kept: its pod is not known yet. Undefined: every placeholder that is not a desired client goes.
+   */
+  knownPodIps?: readonly string[];
 }
 
 /** Resilient nexthop group parameters (see `ip-nexthop(8)`). */
