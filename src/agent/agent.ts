@@ -6,14 +6,14 @@
 import type { IPPool } from '../api/index.js';
 import { parseDuration, validateDocument } from '../api/index.js';
 import type { CalcKind, CalcResource, GatewayHealth, NodeEgressState } from '../calc/index.js';
-import { EgressCalculator, PollTracker } from '../calc/index.js';
+import { EgressCalculator, invalidPodFacts, PollTracker } from '../calc/index.js';
 import type { Datastore, ResourceKey, StoredResource } from '../datastore/contract.js';
 import { formatKey } from '../datastore/contract.js';
 import { Informer, type InformerEvent } from '../datastore/informer.js';
 import type { ClientNodeApplyResult } from '../linux/index.js';
 import { applyClientNode } from '../linux/index.js';
 import type { Clock } from '../platform/clock.js';
-import { SystemClock } from '../platform/clock.js';
+import { jittered, SystemClock } from '../platform/clock.js';
 import { errorMessage } from '../platform/errors.js';
 import type { Logger } from '../platform/logger.js';
 import { silentLogger } from '../platform/logger.js';
@@ -46,6 +46,8 @@ export interface AgentDeps {
   kernelLock?: KernelLock;
   /** A component run beside the data plane, started and stopped with the agent (the AWS fabric). */
   sidecar?: AgentSidecar;
+  /** Jitter source of the retry waits (default Math.random). */
+  random?: () => number;
 }
 
 /** A component the agent process runs beside the egress data plane: the AWS fabric (src/agent/fabric). */
@@ -103,6 +105,7 @@ export class EgressAgent {
   private readonly kernelLock: KernelLock;
   private readonly sidecar: AgentSidecar | undefined;
   private readonly clock: Clock;
+  private readonly random: () => number;
   private readonly log: Logger;
   readonly metrics: AgentMetrics;
   private readonly calc: EgressCalculator;
@@ -139,6 +142,7 @@ export class EgressAgent {
     this.kernelLock = deps.kernelLock ?? new KernelLock();
     this.sidecar = deps.sidecar;
     this.clock = deps.clock ?? new SystemClock();
+    this.random = deps.random ?? Math.random;
     this.log = (deps.logger ?? silentLogger()).child({ node: options.nodeName });
     this.metrics = deps.metrics ?? new AgentMetrics();
     this.opts = { natOutgoing: true, debounceMs: 20, resyncIntervalMs: 30_000, heartbeatMs: 60_000, ...options };
@@ -212,11 +216,13 @@ export class EgressAgent {
     const key = stored.key;
     if (ev.type === 'deleted') this.forget(key);
     else this.absorb(stored);
+    this.metrics.invalidResources.set(this.invalid.size);
     this.schedule(false);
   }
 
   private forget(key: ResourceKey): void {
     this.invalid.delete(formatKey(key));
+    this.markInvalid(key, undefined);
     if (key.kind === 'IPPool') {
       if (this.pools.delete(key.name)) this.calc.setClusterCidrs(clusterCidrsOf([...this.pools.values()], this.opts.clusterCidrs ?? []));
     } else if (key.kind === NEXT_HOPS_KIND) {
@@ -235,23 +241,35 @@ export class EgressAgent {
       else this.calc.upsertNextHops(record);
       return;
     }
-    // Parse at the boundary: an invalid stored resource is treated as absent and reported.
+    // Parse at the boundary: an invalid stored resource is reported and never opens a path. It is
+    // absent for calc, and an invalid Pod or Namespace fails its clients closed (docs/security.md).
     const id = formatKey(key);
     const { resource, issues } = validateDocument(stored.value, { file: `datastore:${id}`, documentIndex: 1 });
     if (resource === undefined || resource.kind !== key.kind) {
-      const message = issues.map((i) => i.message).join('; ') || 'not a valid resource';
-      if (this.invalid.get(id) !== message) this.log.warn({ key: id, message }, 'invalid resource ignored');
-      this.invalid.set(id, message);
+      const message = issues.filter((i) => i.severity === 'error').map((i) => `${i.path === '' ? '' : `${i.path}: `}${i.message}`).join('; ').slice(0, 2000) || 'not a valid resource';
+      if (this.invalid.get(id) !== message) this.log.warn({ key: id, message }, 'invalid resource: its clients fail closed');
       this.forget(key);
       this.invalid.set(id, message);
+      this.markInvalid(key, { value: stored.value, message });
       return;
     }
     this.invalid.delete(id);
+    this.markInvalid(key, undefined);
     if (resource.kind === 'IPPool') {
       this.pools.set(key.name, resource);
       this.calc.setClusterCidrs(clusterCidrsOf([...this.pools.values()], this.opts.clusterCidrs ?? []));
     } else if (CALC_KINDS.has(resource.kind)) {
       this.calc.upsert(resource as CalcResource);
+    }
+  }
+
+  /** Tells calc that a stored Pod or Namespace is invalid (with what could be read of it), or no longer. */
+  private markInvalid(key: ResourceKey, invalid: { value: unknown; message: string } | undefined): void {
+    if (key.kind === 'Pod') {
+      const ns = key.namespace ?? 'default';
+      this.calc.setInvalidPod(`${ns}/${key.name}`, invalid === undefined ? undefined : invalidPodFacts(ns, key.name, invalid.value, invalid.message));
+    } else if (key.kind === 'Namespace') {
+      this.calc.setInvalidNamespace(key.name, invalid?.message);
     }
   }
 
@@ -293,7 +311,8 @@ export class EgressAgent {
   private async loop(): Promise<void> {
     let backoff = 0;
     while (!this.stopping) {
-      if (!this.pending) await this.waitWake(backoff > 0 ? backoff : this.opts.resyncIntervalMs, false);
+      // Retries are jittered: after an outage the agents of a cluster do not all come back at once.
+      if (!this.pending) await this.waitWake(backoff > 0 ? jittered(backoff, this.random) : this.opts.resyncIntervalMs, false);
       if (this.stopping) break;
       // Collect a burst of events into one pass; a health verdict does not wait.
       if (this.pending && !this.urgent && this.opts.debounceMs > 0) await this.waitWake(this.opts.debounceMs, true);
@@ -416,6 +435,7 @@ export class EgressAgent {
       fabric: this.sidecar?.summary(),
     });
     this.observe(status);
+    this.metrics.awsStale.set(typeof status.fabric?.staleSince === 'string' ? 1 : 0);
     if (!(await this.writeStatus(status))) ok = false;
     return ok;
   }

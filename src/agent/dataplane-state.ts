@@ -86,6 +86,10 @@ export function clientNodeStateOf(result: NodeEgressState, ctx: DataplaneContext
     clients,
     ...(vxlan !== undefined && result.returnPath !== undefined ? { returnPath: result.returnPath } : {}),
     ...(nat === undefined ? {} : { natOutgoing: nat }),
+    // With a tunnel, VXLAN is accepted from the cluster's nodes and gateways only (docs/security.md).
+    ...(vxlan === undefined ? {} : { vxlanPeers: result.tunnelPeers }),
+    // The CNI plugin's placeholders of pods calc does not know yet stay until it does.
+    knownPodIps: result.localPodIps,
   };
   const config: ClientNodeConfig = {
     ...DEFAULT_CLIENT_NODE_CONFIG,

@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { EgwError } from '../platform/errors.js';
+import { guardedHandler, hardenServer } from '../platform/http-edge.js';
 
 /**
  * The agent's Prometheus metrics, in a registry of its own (no global state, so two agents in one test
@@ -25,6 +26,10 @@ export class AgentMetrics {
   readonly applies = new Counter({ name: 'egw_agent_dataplane_applies_total', help: 'Data-plane applies, by result', labelNames: ['result'], registers: [this.registry] });
   readonly clients = new Gauge({ name: 'egw_agent_clients', help: 'Local egress clients, by state', labelNames: ['state'], registers: [this.registry] });
   readonly nextHopWrites = new Counter({ name: 'egw_agent_nexthops_writes_total', help: 'maxNextHops record writes, by result', labelNames: ['result'], registers: [this.registry] });
+  /** Stored resources the agent follows that failed validation (their clients fail closed). */
+  readonly invalidResources = new Gauge({ name: 'egw_agent_invalid_resources', help: 'Stored resources that failed validation (Pods and Namespaces among them fail their clients closed)', registers: [this.registry] });
+  /** 1 while the AWS fabric cannot read EC2/IMDS and keeps its last known-good state. */
+  readonly awsStale = new Gauge({ name: 'egw_agent_aws_state_stale', help: '1 while AWS cannot be read and the ENI routing runs on the last known-good state', registers: [this.registry] });
   readonly inSync = new Gauge({ name: 'egw_agent_datastore_in_sync', help: '1 while the agent has a complete view of the datastore', registers: [this.registry] });
 
   /** Sets the per-status gateway gauge. */
@@ -52,16 +57,18 @@ export async function serveMetrics(registry: Registry, listen: string): Promise<
     throw new EgwError('InvalidInput', `--metrics-listen "${listen}" is not HOST:PORT`, { hint: 'e.g. 127.0.0.1:9091 or :9091' });
   }
   const host = m[1] === undefined || m[1] === '' ? '0.0.0.0' : m[1].replace(/^\[(.*)\]$/, '$1');
-  const server = createServer((req, res) => {
-    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
-      return;
-    }
-    registry.metrics().then(
-      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
-      (e: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${String(e)}\n`),
-    );
-  });
+  const server = hardenServer(
+    createServer(
+      guardedHandler(async (req, res, { path }) => {
+        if (req.method !== 'GET' || path !== '/metrics') {
+          res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+          return;
+        }
+        const text = await registry.metrics();
+        res.writeHead(200, { 'content-type': registry.contentType }).end(text);
+      }),
+    ),
+  );
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e) => reject(new EgwError('InvalidInput', `cannot listen on ${listen}: ${e.message}`, { cause: e })));
     server.listen(port, host, () => resolve());

@@ -132,6 +132,11 @@ export interface FabricSummary {
   instanceId: string | null;
   /** Why the last pass did not converge; null when it did. */
   lastError: string | null;
+  /**
+   * Since when AWS (EC2 or IMDS) could not be read and the fabric runs on its last known-good state
+   * (ISO time); null while AWS answers. Absent in records of older agents.
+   */
+  staleSince?: string | null;
 }
 
 /** The stored form of a node's status record. */

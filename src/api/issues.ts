@@ -131,11 +131,22 @@ export class IssueSink {
       kind: this.subject.kind,
       namespace: this.subject.namespace,
       name: this.subject.name,
-      path: formatPath(full),
-      message,
-      expected,
+      path: bounded(formatPath(full)),
+      message: bounded(message),
+      expected: bounded(expected),
     });
   }
+}
+
+/** The longest issue text kept, in UTF-16 units. */
+const MAX_ISSUE_TEXT = 1000;
+
+/**
+ * Issue texts quote the values they are about, and stored values can be written by anyone who may edit
+ * a pod: bound what one issue carries into logs, status records and webhook answers.
+ */
+function bounded(text: string): string {
+  return text.length <= MAX_ISSUE_TEXT ? text : `${text.slice(0, MAX_ISSUE_TEXT)}… (${text.length - MAX_ISSUE_TEXT} more characters)`;
 }
 
 /** The line of the deepest existing ancestor of `path`, else the document's line. */

@@ -71,6 +71,21 @@ const CALICO_STORAGE_GROUP = 'crd.projectcalico.org';
  * Checks that need other resources are {@link crossCheck}'s job. Pure; never throws for bad input.
  */
 export function validateDocument(value: unknown, location: DocumentLocation, options: ValidateOptions = {}): ValidationResult {
+  try {
+    return validateChecked(value, location, options);
+  } catch (err) {
+    // The promise above is a safety property: callers (the agent, the webhook) treat a resource that
+    // cannot be validated as invalid, and a throw would stop them instead. The rules are written not to
+    // throw (the selector parser bounds its depth and size); this net catches what they missed, such as a
+    // stack overflow on a hostile document, and reports it as one error.
+    const name = err instanceof Error ? err.name : 'error';
+    const sink = new IssueSink(location, { kind: '', name: '' });
+    sink.error([], 'document.unvalidatable', `the document could not be validated (${name}): it is too large, too deep or malformed`, 'a resource of ordinary size and nesting');
+    return { issues: sink.issues };
+  }
+}
+
+function validateChecked(value: unknown, location: DocumentLocation, options: ValidateOptions): ValidationResult {
   const meta = isPlainObject(value) && isPlainObject(value.metadata) ? value.metadata : {};
   const writtenKind = isPlainObject(value) ? (str(value.kind) ?? '') : '';
   const sink = new IssueSink(location, { kind: writtenKind, namespace: str(meta.namespace), name: str(meta.name) ?? '' });

@@ -154,6 +154,12 @@ export interface FabricReport {
   foreignEnis: number;
   /** MACs whose attachment (true) or detachment (false) is in progress: pass again once it is done. */
   awaiting: { mac: string; attached: boolean }[];
+  /**
+   * True when reading EC2 (instance limits, ENIs, subnets) failed: `interfaces`, `limits` and
+   * `foreignEnis` are then not an answer but what could not be read — never program them as "none"
+   * (the caller keeps its last known-good state; docs/security.md, static stability).
+   */
+  stale: boolean;
   /** The worst retry class of this pass's failures (`none` when nothing failed). */
   retry: 'none' | 'retry' | 'throttle' | 'terminal';
   /** A timed decision (GC cool-down, reassignment) falls due in this many ms. */
@@ -269,6 +275,7 @@ class Pass {
   private retry: FabricReport['retry'] = 'none';
   private wakeAt: number | undefined;
   private mutations = 0;
+  private readFailed = false;
   private freeIndexes: number[] = [];
   private freeSlots = 0;
   private valid: FabricWorkload[] = [];
@@ -293,6 +300,7 @@ class Pass {
       this.limits = await this.r.instanceLimits();
       await this.read();
     } catch (err) {
+      this.readFailed = true;
       this.failNode(err, 'read');
       return this.report();
     }
@@ -1206,6 +1214,7 @@ class Pass {
       limits: this.limits,
       foreignEnis: foreign,
       awaiting,
+      stale: this.readFailed,
       retry: this.retry,
       wakeInMs: this.wakeAt === undefined ? undefined : Math.max(0, this.wakeAt - this.now),
       mutations: this.mutations,

@@ -7,7 +7,7 @@ import type { EgressGatewayPolicy, FelixConfiguration, Namespace, Node, Pod } fr
 import { effectiveFelixSettings, type EffectiveFelixSettings, type EgressIPSupport } from '../api/kinds/felix-configuration.js';
 import { namespaceLabels, prepareLabels, type Labels } from '../api/selector/index.js';
 import { egressAnnotationsOf, resolveEgressSource, sameEgressAnnotations, type EgressAnnotations, type EgressSource } from './egress-source.js';
-import { compareIpv4Nets, formatIpv4Net, ipv4Net, ipv4NetCovers, outermostIpv4Nets, parseIpv4, parseIpv4Net, type Ipv4Net } from '../platform/ipv4.js';
+import { compareIpv4Nets, formatIpv4, formatIpv4Net, ipv4Net, ipv4NetCovers, outermostIpv4Nets, parseIpv4, parseIpv4Net, type Ipv4Net } from '../platform/ipv4.js';
 import { addLoad, chooseNextHops, sameNextHops } from './next-hops.js';
 import { gatewayFactsDiffer, nodeAddress, podFacts, type PodFacts } from './pod-facts.js';
 import { annotationRule, policyRules, type RuleSpec } from './policy-rules.js';
@@ -27,6 +27,7 @@ import type {
   GatewayHealth,
   GatewayPeer,
   IgnoredPod,
+  InvalidPod,
   LocalGateway,
   NextHopsChoice,
   NodeEgressState,
@@ -171,6 +172,9 @@ export class EgressCalculator {
   private readonly localRecords = new Set<string>();
   private readonly gatewayLoad = new Map<string, number>();
   private readonly health = new Map<string, GatewayHealth>();
+  /** Stored Pods and Namespaces that failed validation (fail closed; see {@link setInvalidPod}). */
+  private readonly invalidPods = new Map<string, InvalidPod>();
+  private readonly invalidNamespaces = new Map<string, string>();
   private felixDefault: FelixConfiguration | undefined;
   private felixNode: FelixConfiguration | undefined;
   private settings: EffectiveFelixSettings;
@@ -261,6 +265,32 @@ export class EgressCalculator {
   /** Removes the stored record of a client (`namespace/name`). */
   deleteNextHops(client: string): void {
     this.setRecord(client, undefined);
+  }
+
+  /**
+   * Marks a stored Pod as invalid (facts from {@link invalidPodFacts}), or clears the mark (undefined).
+   * The agent removes the pod itself (`delete`) first: an invalid pod is never a gateway, and on its node,
+   * when it may be a client, all its egress fails closed (state `fail-closed`, reason `invalid-pod`) —
+   * never the node's IP (docs/security.md).
+   */
+  setInvalidPod(key: string, facts: InvalidPod | undefined): void {
+    const old = this.invalidPods.get(key);
+    if (old === facts || (old !== undefined && facts !== undefined && JSON.stringify(old) === JSON.stringify(facts))) return;
+    if (facts === undefined) this.invalidPods.delete(key);
+    else this.invalidPods.set(key, facts);
+    if (old?.node === this.nodeName || facts?.node === this.nodeName) this.localDirty = true;
+  }
+
+  /**
+   * Marks a stored Namespace as invalid (with why), or clears the mark. The agent removes the namespace
+   * itself (`delete`) first. Its local pods that follow their namespace's annotations fail closed (reason
+   * `invalid-namespace`): the annotations that would route them are unknown.
+   */
+  setInvalidNamespace(name: string, message: string | undefined): void {
+    if (this.invalidNamespaces.get(name) === message) return;
+    if (message === undefined) this.invalidNamespaces.delete(name);
+    else this.invalidNamespaces.set(name, message);
+    this.localDirty = true;
   }
 
   /** Sets the cluster's own destinations (pools, service CIDR, node subnets); see {@link EgressCalcSnapshot}. */
@@ -933,6 +963,10 @@ export class EgressCalculator {
     for (const rec of localPods) for (const r of rec.config?.rules ?? []) if (r.selection !== undefined) localSelections.add(r.selection);
     this.localSelections = localSelections;
     const owned = this.ownedRecords(localPods);
+    const podNums = new Set<number>();
+    for (const rec of localPods) if (rec.facts.ip !== undefined) podNums.add(rec.facts.ipNum);
+    for (const p of this.invalidPods.values()) if (p.node === local && p.ip !== undefined) podNums.add(parseIpv4(p.ip)!);
+    const localPodIps = [...podNums].sort((a, b) => a - b).map(formatIpv4);
 
     if (mode === 'Disabled') {
       const ignored: IgnoredPod[] = [];
@@ -942,7 +976,7 @@ export class EgressCalculator {
       this.clientCache.clear();
       this.previousDesired.clear();
       return {
-        ...base, vxlan: undefined, clusterThrows: [], tables: [], clients: [], ignored, gateways: [], pollTargets: [], returnPath: undefined,
+        ...base, vxlan: undefined, clusterThrows: [], tables: [], clients: [], ignored, gateways: [], tunnelPeers: [], localPodIps, pollTargets: [], returnPath: undefined,
         localGateways: [], nextHops: [], staleNextHops: [...owned.keys()].sort(), issues: [],
       };
     }
@@ -951,6 +985,7 @@ export class EgressCalculator {
     issues.push(...cluster.issues);
 
     const clients = localPods.filter((rec) => this.isClient(rec));
+    const invalid = this.invalidLocal(localPods, mode);
 
     // ---- maxNextHops: the load as stored, minus what this node's own records add, plus what they will.
     const delta = new Map<string, number>();
@@ -998,7 +1033,9 @@ export class EgressCalculator {
     this.clientCache = cache;
 
     // ---- tables: one per distinct route set among the clients that have an address.
-    const keys = [...new Set(calcs.filter((c) => c.status.ip !== undefined).map((c) => c.key))].sort();
+    const keys = [...new Set(calcs.filter((c) => c.status.ip !== undefined).map((c) => c.key))];
+    if (invalid.closed.some((c) => c.ip !== undefined) && !keys.includes(failClosedKey)) keys.push(failClosedKey);
+    keys.sort();
     const capacity = tableCapacity(settings.routeTableRanges);
     const short = keys.length > capacity;
     if (short && !keys.includes(failClosedKey)) keys.push(failClosedKey);
@@ -1010,7 +1047,7 @@ export class EgressCalculator {
       });
     }
     const fallback = allocation.ids.get(failClosedKey);
-    const tableOf = new Map<number, { key: string; routes: readonly CalcRoute[]; ips: PodRec[] }>();
+    const tableOf = new Map<number, { key: string; routes: readonly CalcRoute[]; ips: TableClient[] }>();
     const statuses: ClientStatus[] = [];
     const peerSet = new Set<PodRec>();
     const polled = new Set<PodRec>();
@@ -1044,12 +1081,34 @@ export class EgressCalculator {
       statuses.push(status);
       if (id === undefined) return;
       const t = tableOf.get(id);
-      if (t === undefined) tableOf.set(id, { key, routes: this.fullRoutes(key, routes, cluster), ips: [rec] });
-      else t.ips.push(rec);
+      const entry = { key: rec.key, ip: rec.facts.ip, ipNum: rec.facts.ipNum };
+      if (t === undefined) tableOf.set(id, { key, routes: this.fullRoutes(key, routes, cluster), ips: [entry] });
+      else t.ips.push(entry);
     });
+    // Invalid clients: the fail-closed table (a table of their own even when tables run short).
+    for (const c of invalid.closed) {
+      const id = c.ip === undefined ? undefined : (allocation.ids.get(failClosedKey) ?? fallback);
+      const state: ClientStatus['state'] = c.ip === undefined ? 'no-ip' : id === undefined ? 'no-table' : 'fail-closed';
+      statuses.push({
+        pod: c.key,
+        ip: c.ip,
+        source: c.reason === 'invalid-pod' ? 'pod' : 'namespace',
+        method: 'invalid',
+        table: id,
+        state,
+        rules: [{ destination: ALL_TEXT, action: 'unreachable', gateways: [], reason: c.reason }],
+        notes: [c.message],
+      });
+      if (id === undefined || c.ip === undefined) continue;
+      const entry = { key: c.key, ip: c.ip, ipNum: parseIpv4(c.ip)! };
+      const t = tableOf.get(id);
+      if (t === undefined) tableOf.set(id, { key: failClosedKey, routes: this.fullRoutes(failClosedKey, FAIL_CLOSED_ROUTES, cluster), ips: [entry] });
+      else t.ips.push(entry);
+    }
+    statuses.sort((a, b) => (a.pod < b.pod ? -1 : a.pod > b.pod ? 1 : 0));
     const tables: EgressTable[] = [...tableOf.entries()]
       .sort((a, b) => a[0] - b[0])
-      .map(([id, t]) => ({ id, key: t.key, routes: t.routes, clientIps: t.ips.sort(byIp).map((rec) => rec.facts.ip!) }));
+      .map(([id, t]) => ({ id, key: t.key, routes: t.routes, clientIps: t.ips.sort(byTableClient).map((c) => c.ip!) }));
 
     // Gateways this node judged down stay polled, so that they can come back.
     if (this.health.size > 0) {
@@ -1089,9 +1148,9 @@ export class EgressCalculator {
     const gatewayPodIps = localGatewayPods.filter((g) => g.facts.ip !== undefined).sort(byIp).map((g) => g.facts.ip!);
     const returnPath = gatewayPodIps.length === 0 ? undefined : { gatewayPodIps, clients: this.returnSorted };
 
-    const ignored: IgnoredPod[] = [];
+    const ignored: IgnoredPod[] = [...invalid.ignored];
     for (const rec of localPods) {
-      if (this.isClient(rec) || (rec.ann === undefined && rec.config === undefined)) continue;
+      if (this.isClient(rec) || invalid.closedKeys.has(rec.key) || (rec.ann === undefined && rec.config === undefined)) continue;
       let reason: string;
       if (rec.memberOf.size > 0) reason = 'the pod is an egress gateway (an egress selector in use matches it)';
       else if (rec.facts.hostNetwork) reason = 'hostNetwork pod: its traffic has the node address';
@@ -1104,6 +1163,13 @@ export class EgressCalculator {
       ignored.push({ pod: rec.key, reason });
     }
 
+    ignored.sort((a, b) => (a.pod < b.pod ? -1 : a.pod > b.pod ? 1 : 0));
+    // Who may send to this node's tunnel: the nodes (return traffic comes from a gateway's node) and the
+    // gateways its clients use. Recomputed with the local state; O(nodes).
+    const peerNums = new Set<number>();
+    for (const ip of this.nodeIps.values()) if (ip !== undefined) peerNums.add(parseIpv4(ip)!);
+    for (const g of gateways) peerNums.add(parseIpv4(g.ip)!);
+    const tunnelPeers = [...peerNums].sort((a, b) => a - b).map(formatIpv4);
     const nextHops = [...desired.values()].sort((a, b) => (a.client < b.client ? -1 : a.client > b.client ? 1 : 0));
     const staleNextHops = [...owned.keys()].filter((k) => !desired.has(k)).sort();
     return {
@@ -1114,6 +1180,8 @@ export class EgressCalculator {
       clients: statuses,
       ignored,
       gateways,
+      tunnelPeers,
+      localPodIps,
       pollTargets,
       returnPath,
       localGateways,
@@ -1121,6 +1189,39 @@ export class EgressCalculator {
       staleNextHops,
       issues,
     };
+  }
+
+  /**
+   * The local pods that fail closed because they, or their namespace, failed validation, and the invalid
+   * local pods that are not clients anyway (listed as ignored). An invalid pod may be a client when its
+   * namespace has egress annotations, its namespace is invalid too, or (per-pod mode) it carries egress
+   * annotations of its own or unreadable ones: when in doubt, it is one. A valid pod of an invalid
+   * namespace fails closed unless its own annotations decide (per-pod mode) or it is a gateway.
+   */
+  private invalidLocal(localPods: readonly PodRec[], mode: EgressIPSupport): { closed: InvalidClient[]; closedKeys: Set<string>; ignored: IgnoredPod[] } {
+    const closed: InvalidClient[] = [];
+    const ignored: IgnoredPod[] = [];
+    for (const p of this.invalidPods.values()) {
+      if (p.node !== this.nodeName) continue;
+      if (p.hostNetwork || p.finished) {
+        ignored.push({ pod: p.key, reason: `invalid Pod (${p.message}); ${p.hostNetwork ? 'hostNetwork' : 'finished'}: nothing to drop` });
+        continue;
+      }
+      const nsInvalid = this.invalidNamespaces.has(p.namespace);
+      const nsSource = resolveEgressSource(mode, undefined, this.namespaces.get(p.namespace)?.ann);
+      const maybeClient = nsInvalid || nsSource !== undefined || (mode === 'EnabledPerNamespaceOrPerPod' && p.egressAnnotated);
+      if (maybeClient) closed.push({ key: p.key, ip: p.ip, reason: 'invalid-pod', message: `invalid Pod: ${p.message}` });
+      else ignored.push({ pod: p.key, reason: `invalid Pod (${p.message}); no egress annotations apply to it: normal routing` });
+    }
+    if (this.invalidNamespaces.size > 0) {
+      for (const rec of localPods) {
+        const why = this.invalidNamespaces.get(rec.ns);
+        if (why === undefined || rec.config !== undefined || rec.memberOf.size > 0 || rec.facts.hostNetwork || rec.facts.finished) continue;
+        closed.push({ key: rec.key, ip: rec.facts.ip, reason: 'invalid-namespace', message: `invalid Namespace ${rec.ns}: ${why}` });
+      }
+    }
+    closed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return { closed, closedKeys: new Set(closed.map((c) => c.key)), ignored };
   }
 
   /** One local client's routes and status (its table is filled in by the caller). */
@@ -1248,6 +1349,25 @@ export class EgressCalculator {
     }
     return full;
   }
+}
+
+/** A client in a table being built: valid or failed closed as invalid. */
+interface TableClient {
+  readonly key: string;
+  readonly ip: string | undefined;
+  readonly ipNum: number;
+}
+
+/** A local pod failed closed because it, or its namespace, is invalid. */
+interface InvalidClient {
+  readonly key: string;
+  readonly ip: string | undefined;
+  readonly reason: 'invalid-pod' | 'invalid-namespace';
+  readonly message: string;
+}
+
+function byTableClient(a: TableClient, b: TableClient): number {
+  return a.ipNum - b.ipNum || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 }
 
 /** The order of the return list: address, then node address, then pod key. */

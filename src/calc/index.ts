@@ -19,6 +19,6 @@ export { PollTracker } from './poll-tracker.js';
 export { chooseNextHops, fnv1a, sameNextHops, type NextHopsRequest } from './next-hops.js';
 export { allocateTables, tableCapacity, type TableAllocation } from './route-tables.js';
 export { egressAnnotationsOf, resolveEgressSource, type EgressAnnotations, type EgressSource } from './egress-source.js';
-export { podFacts, nodeAddress, type PodFacts } from './pod-facts.js';
+export { invalidPodFacts, podFacts, nodeAddress, type PodFacts } from './pod-facts.js';
 export { selectionKey, type SelectionScope } from './selection.js';
 export type * from './types.js';

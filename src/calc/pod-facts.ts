@@ -1,8 +1,9 @@
 /**
  * What calc reads from a Pod and a Node: addresses, datastore readiness, the health port. Pure.
  */
-import type { Node, Pod } from '../api/index.js';
+import { EGRESS_GATEWAY_POLICY, EGRESS_SELECTOR, type Node, type Pod } from '../api/index.js';
 import { isIpv4, parseIpv4 } from '../platform/ipv4.js';
+import type { InvalidPod } from './types.js';
 
 /** The facts of one pod that calc uses. */
 export interface PodFacts {
@@ -89,4 +90,38 @@ export function nodeAddress(node: Node): string | undefined {
     for (const a of addresses) if (a.type === type && parseIpv4(a.address) !== undefined) return a.address;
   }
   return undefined;
+}
+
+function field(value: unknown, name: string): unknown {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>)[name] : undefined;
+}
+
+/**
+ * What can be read of a stored Pod that failed validation, defensively (any field may be of any type):
+ * its node, its first IPv4 address, hostNetwork, finished, and whether it carries egress annotations of
+ * its own. Unreadable annotations count as egress annotations: when in doubt, the pod is a client and
+ * its traffic drops. Pure.
+ */
+export function invalidPodFacts(namespace: string, name: string, value: unknown, message: string): InvalidPod {
+  const spec = field(value, 'spec');
+  const status = field(value, 'status');
+  const nodeName = field(spec, 'nodeName');
+  const candidates: unknown[] = [field(status, 'podIP')];
+  const list = field(status, 'podIPs');
+  if (Array.isArray(list)) for (const p of list as unknown[]) candidates.push(field(p, 'ip'));
+  const ip = candidates.find((c): c is string => typeof c === 'string' && isIpv4(c));
+  const phase = field(status, 'phase');
+  const annotations = field(field(value, 'metadata'), 'annotations');
+  const readable = annotations === undefined || (typeof annotations === 'object' && annotations !== null && !Array.isArray(annotations));
+  const egressAnnotated = !readable || field(annotations, EGRESS_SELECTOR) !== undefined || field(annotations, EGRESS_GATEWAY_POLICY) !== undefined;
+  return {
+    key: `${namespace}/${name}`,
+    namespace,
+    node: typeof nodeName === 'string' && nodeName !== '' ? nodeName : undefined,
+    ip,
+    hostNetwork: field(spec, 'hostNetwork') === true,
+    finished: phase === 'Succeeded' || phase === 'Failed',
+    egressAnnotated,
+    message,
+  };
 }

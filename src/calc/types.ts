@@ -140,7 +140,28 @@ export type CalcReason =
   | 'invalid-destination'
   | 'ipv6-destination'
   | 'duplicate-destination'
-  | 'route-tables-exhausted';
+  | 'route-tables-exhausted'
+  | 'invalid-pod'
+  | 'invalid-namespace';
+
+/**
+ * What the agent could read of a stored Pod that failed validation: enough to fail its traffic closed
+ * (its node and address), never enough to route it. See {@link invalidPodFacts}.
+ */
+export interface InvalidPod {
+  /** `namespace/name`, from the datastore key. */
+  key: string;
+  namespace: string;
+  node: string | undefined;
+  /** Its IPv4 address, when one of `status.podIP`/`status.podIPs` is one. */
+  ip: string | undefined;
+  hostNetwork: boolean;
+  finished: boolean;
+  /** The stored pod carries egress annotations of its own (or annotations that cannot be read). */
+  egressAnnotated: boolean;
+  /** Why it is invalid (validation's messages). */
+  message: string;
+}
 
 /** What one rule of a local client does. */
 export interface ClientRuleStatus {
@@ -159,9 +180,10 @@ export interface ClientStatus {
   /** `namespace/name`. */
   pod: string;
   ip: string | undefined;
-  /** Whose annotations apply. */
+  /** Whose annotations apply (for a client failed closed as invalid: the object that is invalid). */
   source: 'namespace' | 'pod';
-  method: 'selector' | 'policy';
+  /** `invalid`: the Pod or its Namespace failed validation; all its egress drops (reason `invalid-*`). */
+  method: 'selector' | 'policy' | 'invalid';
   /** The EgressGatewayPolicy named (method `policy`). */
   policy?: string;
   /** The table its rule points at; undefined while it has no IP or when tables ran out. */
@@ -231,6 +253,13 @@ export interface NodeEgressState {
   ignored: readonly IgnoredPod[];
   /** Gateways named by the tables, sorted by IP. */
   gateways: readonly GatewayPeer[];
+  /**
+   * The outer sources this node accepts VXLAN from: every known node address and the gateways in
+   * `gateways`, sorted by address (empty when egress is disabled). Anything else is dropped.
+   */
+  tunnelPeers: readonly string[];
+  /** The IPv4 addresses of every pod on this node calc knows (valid or not), sorted: see `knownPodIps` of the driver. */
+  localPodIps: readonly string[];
   /** Remote gateways to poll, sorted by pod key. */
   pollTargets: readonly PollTarget[];
   /** Undefined when no gateway runs here. */

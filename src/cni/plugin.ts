@@ -18,6 +18,10 @@ import type { EventRecorder, EventSource } from '../platform/events.js';
 
 /** `egw-ipam`'s `reportingController` in Events. */
 export const CNI_EVENT_SOURCE = 'egw.io/egw-ipam';
+import { ExecShell, type Shell } from '../platform/shell.js';
+import { EGRESS_GATEWAY_POLICY, EGRESS_SELECTOR } from '../api/annotations.js';
+import { effectiveFelixSettings, type FelixConfiguration } from '../api/kinds/felix-configuration.js';
+import { validateDocument } from '../api/validate.js';
 
 /** The spec versions this plugin speaks (0.3.x results have the same shape as 0.4.0's). */
 export const SUPPORTED_VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0'] as const;
@@ -83,7 +87,16 @@ export interface CniDeps {
    * an events.k8s.io Event on Kubernetes, nothing elsewhere: stdout is the CNI result).
    */
   eventRecorder?: (store: Datastore, source: EventSource) => EventRecorder;
+  /** Runs `ip` in the node's network namespace (the fail-closed placeholder); default: this process's. */
+  shell?: Shell;
 }
+
+/**
+ * The route protocol of egw's egress rules (`EGRESS_ROUTE_PROTOCOL` of src/linux/ownership.ts, which this
+ * room may not import; test/cni/placeholder.test.ts keeps the two equal). The agent owns every rule at
+ * the egress priority with this protocol, and so replaces the placeholder.
+ */
+export const EGRESS_RULE_PROTOCOL = 233;
 
 /** What the plugin prints on stdout and its exit code. */
 export interface CniOutput {
@@ -187,13 +200,63 @@ async function add(store: Datastore, ipam: Ipam, env: Record<string, string | un
   }
   const pod = stored.value as unknown as Pod;
   seen.pod = pod;
-  return ipam.allocate({
+  const allocation = await ipam.allocate({
     handle,
     node,
     pod,
     owner: { kind: 'Pod', namespace, name: podName, ...(pod.metadata.uid === undefined ? {} : { uid: pod.metadata.uid }), containerID: containerId },
     ...(conf.ipv4_pools === undefined ? {} : { pools: conf.ipv4_pools }),
   });
+  try {
+    await failClosedPlaceholder(store, deps.shell ?? new ExecShell(), node, namespace, stored.value, allocation.ip);
+  } catch (err) {
+    // Without the placeholder the pod's first packets could leave with the node's IP: fail the ADD (the
+    // runtime retries it) and give the address back.
+    await ipam.releaseByHandle(handle).catch(() => undefined);
+    throw err;
+  }
+  return allocation;
+}
+
+function annotationsOf(value: unknown): Record<string, unknown> | undefined | 'unreadable' {
+  const meta = typeof value === 'object' && value !== null ? (value as { metadata?: unknown }).metadata : undefined;
+  const a = typeof meta === 'object' && meta !== null ? (meta as { annotations?: unknown }).annotations : undefined;
+  if (a === undefined) return undefined;
+  return typeof a === 'object' && a !== null && !Array.isArray(a) ? (a as Record<string, unknown>) : 'unreadable';
+}
+
+function hasEgressAnnotations(a: Record<string, unknown> | undefined | 'unreadable'): boolean {
+  return a === 'unreadable' || (a !== undefined && (a[EGRESS_SELECTOR] !== undefined || a[EGRESS_GATEWAY_POLICY] !== undefined));
+}
+
+/**
+ * Closes the window between a pod's start and the agent's rules for it (issue 11): when the egress
+ * configuration may select the pod (its namespace, or in per-pod mode the pod itself, carries an egress
+ * selector or policy annotation — or annotations that cannot be read), installs
+ * `ip rule from <ip>/32 priority <egressIPRoutingRulePriority> protocol 233 unreachable` in the node's
+ * namespace before the pod's interface exists. The agent owns that rule: it adds the client's real rule
+ * first (the placeholder, older at the same priority, still matches first), then deletes the placeholder;
+ * for a pod that is not a client it just deletes it. Nothing is sent with the node's IP meanwhile, also
+ * while the agent is down. Idempotent (an existing placeholder is kept).
+ */
+async function failClosedPlaceholder(store: Datastore, shell: Shell, node: string, namespace: string, podValue: unknown, ip: string): Promise<void> {
+  const felix = async (name: string): Promise<FelixConfiguration | undefined> => {
+    const s = await store.get({ kind: 'FelixConfiguration', name });
+    if (s === undefined) return undefined;
+    const r = validateDocument(s.value, { file: `datastore:FelixConfiguration/${name}`, documentIndex: 1 });
+    // An invalid configuration is read as the defaults: egress enabled per namespace, priority 100.
+    return r.resource?.kind === 'FelixConfiguration' ? r.resource : undefined;
+  };
+  const settings = effectiveFelixSettings(await felix('default'), await felix(`node.${node}`));
+  const mode = settings.egressIPSupport;
+  if (mode === 'Disabled') return;
+  const ns = await store.get({ kind: 'Namespace', name: namespace });
+  const selected = hasEgressAnnotations(annotationsOf(ns?.value)) || (mode === 'EnabledPerNamespaceOrPerPod' && hasEgressAnnotations(annotationsOf(podValue)));
+  if (!selected) return;
+  const r = await shell.run(['ip', 'rule', 'add', 'from', `${ip}/32`, 'priority', String(settings.egressIPRoutingRulePriority), 'protocol', String(EGRESS_RULE_PROTOCOL), 'unreachable'], { allowFailure: true });
+  if (r.exitCode !== 0 && !/File exists/.test(r.stderr)) {
+    throw new CniError(CniCode.IoFailure, 'cannot install the fail-closed egress rule', `ip rule add from ${ip}/32 … unreachable failed: ${r.stderr.trim()}`);
+  }
 }
 
 async function check(ipam: Ipam, handle: string, prevResult: unknown): Promise<void> {

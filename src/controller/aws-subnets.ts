@@ -3,7 +3,8 @@
  * and keep an `AWSSubnet` record (CIDR, zone, VPC) per subnet in the datastore — the facts IPAM uses to
  * pick pools in the node's zone and to skip the subnet's reserved addresses, and the agents use to
  * route ENIs. Each pool gets the condition `EgwAwsSubnetValid` in its status: `False` with reason
- * `InvalidSubnetID.NotFound` for a subnet EC2 does not know (its AWSSubnet record is then removed), or
+ * `InvalidSubnetID.NotFound` for a subnet EC2 does not know (its AWSSubnet record is removed once EC2 has
+ * said so in two passes in a row: EC2 is eventually consistent, and one NotFound may be a lag), or
  * `CIDRNotInSubnet` when the pool's CIDR is not inside its subnet's; `True` otherwise. Problems are
  * logged too. The controller process composes it: `new AwsSubnetFactsLoop(deps, options).run(signal)`.
  */
@@ -42,8 +43,10 @@ export interface AwsSubnetFactsOptions {
 export interface AwsSubnetFactsReport {
   /** AWSSubnet records written (created or changed). */
   written: string[];
-  /** AWSSubnet records removed (EC2 does not know the subnet). */
+  /** AWSSubnet records removed (EC2 did not know the subnet in this pass and the one before). */
   removed: string[];
+  /** Writes that lost a compare-and-swap to another writer (retried by the next pass). */
+  conflicts?: string[];
   /** Subnet IDs EC2 does not know. */
   unknownSubnets: string[];
   /** Pools whose CIDR is not inside their subnet's. */
@@ -54,6 +57,9 @@ export interface AwsSubnetFactsReport {
 
 /** Keeps AWSSubnet records and pool conditions in line with EC2. */
 export class AwsSubnetFactsLoop {
+  /** Subnets EC2 said it does not know in the last pass (a second sighting removes the record). */
+  private readonly notFoundBefore = new Set<string>();
+
   constructor(
     private readonly deps: AwsSubnetFactsDeps,
     private readonly options: AwsSubnetFactsOptions = {},
@@ -78,16 +84,39 @@ export class AwsSubnetFactsLoop {
       }
       return report;
     }
-    const existing = new Map((await listResources(this.deps.store, 'AWSSubnet')).map((r) => [r.metadata.name, r]));
+    const listed = await this.deps.store.list('AWSSubnet');
+    const existing = new Map(listed.items.map((s) => [s.key.name, { resource: s.value as unknown as AWSSubnet, revision: s.modRevision }]));
+    const conflict = (id: string, err: unknown): boolean => {
+      if (!isEgwError(err) || (err.code !== 'Conflict' && err.code !== 'AlreadyExists' && err.code !== 'NotFound')) return false;
+      (report.conflicts ??= []).push(id);
+      this.deps.logger?.info({ subnet: id }, 'aws subnet record changed meanwhile: the next pass converges it');
+      return true;
+    };
     for (const s of [...found.values()].sort((a, b) => (a.id < b.id ? -1 : 1))) {
-      if (await this.writeRecord(s, existing.get(s.id))) report.written.push(s.id);
-    }
-    for (const id of report.unknownSubnets) {
-      if (existing.has(id)) {
-        await this.deps.store.commit([{ op: 'delete', key: { kind: 'AWSSubnet', name: id } }]);
-        report.removed.push(id);
+      try {
+        if (await this.writeRecord(s, existing.get(s.id))) report.written.push(s.id);
+      } catch (err) {
+        if (!conflict(s.id, err)) throw err;
       }
     }
+    const seenNow = new Set(report.unknownSubnets);
+    for (const id of report.unknownSubnets) {
+      const current = existing.get(id);
+      if (current === undefined) continue;
+      // EC2 is eventually consistent: one NotFound may be a lag (a subnet just made, a region hiccup).
+      if (!this.notFoundBefore.has(id)) {
+        this.deps.logger?.warn({ subnet: id }, 'ec2 does not know the subnet; its record goes if the next pass agrees');
+        continue;
+      }
+      try {
+        await this.deps.store.commit([{ op: 'delete', key: { kind: 'AWSSubnet', name: id }, expectedRevision: current.revision }]);
+        report.removed.push(id);
+      } catch (err) {
+        if (!conflict(id, err)) throw err;
+      }
+    }
+    this.notFoundBefore.clear();
+    for (const id of seenNow) this.notFoundBefore.add(id);
     for (const pool of pools) {
       const id = pool.spec.awsSubnetID ?? '';
       const subnet = found.get(id);
@@ -139,7 +168,9 @@ export class AwsSubnetFactsLoop {
     return out;
   }
 
-  private async writeRecord(s: Ec2Subnet, current: AWSSubnet | undefined): Promise<boolean> {
+  /** Creates or updates (compare-and-swap on the revision read) one record; throws Conflict when it moved. */
+  private async writeRecord(s: Ec2Subnet, stored: { resource: AWSSubnet; revision: number } | undefined): Promise<boolean> {
+    const current = stored?.resource;
     const spec = { subnetID: s.id, cidr: s.cidr, availabilityZone: s.availabilityZone, ...(s.vpcId === '' ? {} : { vpcID: s.vpcId }) };
     if (current !== undefined && stableJson(current.spec) === stableJson(spec)) return false;
     const now = new Date(this.deps.clock.now()).toISOString();
@@ -150,7 +181,8 @@ export class AwsSubnetFactsLoop {
       spec,
       ...(current?.status === undefined ? {} : { status: current.status }),
     } as unknown as JsonObject;
-    await this.deps.store.commit([{ op: 'put', key: { kind: 'AWSSubnet', name: s.id }, value }]);
+    const key = { kind: 'AWSSubnet', name: s.id };
+    await this.deps.store.commit([stored === undefined ? { op: 'create', key, value } : { op: 'update', key, value, expectedRevision: stored.revision }]);
     this.deps.logger?.info({ subnet: s.id, cidr: s.cidr, zone: s.availabilityZone }, 'aws subnet facts recorded');
     return true;
   }

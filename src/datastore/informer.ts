@@ -1,5 +1,5 @@
 import type { Clock } from '../platform/clock.js';
-import { pauseUnlessAborted, SystemClock } from '../platform/clock.js';
+import { jittered, pauseUnlessAborted, SystemClock } from '../platform/clock.js';
 import { EgwError, isEgwError } from '../platform/errors.js';
 import type { Logger } from '../platform/logger.js';
 import { silentLogger } from '../platform/logger.js';
@@ -33,6 +33,8 @@ export interface InformerDeps {
   store: Datastore;
   clock?: Clock;
   logger?: Logger;
+  /** Jitter source of the retry waits (default Math.random). */
+  random?: () => number;
 }
 
 /**
@@ -64,6 +66,7 @@ export class Informer {
   private error: EgwError | undefined;
   private readonly stopping = new AbortController();
   private running: Promise<void> | undefined;
+  private readonly random: () => number;
   private syncWaiters: (() => void)[] = [];
 
   constructor(
@@ -75,6 +78,7 @@ export class Informer {
     this.store = deps.store;
     this.clock = deps.clock ?? new SystemClock();
     this.log = deps.logger ?? silentLogger();
+    this.random = deps.random ?? Math.random;
     this.kinds = [...options.kinds];
     this.backoffInitialMs = options.backoffInitialMs ?? 200;
     this.backoffMaxMs = options.backoffMaxMs ?? 10_000;
@@ -184,8 +188,9 @@ export class Informer {
           return;
         }
         this.error = isEgwError(err) ? err : new EgwError('Internal', `informer: ${String(err)}`, { cause: err });
-        this.log.warn({ kinds: this.kinds, err: this.error.message, backoffMs: backoff }, 'informer retries after a store error');
-        await pauseUnlessAborted(this.clock, backoff, stop);
+        const waitMs = jittered(backoff, this.random);
+        this.log.warn({ kinds: this.kinds, err: this.error.message, backoffMs: waitMs }, 'informer retries after a store error');
+        await pauseUnlessAborted(this.clock, waitMs, stop);
         backoff = Math.min(backoff * 2, this.backoffMaxMs);
       }
     }

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { EgwError } from '../platform/errors.js';
+import { SystemClock, type Clock } from '../platform/clock.js';
+import { EgwError, errorMessage, isEgwError } from '../platform/errors.js';
+import type { Logger } from '../platform/logger.js';
 import type { Datastore } from './contract.js';
 import type { SqliteDatastoreOptions } from './sqlite/sqlite-datastore.js';
 import type { EtcdDatastoreOptions } from './etcd/etcd-datastore.js';
@@ -115,4 +117,51 @@ export async function openDatastore(spec?: string, options: OpenDatastoreOptions
 
 function invalid(spec: string, why: string): EgwError {
   return new EgwError('InvalidInput', `invalid datastore ${JSON.stringify(spec)}: ${why}`, { hint: `use ${ACCEPTED}` });
+}
+
+/** How {@link openDatastoreWaiting} waits. */
+export interface OpenWaitOptions {
+  /** Told about every failed attempt (warn) and the success after failures (info). */
+  logger?: Logger;
+  /** Ends the wait (SIGTERM): the promise rejects with the last error. */
+  signal?: AbortSignal;
+  clock?: Clock;
+  /** Jitter source (default Math.random). */
+  random?: () => number;
+  /** First wait (default 500 ms) and ceiling (default 30 s); each failure doubles it, jittered to [½, 1]×. */
+  baseMs?: number;
+  maxMs?: number;
+  /** The opener (tests); default {@link openDatastore}. */
+  open?: (spec: string | undefined, options: OpenDatastoreOptions) => Promise<Datastore>;
+}
+
+/**
+ * {@link openDatastore} for long-running programs (agent, gateway, controller): while the datastore cannot
+ * be reached (any error but a terminal `EgwError`, such as a malformed spec or a missing kubeconfig) it
+ * waits and tries again — exponential backoff from `baseMs` to `maxMs`, jittered so that a fleet of agents
+ * does not reconnect in lockstep after an outage, each failure logged — and never gives up on its own. A bad
+ * configuration is thrown at once: only that should stop a program (issue 11, item 5).
+ */
+export async function openDatastoreWaiting(spec: string | undefined, options: OpenDatastoreOptions & OpenWaitOptions = {}): Promise<Datastore> {
+  const clock = options.clock ?? new SystemClock();
+  const random = options.random ?? Math.random;
+  const base = options.baseMs ?? 500;
+  const max = options.maxMs ?? 30_000;
+  const open = options.open ?? openDatastore;
+  const aborted = (): boolean => options.signal?.aborted === true;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const store = await open(spec, options);
+      if (attempt > 1) options.logger?.info({ attempts: attempt, datastore: store.location }, 'datastore reachable');
+      return store;
+    } catch (err) {
+      if (isEgwError(err) && err.retry === 'terminal') throw err;
+      if (aborted()) throw err;
+      const ceiling = Math.min(max, base * 2 ** Math.min(attempt - 1, 20));
+      const waitMs = Math.round(ceiling / 2 + random() * (ceiling / 2));
+      options.logger?.warn({ attempt, waitMs, err: errorMessage(err) }, 'datastore unreachable: waiting to try again');
+      await clock.sleep(waitMs, options.signal).catch(() => undefined);
+      if (aborted()) throw err;
+    }
+  }
 }

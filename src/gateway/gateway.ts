@@ -14,8 +14,9 @@ import { Informer } from '../datastore/informer.js';
 import type { GatewayPodState } from '../linux/index.js';
 import { applyGatewayPod, DEFAULT_VXLAN_PORT, DEFAULT_VXLAN_VNI } from '../linux/index.js';
 import type { Clock } from '../platform/clock.js';
-import { SystemClock } from '../platform/clock.js';
+import { jittered, SystemClock } from '../platform/clock.js';
 import { EgwError, errorMessage } from '../platform/errors.js';
+import { guardedHandler, hardenServer } from '../platform/http-edge.js';
 import type { Logger } from '../platform/logger.js';
 import { silentLogger } from '../platform/logger.js';
 import type { Shell } from '../platform/shell.js';
@@ -34,6 +35,8 @@ export interface GatewayDeps {
   icmpProber?: Prober;
   /** Default: HTTP(S) GET. */
   httpProber?: Prober;
+  /** Jitter source of the retry waits (default Math.random). */
+  random?: () => number;
 }
 
 /** Timing of the gateway's own loops (defaults fit production; tests shorten them). */
@@ -191,17 +194,20 @@ export class GatewayProcess {
   }
 
   private listen(): Promise<Server> {
-    const server = createServer((req, res) => {
-      const path = (req.url ?? '').split('?')[0];
-      if (req.method === 'GET' && path === '/readiness') {
-        const report = this.report();
-        res.writeHead(report.ready ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify(report)}\n`);
-      } else if (req.method === 'GET' && path === '/liveness') {
-        res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
-      } else {
-        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
-      }
-    });
+    const handler = guardedHandler(
+      (req, res, { path }) => {
+        if (req.method === 'GET' && path === '/readiness') {
+          const report = this.report();
+          res.writeHead(report.ready ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify(report)}\n`);
+        } else if (req.method === 'GET' && path === '/liveness') {
+          res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+        } else {
+          res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+        }
+      },
+      (err) => this.log.error({ err: errorMessage(err) }, 'health request failed'),
+    );
+    const server = hardenServer(createServer(handler));
     return new Promise<Server>((resolve, reject) => {
       server.once('error', (e) => reject(new EgwError('InvalidInput', `cannot listen on the health port ${this.config.healthPort}: ${e.message}`, { cause: e, hint: 'set HEALTH_PORT to a free port' })));
       server.listen(this.options.listenPort ?? this.config.healthPort, this.options.listenHost ?? '0.0.0.0', () => resolve(server));
@@ -239,7 +245,8 @@ export class GatewayProcess {
   private async applyLoop(signal: AbortSignal): Promise<void> {
     let backoff = 0;
     while (!signal.aborted) {
-      if (!this.applyPending) await this.sleep(backoff > 0 ? backoff : (this.options.resyncIntervalMs ?? 30_000), signal, true);
+      // Retries are jittered: gateways that failed together do not retry in lockstep.
+      if (!this.applyPending) await this.sleep(backoff > 0 ? jittered(backoff, this.deps.random) : (this.options.resyncIntervalMs ?? 30_000), signal, true);
       if (signal.aborted) return;
       // Collect a burst of Node events into one apply.
       await this.sleep(20, signal);

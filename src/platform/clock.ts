@@ -6,6 +6,15 @@ export interface Clock {
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
+/**
+ * A retry delay with "equal jitter": uniformly in [ms/2, ms]. Every retry loop of egw waits this way, so
+ * that after an outage a fleet of agents and gateways does not come back in lockstep (issue 11). Pure
+ * given `random` (a number in [0, 1)).
+ */
+export function jittered(ms: number, random: () => number = Math.random): number {
+  return Math.round(ms / 2 + random() * (ms / 2));
+}
+
 /** The real clock. */
 export class SystemClock implements Clock {
   now(): number {

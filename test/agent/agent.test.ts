@@ -250,13 +250,51 @@ describe('egw agent', () => {
     expect(calls).toEqual(['start', 'stop']);
   });
 
-  it('an invalid stored resource counts as absent and is not programmed', async () => {
+  it('an invalid stored Pod fails closed with a status reason, and is routed again once fixed', async () => {
     const a = agent();
     a.start();
     await until('programmed', async () => kernelGateways().length === 2);
     // Written around `egw apply`: an unparseable selector annotation on the pod.
     await put(podRec('app', 'c1', 'n1', C1, { annotations: { [SEL]: "egress-code == 'red" } }));
-    await until('c1 gone', async () => (await status())?.clients.length === 0);
-    expect(kernel.rules.filter((r) => r.protocol === 233)).toEqual([]);
+    const c1 = await until('c1 failed closed', async () => (await status())?.clients.find((c) => c.pod === 'app/c1' && c.state === 'fail-closed'));
+    expect(c1.method).toBe('invalid');
+    expect(c1.rules).toEqual([{ destination: '0.0.0.0/0', action: 'unreachable', gateways: [], reason: 'invalid-pod' }]);
+    expect(c1.notes.join()).toContain('metadata.annotations');
+    // Never the node's IP: the pod's rule points at a table whose default route is unreachable.
+    expect(kernelGateways()).toEqual(['unreachable']);
+    expect(await a.metrics.invalidResources.get()).toMatchObject({ values: [{ value: 1 }] });
+    await put(podRec('app', 'c1', 'n1', C1));
+    await until('routed again', async () => kernelGateways().length === 2);
+    expect((await status())?.clients.find((c) => c.pod === 'app/c1')?.state).toBe('routed');
+  });
+
+  it('a malformed unrelated annotation on a selected pod fails it closed, not open', async () => {
+    await put(podRec('app', 'c1', 'n1', C1, { annotations: { 'cni.projectcalico.org/awsElasticIPs': 'not json' } }));
+    const a = agent();
+    a.start();
+    await until('c1 failed closed', async () => (await status())?.clients.find((c) => c.pod === 'app/c1' && c.state === 'fail-closed'));
+    expect(kernelGateways()).toEqual(['unreachable']);
+  });
+
+  it('an invalid pod that no egress configuration could select keeps normal routing and is listed as ignored', async () => {
+    await put(nsRec('plain'), podRec('plain', 'p1', 'n1', '10.20.1.7', { annotations: { 'cni.projectcalico.org/ipv4pools': '[' } }));
+    const a = agent();
+    a.start();
+    const ignored = await until('p1 ignored', async () => (await status())?.ignored.find((i) => i.pod === 'plain/p1'));
+    expect(ignored.reason).toContain('invalid Pod');
+    expect(kernel.rules.some((r) => r.from === '10.20.1.7/32')).toBe(false);
+    expect(kernelGateways()).toEqual([G1, G2]);
+  });
+
+  it('an invalid Namespace fails its pods closed (its annotations are unknown), and recovers', async () => {
+    const a = agent();
+    a.start();
+    await until('programmed', async () => kernelGateways().length === 2);
+    await put(nsRec('app', { [SEL]: "egress-code == 'red'", [NSSEL]: "projectcalico.org/name == 'egw'", [MAXHOPS]: 'two' }));
+    const c1 = await until('c1 failed closed', async () => (await status())?.clients.find((c) => c.pod === 'app/c1' && c.state === 'fail-closed'));
+    expect(c1.rules[0]?.reason).toBe('invalid-namespace');
+    expect(kernelGateways()).toEqual(['unreachable']);
+    await put(nsRec('app', { [SEL]: "egress-code == 'red'", [NSSEL]: "projectcalico.org/name == 'egw'" }));
+    await until('routed again', async () => kernelGateways().length === 2);
   });
 });

@@ -45,7 +45,10 @@ describe('controller AWS subnet facts', () => {
     );
     const loop = new AwsSubnetFactsLoop({ store: t.store, ec2, clock });
     const report = await loop.runOnce();
-    expect(report).toEqual({ written: [EGRESS_A, EGRESS_B], removed: [UNKNOWN], unknownSubnets: [UNKNOWN], outsideSubnet: ['misplaced'] });
+    // EC2 is eventually consistent: the first NotFound does not remove the record, the second in a row does.
+    expect(report).toEqual({ written: [EGRESS_A, EGRESS_B], removed: [], unknownSubnets: [UNKNOWN], outsideSubnet: ['misplaced'] });
+    expect((await listResources(t.store, 'AWSSubnet')).map((r) => r.metadata.name)).toContain(UNKNOWN);
+    expect(await loop.runOnce()).toEqual({ written: [], removed: [UNKNOWN], unknownSubnets: [UNKNOWN], outsideSubnet: ['misplaced'] });
     const records = await listResources(t.store, 'AWSSubnet');
     expect(records.map((r) => r.spec)).toEqual([
       { subnetID: EGRESS_A, cidr: '100.64.0.0/22', availabilityZone: 'us-west-2a', vpcID: VPC },
@@ -59,6 +62,51 @@ describe('controller AWS subnet facts', () => {
     const revision = await t.store.currentRevision();
     expect(await loop.runOnce()).toEqual({ written: [], removed: [], unknownSubnets: [UNKNOWN], outsideSubnet: ['misplaced'] });
     expect(await t.store.currentRevision()).toBe(revision);
+  });
+
+  it('a NotFound not confirmed by the next pass keeps the record', async () => {
+    await put(t.store, ipPool('egress-red-west-1', '100.64.0.4/30', EGRESS_A), awsSubnet(UNKNOWN, '100.64.12.0/22', 'us-west-2a'), ipPool('ghost', '100.64.12.0/30', UNKNOWN));
+    const loop = new AwsSubnetFactsLoop({ store: t.store, ec2, clock });
+    expect((await loop.runOnce()).removed).toEqual([]);
+    // The pool goes away (EC2 is not asked about the subnet), then comes back: the count starts again.
+    await t.store.commit([{ op: 'delete', key: { kind: 'IPPool', name: 'ghost' } }]);
+    expect((await loop.runOnce()).removed).toEqual([]);
+    await put(t.store, ipPool('ghost', '100.64.12.0/30', UNKNOWN));
+    expect((await loop.runOnce()).removed).toEqual([]);
+    expect((await listResources(t.store, 'AWSSubnet')).map((r) => r.metadata.name)).toContain(UNKNOWN);
+  });
+
+  it('writes with compare-and-swap: a record changed between read and write is not overwritten in that pass', async () => {
+    await put(t.store, ipPool('egress-red-west-1', '100.64.0.4/30', EGRESS_A), awsSubnet(EGRESS_A, '100.64.0.0/24', 'us-west-2b'));
+    let raced = false;
+    const racing = new Proxy(t.store, {
+      get(target, prop, receiver) {
+        if (prop !== 'commit') {
+          const v: unknown = Reflect.get(target, prop, receiver);
+          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+        }
+        return async (ops: Parameters<typeof target.commit>[0]) => {
+          if (!raced && ops.some((o) => o.key.kind === 'AWSSubnet')) {
+            raced = true;
+            // Another writer (a second controller replica, or the status writer) gets in first.
+            const cur = (await target.get({ kind: 'AWSSubnet', name: EGRESS_A }))!;
+            await target.commit([{ op: 'put', key: cur.key, value: { ...cur.value, status: { note: 'written meanwhile' } } }]);
+          }
+          return target.commit(ops);
+        };
+      },
+    });
+    const loop = new AwsSubnetFactsLoop({ store: racing, ec2, clock });
+    const first = await loop.runOnce();
+    expect(first.conflicts).toEqual([EGRESS_A]);
+    expect(first.written).toEqual([]);
+    const kept = (await listResources(t.store, 'AWSSubnet'))[0]!;
+    expect(kept.status).toEqual({ note: 'written meanwhile' });
+    // The next pass converges the facts and keeps the other writer's status.
+    expect((await loop.runOnce()).written).toEqual([EGRESS_A]);
+    const fixed = (await listResources(t.store, 'AWSSubnet'))[0]!;
+    expect(fixed.spec).toMatchObject({ cidr: '100.64.0.0/22', availabilityZone: 'us-west-2a' });
+    expect(fixed.status).toEqual({ note: 'written meanwhile' });
   });
 
   it('reports an EC2 refusal with its code on every AWS-backed pool', async () => {

@@ -36,6 +36,7 @@ import { EgwError, errorMessage, isEgwError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import { silentLogger } from '../../platform/logger.js';
 import { awsCodeOf } from '../../aws/aws-errors.js';
+import { AWS_SECONDARY_IPV4_RESOURCE } from '../../api/annotations.js';
 import type { AttachWatcher, EniRoutingPort } from './ports.js';
 import { ImdsAttachWatcher, IpamHostIps } from './ports.js';
 import { writeNodeFabricStatus, writePodCondition } from './status.js';
@@ -111,6 +112,11 @@ export interface AwsFabricStatus {
   report: FabricReport | undefined;
   passes: number;
   lastError: string | undefined;
+  /**
+   * Set while AWS (EC2 or IMDS) cannot be read: since when (ISO time) and why. The ENI routing, the
+   * Node's capacity and the Pods' conditions then stay as the last pass that could read left them.
+   */
+  stale: { since: string; reason: string } | undefined;
 }
 
 interface PassInputs {
@@ -141,7 +147,9 @@ export class AwsFabric {
   private instance: InstanceFacts | undefined;
   private ec2: ResilientEc2 | undefined;
   private reconciler: FabricReconciler | undefined;
-  private readonly statusValue: AwsFabricStatus = { mode: 'Disabled', instance: undefined, report: undefined, passes: 0, lastError: undefined };
+  private readonly statusValue: AwsFabricStatus = { mode: 'Disabled', instance: undefined, report: undefined, passes: 0, lastError: undefined, stale: undefined };
+  /** The last report whose EC2 read succeeded: the known-good state kept through an outage. */
+  private lastGood: FabricReport | undefined;
   private lastFingerprint = '';
   private failures = 0;
   private linuxDirty = true;
@@ -376,7 +384,9 @@ export class AwsFabric {
       const e = isEgwError(err) ? err : new EgwError('Internal', errorMessage(err));
       this.statusValue.lastError = e.describe();
       this.log.warn({ err: e.message, awsCode: awsCodeOf(e) }, 'aws fabric cannot start');
-      await this.writeNode({ capacity: 0, allocatable: 0 }, { status: 'False', reason: awsCodeOf(e) ?? e.code, message: e.describe() }, now);
+      // A failed read is never an empty answer: the published capacity stays what it was.
+      this.markStale(e.describe(), now);
+      await this.writeNode(this.knownFigures(settings), { status: 'False', reason: awsCodeOf(e) ?? e.code, message: e.describe() }, now);
       // Terminal (no IAM permission, IMDS refused…) at once; a retryable failure only when it persists.
       if (e.retry === 'terminal' || this.failures >= (this.options.throttleEventAfterPasses ?? 3)) {
         this.recorder.record(this.nodeRef(), 'Warning', awsCodeOf(e) ?? e.code, 'DiscoverInstance', `the AWS fabric cannot start on this node: ${e.describe()}`);
@@ -393,16 +403,31 @@ export class AwsFabric {
       allowRemovals: this.informer.inSync,
       hostSubnets: hostSecondarySubnets(pools),
     });
+    this.options.onPass?.(report);
+    if (report.stale) {
+      // EC2 could not be read: its silence is not "no ENIs". Keep the last known-good ENI routing (or,
+      // after a restart with no memory, leave the kernel as the previous agent left it), the published
+      // capacity and the Pods' conditions; say so on the Node and in the status.
+      const since = this.markStale(report.node.message, now);
+      const good = this.lastGood;
+      this.statusValue.report = good === undefined ? report : { ...report, interfaces: good.interfaces, limits: good.limits, foreignEnis: good.foreignEnis, awaiting: [] };
+      this.statusValue.lastError = report.node.message;
+      this.linuxDirty = true;
+      await this.applyLinux(settings, this.statusValue.report);
+      await this.writeNode(this.knownFigures(settings), { status: 'False', reason: 'AwsUnreachable', message: `running on the last known-good state since ${since}: ${report.node.message}` }, now);
+      this.failures++;
+      return false;
+    }
+    if (this.statusValue.stale !== undefined) this.log.info({ since: this.statusValue.stale.since }, 'aws reachable again: converging from a fresh read');
+    this.statusValue.stale = undefined;
+    this.lastGood = report;
     this.statusValue.report = report;
     this.statusValue.lastError = report.node.state === 'Ready' ? undefined : report.node.message;
-    this.options.onPass?.(report);
     this.linuxDirty = true;
     const linuxProblems = await this.applyLinux(settings, report);
     // Status back to the datastore.
-    const limits = report.limits;
-    const mode = settings.awsSecondaryIPSupport;
     await this.writeNode(
-      { capacity: awsSecondaryCapacity(mode, limits), allocatable: awsSecondaryAllocatable(mode, limits, report.foreignEnis) },
+      this.knownFigures(settings),
       report.node.state === 'Ready' ? { status: 'True', reason: 'Ready', message: report.node.message } : { status: 'False', reason: report.node.reason, message: report.node.message },
       now,
     );
@@ -432,7 +457,7 @@ export class AwsFabric {
     }
     const failed = report.retry === 'retry' || report.retry === 'throttle' || report.node.state !== 'Ready';
     this.failures = failed ? this.failures + 1 : 0;
-    this.recordEvents(report, derived.problems, pods, mode);
+    this.recordEvents(report, derived.problems, pods, settings.awsSecondaryIPSupport);
     return !failed;
   }
 
@@ -482,6 +507,27 @@ export class AwsFabric {
     return { kind: 'Node', name: this.options.nodeName, ...(uid === undefined ? {} : { uid }) };
   }
 
+  /** Marks the state stale (once per outage: the first failure gives `since`); returns `since`. */
+  private markStale(reason: string, now: string): string {
+    if (this.statusValue.stale === undefined) this.log.warn({ reason }, 'aws unreachable: keeping the last known-good state');
+    const since = this.statusValue.stale?.since ?? now;
+    this.statusValue.stale = { since, reason };
+    return since;
+  }
+
+  /**
+   * The Node's aws-secondary-ipv4 figures to publish: from the last read of EC2 that succeeded, else
+   * what the Node record says now (a restart during an outage publishes nothing new), else 0.
+   */
+  private knownFigures(settings: EffectiveFelixSettings): { capacity: number; allocatable: number } {
+    const mode = settings.awsSecondaryIPSupport;
+    const good = this.lastGood;
+    if (good !== undefined) return { capacity: awsSecondaryCapacity(mode, good.limits), allocatable: awsSecondaryAllocatable(mode, good.limits, good.foreignEnis) };
+    const status = (this.informer.get({ kind: 'Node', name: this.options.nodeName })?.value as { status?: { capacity?: Record<string, unknown>; allocatable?: Record<string, unknown> } } | undefined)?.status;
+    const figure = (v: unknown): number => (typeof v === 'string' || typeof v === 'number') && /^[0-9]+$/.test(String(v)) ? Number(v) : 0;
+    return { capacity: figure(status?.capacity?.[AWS_SECONDARY_IPV4_RESOURCE]), allocatable: figure(status?.allocatable?.[AWS_SECONDARY_IPV4_RESOURCE]) };
+  }
+
   private async ensureReconciler(settings: EffectiveFelixSettings): Promise<FabricReconciler> {
     this.instance ??= await discoverInstance(this.imds());
     this.statusValue.instance = this.instance;
@@ -521,7 +567,8 @@ export class AwsFabric {
   /** Programs the Linux side; returns problems by ENI. Applied again while problems remain. */
   private async applyLinux(settings: EffectiveFelixSettings, report: FabricReport | undefined): Promise<{ eni: string; code: string; message: string }[]> {
     const linux = this.deps.linux;
-    if (linux === undefined) {
+    if (linux === undefined || (report?.stale === true && this.lastGood === undefined)) {
+      // No Linux side, or nothing known to be good yet (a restart during an outage): leave the kernel.
       this.linuxDirty = false;
       return [];
     }

@@ -9,6 +9,18 @@ import { EXPECTED_OPERATOR, tokenize } from './tokenizer.js';
 import type { Token, TokenKind } from './tokenizer.js';
 
 const EXPECTED_OPERAND = 'a label, has(label), all(), global(), ! or (';
+
+/**
+ * The longest selector text accepted, in UTF-16 units. Selectors arrive in annotations that anyone who
+ * may edit a pod or namespace can write; real ones are a few dozen characters. The bound keeps the cost
+ * of one hostile value (parse, compile, evaluate on every label change) small.
+ */
+export const MAX_SELECTOR_LENGTH = 4096;
+/**
+ * The deepest parenthesis nesting accepted. The parser, the compiler and the canonical printer recurse
+ * once per level: without a bound, a selector nested a few thousand levels overflows the stack.
+ */
+export const MAX_SELECTOR_DEPTH = 32;
 const EXPECTED_STRING = "a quoted string ('…' or \"…\")";
 
 const VALUE_OPS: Partial<Record<TokenKind, LabelValueNode['kind']>> = {
@@ -31,6 +43,7 @@ function shown(text: string, tok: Token): string {
 
 class Parser {
   private pos = 0;
+  private depth = 0;
 
   constructor(
     private readonly text: string,
@@ -102,8 +115,11 @@ class Parser {
         this.pos++;
         return { kind: 'global' };
       case 'lparen': {
+        if (this.depth >= MAX_SELECTOR_DEPTH) this.fail(`parentheses nested deeper than ${MAX_SELECTOR_DEPTH} levels`, tok, `at most ${MAX_SELECTOR_DEPTH} levels of parentheses`);
         this.pos++;
+        this.depth++;
         const inner = this.parseOr();
+        this.depth--;
         const close = this.peek();
         if (close.kind !== 'rparen') this.fail('expected )', close, ')', describe(this.text, close));
         this.pos++;
@@ -153,9 +169,13 @@ class Parser {
 }
 
 /**
- * Parses selector text into its tree. The empty selector (or only spaces/tabs) is `all()`.
+ * Parses selector text into its tree. The empty selector (or only spaces/tabs) is `all()`. Texts longer
+ * than {@link MAX_SELECTOR_LENGTH} or nested deeper than {@link MAX_SELECTOR_DEPTH} are syntax errors.
  * Throws {@link SelectorSyntaxError} (internal); the public API converts it to an `InvalidSelector` EgwError.
  */
 export function parseTree(text: string): SelectorNode {
+  if (text.length > MAX_SELECTOR_LENGTH) {
+    throw new SelectorSyntaxError(`selector longer than ${MAX_SELECTOR_LENGTH} characters (${text.length})`, MAX_SELECTOR_LENGTH, `at most ${MAX_SELECTOR_LENGTH} characters`);
+  }
   return new Parser(text, tokenize(text)).parseRoot();
 }

@@ -42,7 +42,9 @@ export function columnOf(text: string, offset: number): number {
  */
 export function toEgwError(text: string, err: SelectorSyntaxError): EgwError {
   const column = columnOf(text, err.offset);
-  let message = `invalid selector ${JSON.stringify(text)}: ${err.calicoMessage} at column ${column}`;
+  // A hostile selector may be long: the message quotes its start only (details keep the whole text).
+  const quoted = text.length > 600 ? `${JSON.stringify(text.slice(0, 600))}…` : JSON.stringify(text);
+  let message = `invalid selector ${quoted}: ${err.calicoMessage} at column ${column}`;
   if (err.found !== undefined) message += ` (found ${err.found})`;
   // Calico's own wording often already is "expected …"; only add ours when it says more ("expected == or
   // != not: …" names two operators of seven).

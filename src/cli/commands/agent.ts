@@ -1,10 +1,10 @@
 import type { Server } from 'node:http';
+import { openDatastoreForDaemon } from '../daemon-datastore.js';
 import { isIP } from 'node:net';
 import type { Command } from 'commander';
 import { parseDuration } from '../../api/index.js';
 import { AgentMetrics, EgressAgent, KernelLock, serveMetrics, type AgentSidecar } from '../../agent/index.js';
 import { egwVersion } from '../../controller/operator/index.js';
-import { openDatastore } from '../../datastore/open.js';
 import type { Datastore } from '../../datastore/contract.js';
 import { eventRecorderFor } from '../../datastore/events.js';
 import type { EventRecorder } from '../../platform/events.js';
@@ -50,7 +50,7 @@ async function awsFabricSidecar(store: Datastore, nodeName: string, cluster: str
     stop: () => fabric.stop(),
     summary: () => {
       const s = fabric.status();
-      return { mode: s.mode, instanceId: s.instance?.instanceId ?? null, lastError: s.lastError ?? null };
+      return { mode: s.mode, instanceId: s.instance?.instanceId ?? null, lastError: s.lastError ?? null, staleSince: s.stale?.since ?? null };
     },
   };
 }
@@ -100,7 +100,7 @@ export function registerAgentCommands(program: Command): void {
       const resyncIntervalMs = durationFlag('--resync-interval', opts.resyncInterval);
       const logger = createLogger({ component: 'agent', ...(opts.logLevel === undefined ? {} : { level: opts.logLevel }) });
       const { datastore } = cmd.optsWithGlobals<{ datastore?: string }>();
-      const store = await openDatastore(datastore);
+      const store = await openDatastoreForDaemon(datastore, logger);
       const metrics = new AgentMetrics();
       const kernelLock = new KernelLock();
       let server: Server | undefined;

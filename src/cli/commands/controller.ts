@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
+import { openDatastoreForDaemon } from '../daemon-datastore.js';
 import { parseDuration } from '../../api/index.js';
 import { ResilientEc2 } from '../../aws/resilient-ec2.js';
 import { SdkEc2 } from '../../aws/sdk-ec2.js';
@@ -7,7 +8,7 @@ import { Controller } from '../../controller/controller.js';
 import { webhookOptionsFromFlags, type WebhookFlags } from '../../controller/webhook/flags.js';
 import type { ValidationWebhook } from '../../controller/webhook/validation-webhook.js';
 import { eventRecorderFor } from '../../datastore/events.js';
-import { openDatastore, parseDatastoreSpec } from '../../datastore/open.js';
+import { parseDatastoreSpec } from '../../datastore/open.js';
 import { SystemClock } from '../../platform/clock.js';
 import { EgwError, errorMessage } from '../../platform/errors.js';
 import { createLogger } from '../../platform/logger.js';
@@ -76,7 +77,7 @@ export function registerControllerCommands(program: Command): void {
         throw usageError(errorMessage(err), err instanceof EgwError ? err.hint : undefined);
       }
       const { datastore } = cmd.optsWithGlobals<{ datastore?: string }>();
-      const store = await openDatastore(datastore);
+      const store = await openDatastoreForDaemon(datastore, logger);
       // On the Kubernetes datastore the operator makes real Deployments; elsewhere (the lab) Pod records.
       const spec = datastore ?? process.env['EGW_DATASTORE'];
       const kube = spec === undefined || spec === '' ? undefined : parseDatastoreSpec(spec);

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { openDatastoreForDaemon } from '../daemon-datastore.js';
 import { openDatastore } from '../../datastore/open.js';
 import type { Datastore } from '../../datastore/contract.js';
 import { GATEWAY_ENV, GatewayProcess, gatewayConfig, initGatewayPod, type GatewayFlags } from '../../gateway/index.js';
@@ -43,7 +44,7 @@ export function registerGatewayCommands(program: Command): void {
     const config = gatewayConfig(flags, process.env);
     const logger = createLogger({ component: 'gateway', level: config.logLevel });
     const { datastore } = cmd.optsWithGlobals<{ datastore?: string }>();
-    const store = await openDatastore(datastore);
+    const store = await openDatastoreForDaemon(datastore, logger);
     const gw = new GatewayProcess({ store, shell: new ExecShell(), logger }, config);
     let stopped = false;
     try {

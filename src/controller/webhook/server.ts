@@ -5,6 +5,7 @@
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { EgwError, errorMessage } from '../../platform/errors.js';
+import { guardedHandler, hardenServer } from '../../platform/http-edge.js';
 import type { Logger } from '../../platform/logger.js';
 import type { AdmissionReviewResponse } from './admission.js';
 import type { WebhookTls } from './x509.js';
@@ -48,39 +49,42 @@ export async function startWebhookServer(
   tls: WebhookTls,
   listen: { host: string; port: number },
 ): Promise<RunningWebhookServer> {
-  const server: Server = createServer({ cert: tls.certPem, key: tls.keyPem, minVersion: 'TLSv1.2' }, (req, res) => {
-    const send = (code: number, body: string, type = 'application/json') => {
-      res.writeHead(code, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
-      res.end(body);
-    };
-    const url = req.url ?? '';
-    if (req.method === 'GET' && url === '/healthz') return send(200, 'ok', 'text/plain');
-    if (req.method !== 'POST' || url.split('?')[0] !== WEBHOOK_PATH) return send(404, '{"message":"not found"}');
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_BODY) {
-        send(413, '{"message":"request body too large"}');
-        req.destroy();
-      } else chunks.push(c);
-    });
-    req.on('end', () => {
-      let body: unknown;
-      try {
-        body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-      } catch {
-        return send(400, '{"message":"the body is not JSON"}');
-      }
-      deps.reviewer.review(body).then(
-        (answer) => send(200, JSON.stringify(answer)),
-        (err: unknown) => {
-          deps.logger.error({ err: errorMessage(err) }, 'webhook: the reviewer failed');
-          send(500, JSON.stringify({ message: `egw webhook failed: ${errorMessage(err)}` }));
-        },
-      );
-    });
-  });
+  const handler = guardedHandler(
+    (req, res, target) => {
+      const send = (code: number, body: string, type = 'application/json') => {
+        res.writeHead(code, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
+        res.end(body);
+      };
+      if (req.method === 'GET' && target.path === '/healthz' && target.query === '') return send(200, 'ok', 'text/plain');
+      if (req.method !== 'POST' || target.path !== WEBHOOK_PATH) return send(404, '{"message":"not found"}');
+      const chunks: Buffer[] = [];
+      let size = 0;
+      req.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > MAX_BODY) {
+          send(413, '{"message":"request body too large"}');
+          req.destroy();
+        } else chunks.push(c);
+      });
+      req.on('end', () => {
+        let body: unknown;
+        try {
+          body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        } catch {
+          return send(400, '{"message":"the body is not JSON"}');
+        }
+        deps.reviewer.review(body).then(
+          (answer) => send(200, JSON.stringify(answer)),
+          (err: unknown) => {
+            deps.logger.error({ err: errorMessage(err) }, 'webhook: the reviewer failed');
+            send(500, JSON.stringify({ message: `egw webhook failed: ${errorMessage(err)}` }));
+          },
+        );
+      });
+    },
+    (err) => deps.logger.error({ err: errorMessage(err) }, 'webhook: request failed'),
+  );
+  const server: Server = hardenServer(createServer({ cert: tls.certPem, key: tls.keyPem, minVersion: 'TLSv1.2' }, handler));
   // The API server keeps connections alive; a short idle timeout frees them when it moves to a replica.
   server.keepAliveTimeout = 30_000;
   await new Promise<void>((resolve, reject) => {

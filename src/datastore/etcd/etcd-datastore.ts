@@ -2,7 +2,7 @@ import { Etcd3, isRecoverableError } from 'etcd3';
 import type { DatastoreCapabilities } from '../contract.js';
 import type { ICompare, IDuplexStream, IKeyValue, IOptions, IRequestOp, IWatchRequest, IWatchResponse } from 'etcd3';
 import type { Clock } from '../../platform/clock.js';
-import { SystemClock } from '../../platform/clock.js';
+import { jittered, SystemClock } from '../../platform/clock.js';
 import { EgwError, isEgwError } from '../../platform/errors.js';
 import type {
   CommitResult,
@@ -318,7 +318,7 @@ export class EtcdDatastore implements Datastore {
         if (stop.aborted) return;
         if (isEgwError(err) && err.code !== 'DatastoreUnavailable') throw err;
         // The stream broke (server restart, network): wait, then resume from the cursor.
-        await sleepUnless(this.clock, delay, stop);
+        await sleepUnless(this.clock, jittered(delay), stop);
         delay = Math.min(delay * 2, this.retryMaxMs);
       } finally {
         stream.close();

@@ -85,9 +85,12 @@ async function execute(shell: Shell, plan: ClientNodePlan, failures: BatchFailur
     commands += lines.length;
     failures.push(...(await runBatch(shell, 'bridge', lines)));
   };
-  // Order (docs/linux-dataplane.md): fail-closed interlock, VTEP, its FDB, then neighbours → nexthops
-  // → groups → routes → rules, then removals in reverse, the device last. nft is independent of it.
+  // Order (docs/linux-dataplane.md): fail-closed interlock, the nft table (its VXLAN source filter goes
+  // in before the tunnel can receive), VTEP, its FDB, then neighbours → nexthops → groups → routes →
+  // rules, then removals in reverse, the device last. Deleting the table waits until the device is gone.
   await ip(plan.interlock);
+  const nftFirst = plan.nft.kind !== 'delete';
+  if (nftFirst && (await applyNftPlan(shell, plan.nft))) commands++;
   await ip(plan.link);
   if (plan.recreateVtep) return commands;
   commands += plan.sysctls.length;
@@ -96,7 +99,7 @@ async function execute(shell: Shell, plan: ClientNodePlan, failures: BatchFailur
   await ip(plan.ip);
   await bridge(plan.fdbDel);
   await ip(plan.linkDel);
-  if (await applyNftPlan(shell, plan.nft)) commands++;
+  if (!nftFirst && (await applyNftPlan(shell, plan.nft))) commands++;
   return commands;
 }
 

@@ -151,29 +151,49 @@ function sameMembers(a: readonly number[], b: readonly number[]): boolean {
   return sa.every((v, i) => v === sb[i]);
 }
 
-/** The nftables table of a client node: natOutgoing (Calico's pool option) and nothing else. */
+/** The set of outer sources a node accepts VXLAN from, and the input chain that enforces it. */
+export const VXLAN_PEERS_SET = 'vxlan_peers';
+export const VXLAN_INPUT_CHAIN = 'vxlan_input';
+
+/** The rule of {@link VXLAN_INPUT_CHAIN}: VXLAN from anyone else is counted and dropped. */
+export function vxlanFilterRule(port: number): string {
+  return `udp dport ${port} ip saddr != @${VXLAN_PEERS_SET} counter drop`;
+}
+
+/**
+ * The nftables table of a client node: natOutgoing (Calico's pool option), and with a tunnel, the
+ * VXLAN source filter (only `vxlanPeers` may send to the tunnel port; the rest is counted and dropped).
+ */
 export function nodeNftSpec(state: ClientNodeState): NftTableSpec | undefined {
   const nat = state.natOutgoing;
-  if (nat === undefined) return undefined;
+  const peers = state.vxlan === undefined ? undefined : state.vxlanPeers;
+  if (nat === undefined && peers === undefined) return undefined;
+  const sets: NftTableSpec['sets'][number][] = [];
+  const chains: NftTableSpec['chains'][number][] = [];
+  if (peers !== undefined && state.vxlan !== undefined) {
+    sets.push({ name: VXLAN_PEERS_SET, interval: false, elements: [...new Set(peers)] });
+    // A drop in any base chain is final whatever other chains accept, so the priority is not a matter of
+    // security; 0 is the filter priority everybody expects.
+    chains.push({ name: VXLAN_INPUT_CHAIN, type: 'filter', hook: 'input', priority: 0, policy: 'accept', rules: [vxlanFilterRule(state.vxlan.port)] });
+  }
+  if (nat !== undefined) {
+    sets.push({ name: 'nat_sources', interval: true, elements: nat.sources }, { name: 'nat_exempt', interval: true, elements: nat.exemptDestinations });
+    chains.push(natChain());
+  }
+  return { name: EGW_NFT_TABLE, sets, chains };
+}
+
+function natChain(): NftTableSpec['chains'][number] {
   return {
-    name: EGW_NFT_TABLE,
-    sets: [
-      { name: 'nat_sources', interval: true, elements: nat.sources },
-      { name: 'nat_exempt', interval: true, elements: nat.exemptDestinations },
-    ],
-    chains: [
-      {
-        name: 'postrouting',
-        type: 'nat',
-        hook: 'postrouting',
-        priority: 100,
-        policy: 'accept',
-        rules: [
-          // The inner packets of the tunnel keep the pod's source: the gateway SNATs them, not the node.
-          `oifname "${DEV}" return`,
-          'ip saddr @nat_sources ip daddr != @nat_exempt masquerade',
-        ],
-      },
+    name: 'postrouting',
+    type: 'nat',
+    hook: 'postrouting',
+    priority: 100,
+    policy: 'accept',
+    rules: [
+      // The inner packets of the tunnel keep the pod's source: the gateway SNATs them, not the node.
+      `oifname "${DEV}" return`,
+      'ip saddr @nat_sources ip daddr != @nat_exempt masquerade',
     ],
   };
 }
@@ -478,6 +498,16 @@ export function planClientNode(desired: ClientNodeState, observed: ClientNodeObs
   const seenRuleKeys = new Set<string>();
   for (const r of ourRules) {
     if (retainedRules.has(r)) continue;
+    if (r.table === undefined && ruleAction(r) === 'unreachable' && r.from !== undefined) {
+      // A fail-closed placeholder (the CNI plugin's). It stays while it is the only thing between a pod
+      // and the main table: for a client that could not be placed, and for an address no known pod has
+      // yet (the Pod record shows its IP only after the CNI ADD). It goes once the client's rule replaces
+      // it, or once the pod with that address is known not to be a client.
+      if (retainedSelectors.has(`from:${r.from}`)) continue;
+      const replaced = [...desiredRuleKeys].some((k) => k.startsWith(`from:${r.from}|`));
+      const ip = r.from.endsWith('/32') ? r.from.slice(0, -3) : r.from;
+      if (!replaced && desired.knownPodIps !== undefined && !desired.knownPodIps.includes(ip)) continue;
+    }
     const sel = selectorOfRule(r);
     const key = sel === undefined ? undefined : `${sel}|${r.table}`;
     if (key !== undefined && desiredRuleKeys.has(key) && !seenRuleKeys.has(key)) {
@@ -558,6 +588,26 @@ function routeDel(o: ObservedRoute, object: string): BatchCommand {
   return { line: `route del ${type}${o.dst} table ${o.table} proto ${o.protocol} metric ${o.metric}`, object, okIfMissing: true };
 }
 
+/**
+ * The drop action of a rule without a table (`ip -N` prints the kernel's number: 6 blackhole,
+ * 7 unreachable, 8 prohibit), or undefined.
+ */
+function ruleAction(r: ObservedRule): 'blackhole' | 'unreachable' | 'prohibit' | undefined {
+  switch (r.action) {
+    case 'blackhole':
+    case '6':
+      return 'blackhole';
+    case 'unreachable':
+    case '7':
+      return 'unreachable';
+    case 'prohibit':
+    case '8':
+      return 'prohibit';
+    default:
+      return undefined;
+  }
+}
+
 function ruleDelLine(r: ObservedRule): string {
   const parts = [`rule del priority ${r.priority}`];
   if (r.from !== undefined) parts.push(`from ${r.from}`);
@@ -567,5 +617,9 @@ function ruleDelLine(r: ObservedRule): string {
   if (r.fwmark !== undefined) parts.push(`fwmark ${r.fwmark}`);
   if (r.table !== undefined) parts.push(`table ${r.table}`);
   parts.push(`protocol ${r.protocol}`);
+  // A rule with another action (the CNI plugin's fail-closed placeholder is `unreachable`) is named by
+  // its action, so that the delete can never match the table rule just added for the same source.
+  const action = ruleAction(r);
+  if (r.table === undefined && action !== undefined) parts.push(action);
   return parts.join(' ');
 }

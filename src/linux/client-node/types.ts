@@ -71,6 +71,20 @@ export interface ClientNodeState {
   clients: readonly EgressClient[];
   returnPath?: ReturnPath;
   natOutgoing?: NatOutgoing;
+  /**
+   * The only outer sources the node accepts VXLAN (UDP `vxlan.port`) from: the cluster's nodes and
+   * gateway pods. With a tunnel, every other source is dropped and counted in the input chain of egw's
+   * nft table (the set `vxlan_peers`), so a host that reaches the port cannot inject decapsulated
+   * packets with spoofed inner sources. Undefined: no filter (only for tests that build a state by
+   * hand; the agent always sets it).
+   */
+  vxlanPeers?: readonly string[];
+  /**
+   * The addresses of the pods on this node that the caller knows (clients or not). A fail-closed
+   * placeholder rule (`from <ip> unreachable`, the CNI plugin's) for an address outside this list is
+   * kept: its pod is not known yet. Undefined: every placeholder that is not a desired client goes.
+   */
+  knownPodIps?: readonly string[];
 }
 
 /** Resilient nexthop group parameters (see `ip-nexthop(8)`). */

@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { SystemClock, type Clock } from '../../platform/clock.js';
 import { EgwError } from '../../platform/errors.js';
+import { guardedHandler, hardenServer } from '../../platform/http-edge.js';
 import { silentLogger, type Logger } from '../../platform/logger.js';
 import { ACTIONS, isUnfilteredUnpaginated } from './actions.js';
 import { Ec2ApiError, awsErrors } from './api-error.js';
@@ -228,9 +229,8 @@ export async function startAwsSim(options: StartAwsSimOptions): Promise<AwsSimHa
     }
   };
 
-  const route = (boundInstanceId: string | undefined) => (req: IncomingMessage, res: ServerResponse): void => {
-    const url = new URL(req.url ?? '/', 'http://sim.invalid');
-    const path = url.pathname;
+  // The request-parsing edge (issue 11): a malformed target (`//`, `//[`) is a 400, never an exception.
+  const route = (boundInstanceId: string | undefined) => guardedHandler((req: IncomingMessage, res: ServerResponse, { path, query }): void => {
     if (path === '/latest' || path.startsWith('/latest/')) {
       // IMDS shows only completed attachments, so bring the state machine up to date first.
       tick();
@@ -246,8 +246,8 @@ export async function startAwsSim(options: StartAwsSimOptions): Promise<AwsSimHa
       handleAdmin(path, res);
       return;
     }
-    void handleEc2(req, res, url.search.slice(1));
-  };
+    void handleEc2(req, res, query);
+  }, (err) => logger.error({ err: (err as Error).message }, 'aws-sim request failed'));
 
   const dump = (): AwsSimStateDump => {
     engine.tick();
@@ -268,7 +268,7 @@ export async function startAwsSim(options: StartAwsSimOptions): Promise<AwsSimHa
   };
 
   const servers: Server[] = [];
-  const main = createServer(route(undefined));
+  const main = hardenServer(createServer(route(undefined)));
   const url = await listen(main, options.listen);
   servers.push(main);
   const imdsBindingUrls: Record<string, string> = {};
@@ -277,7 +277,7 @@ export async function startAwsSim(options: StartAwsSimOptions): Promise<AwsSimHa
       if (!world.instances.some((i) => i.id === b.instanceId)) {
         throw new EgwError('InvalidInput', `imdsBindings: ${b.instanceId} is not an instance of the world`, { hint: 'bind a listener to an instance of the world' });
       }
-      const s = createServer(route(b.instanceId));
+      const s = hardenServer(createServer(route(b.instanceId)));
       imdsBindingUrls[b.instanceId] = await listen(s, b.listen);
       servers.push(s);
     }
