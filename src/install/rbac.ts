@@ -60,7 +60,8 @@ export const GRANTS: Readonly<Record<Program, readonly Grant[]>> = {
     { kinds: ['Node'], verbs: READ },
   ],
   cni: [
-    { kinds: ['IPPool', 'IPReservation', 'AWSSubnet', ...WORKLOADS], verbs: READ },
+    // FelixConfiguration: whether a new pod may be selected for egress (the fail-closed placeholder at ADD).
+    { kinds: ['IPPool', 'IPReservation', 'AWSSubnet', 'FelixConfiguration', ...WORKLOADS], verbs: READ },
     { kinds: IPAM, verbs: WRITE },
   ],
 };
