@@ -23,7 +23,7 @@ import { openDatastore } from '../../src/datastore/open.js';
 import type { EventRecorder } from '../../src/platform/events.js';
 import { startAwsSim, type AwsSimHandle } from '../../src/sim/aws/server.js';
 import type { SimDefinition } from '../../src/sim/aws/world.js';
-import { EGRESS_A, fabricWorld, NODE_A1, sdkFor } from '../aws/helpers.js';
+import { EGRESS_A, fabricWorld, KIND, NODE_A1, sdkFor } from '../aws/helpers.js';
 import { eventually, kubeAvailable, kubectl, kubectlOk } from '../support/kubectl.js';
 import { applyCrdsAndRoles, at, eventsAbout, getJson, kubeletNode, list, registerNodes, type Json } from './helpers.js';
 
@@ -76,7 +76,9 @@ describe.skipIf(!kubeAvailable)('Events on the API server (needs scripts/with-ku
 
   /** A fabric on `nodeName`, its EC2 and IMDS an emulator of its own (the emulator's NODE_A1 instance). */
   const fabricOn = async (nodeName: string, sim: SimDefinition, events: EventRecorder): Promise<AwsFabric> => {
-    const handle = await startAwsSim({ world: fabricWorld(sim), listen: '127.0.0.1:0', imdsBindings: [{ listen: '127.0.0.1:0', instanceId: NODE_A1 }] });
+    // The kind emulator plus each test's own faults: these tests run in real time, where the harsh
+    // emulator's seconds of lag and tiny buckets would be what they measure (test/aws covers those).
+    const handle = await startAwsSim({ world: fabricWorld({ ...KIND, ...sim }), listen: '127.0.0.1:0', imdsBindings: [{ listen: '127.0.0.1:0', instanceId: NODE_A1 }] });
     sims.push(handle);
     const ec2 = sdkFor(handle);
     const fabric = new AwsFabric(

@@ -416,6 +416,8 @@ export class AwsFabric {
       await this.applyLinux(settings, this.statusValue.report);
       await this.writeNode(this.knownFigures(settings), { status: 'False', reason: 'AwsUnreachable', message: `running on the last known-good state since ${since}: ${report.node.message}` }, now);
       this.failures++;
+      // A read that keeps failing (throttled, EC2 unreachable) is still something the user must see.
+      this.recordEvents(report, [], pods, settings.awsSecondaryIPSupport);
       return false;
     }
     if (this.statusValue.stale !== undefined) this.log.info({ since: this.statusValue.stale.since }, 'aws reachable again: converging from a fresh read');
