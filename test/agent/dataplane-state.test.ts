@@ -72,7 +72,10 @@ describe('calc result → client-node driver state', () => {
   it('egress disabled: no tunnel, no clients, natOutgoing stays; --no-nat-outgoing drops it', () => {
     const result = compute(RESOURCES.map((r) => (r.kind === 'FelixConfiguration' ? felix('Disabled') : r)));
     const { state } = clientNodeStateOf(result, CTX);
-    expect(state).toEqual({ vxlan: undefined, clients: [], natOutgoing: natOutgoingOf(CTX) });
+    // knownPodIps: the node's pod addresses, whose CNI placeholders the driver may replace (docs/security.md).
+    const { knownPodIps, ...rest } = state;
+    expect(rest).toEqual({ vxlan: undefined, clients: [], natOutgoing: natOutgoingOf(CTX) });
+    expect(knownPodIps).toEqual(expect.arrayContaining(['10.20.1.5']));
     expect(natOutgoingOf({ ...CTX, natOutgoing: false })).toBeUndefined();
     expect(natOutgoingOf({ ...CTX, pools: [pool('egress', '100.64.0.0/24')] })).toBeUndefined();
   });

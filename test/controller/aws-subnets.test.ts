@@ -5,7 +5,7 @@ import { listResources } from '../../src/datastore/resources.js';
 import { FakeClock } from '../../src/platform/clock.js';
 import type { AwsSimHandle } from '../../src/sim/aws/server.js';
 import type { SdkEc2 } from '../../src/aws/sdk-ec2.js';
-import { EGRESS_A, EGRESS_B, sdkFor, startFabricSim, VPC } from '../aws/helpers.js';
+import { EGRESS_A, EGRESS_B, KIND, sdkFor, startFabricSim, VPC } from '../aws/helpers.js';
 import type { TestStore } from '../agent/fabric/store.js';
 import { awsSubnet, ipPool, openTestStore, put } from '../agent/fabric/store.js';
 
@@ -18,7 +18,8 @@ describe('controller AWS subnet facts', () => {
   const clock = new FakeClock(Date.parse('2025-01-01T00:00:00Z'));
 
   beforeEach(async () => {
-    sim = await startFabricSim();
+    // The kind emulator: these tests are about the facts, not EC2's lag or throttling (test/aws covers those).
+    sim = await startFabricSim(KIND);
     ec2 = sdkFor(sim);
     t = await openTestStore('egw-subnets-');
   });
@@ -110,7 +111,7 @@ describe('controller AWS subnet facts', () => {
   });
 
   it('reports an EC2 refusal with its code on every AWS-backed pool', async () => {
-    const denied = await startFabricSim({ allowActions: iamPolicyActions().filter((a) => a !== 'ec2:DescribeSubnets') });
+    const denied = await startFabricSim({ ...KIND, allowActions: iamPolicyActions().filter((a) => a !== 'ec2:DescribeSubnets') });
     const deniedEc2 = sdkFor(denied);
     try {
       await put(t.store, ipPool('egress-red-west-1', '100.64.0.4/30', EGRESS_A));
