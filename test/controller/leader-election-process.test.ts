@@ -98,7 +98,8 @@ describe('two egw controller processes on one SQLite store', () => {
       const [victim] = await redPods(store);
       await store.commit([{ op: 'delete', key: { kind: 'Pod', namespace: 'calico-egress', name: victim! } }]);
       await waitFor('ctl-b to re-create the pod', async () => (await redPods(store)).length === 2, 20_000);
-      expect(b.messages()).toContain('gateway pods reconciled');
+      // Its log line follows the write through a pipe: wait for it rather than race it.
+      await waitFor('ctl-b to log the reconcile', () => b.messages().includes('gateway pods reconciled'), 10_000);
       // Released, so the successor did not wait for the lease to expire (3 s): about a retry period.
       expect(handover).toBeLessThan(3000);
 
