@@ -8,10 +8,10 @@ import type { SdkEc2 } from '../../../src/aws/sdk-ec2.js';
 import { getResource } from '../../../src/datastore/resources.js';
 import { NetnsShell } from '../../../src/linux/netns.js';
 import { ExecShell } from '../../../src/platform/shell.js';
-import type { FabricDriver, FabricEni } from '../../../src/sim/aws/fabric.js';
 import { startAwsSim } from '../../../src/sim/aws/server.js';
 import type { AwsSimHandle } from '../../../src/sim/aws/server.js';
 import { EGRESS_A, fabricWorld, NODE_A1, sdkFor } from '../../aws/helpers.js';
+import { eniLinkName as ifname, NamespaceFabric } from './namespace-fabric.js';
 import type { TestStore } from './store.js';
 import { awsSubnet, eventually, felix, gatewayPod, ipPool, node, openTestStore, put, remove } from './store.js';
 
@@ -21,25 +21,6 @@ import { awsSubnet, eventually, felix, gatewayPod, ipPool, node, openTestStore, 
 const NS = `egwfab${process.pid}`;
 const host = new ExecShell();
 const inNs = new NetnsShell(host, NS);
-
-const ifname = (mac: string): string => `eni${mac.replace(/:/g, '').slice(-6)}`;
-
-/** Plugs a veth (both ends in the namespace) with the ENI's MAC on attach; unplugs it on detach. */
-class NamespaceFabric implements FabricDriver {
-  async eniAttached(eni: FabricEni): Promise<void> {
-    const name = ifname(eni.macAddress);
-    await inNs.run(['ip', 'link', 'del', name], { allowFailure: true });
-    await inNs.run(['ip', 'link', 'add', name, 'address', eni.macAddress, 'type', 'veth', 'peer', 'name', `${name}p`]);
-    await inNs.run(['ip', 'link', 'set', `${name}p`, 'up']);
-  }
-  async eniDetached(eni: FabricEni): Promise<void> {
-    await inNs.run(['ip', 'link', 'del', ifname(eni.macAddress)], { allowFailure: true });
-  }
-  async privateIpAssigned(): Promise<void> {}
-  async privateIpUnassigned(): Promise<void> {}
-  async addressAssociated(): Promise<void> {}
-  async addressDisassociated(): Promise<void> {}
-}
 
 describe('AwsFabric, Linux side in a namespace', () => {
   let sim: AwsSimHandle;
@@ -51,7 +32,7 @@ describe('AwsFabric, Linux side in a namespace', () => {
     await host.run(['ip', 'netns', 'del', NS], { allowFailure: true });
     await host.run(['ip', 'netns', 'add', NS]);
     await inNs.run(['ip', 'link', 'set', 'lo', 'up']);
-    sim = await startAwsSim({ world: fabricWorld(), listen: '127.0.0.1:0', fabric: new NamespaceFabric(), imdsBindings: [{ listen: '127.0.0.1:0', instanceId: NODE_A1 }] });
+    sim = await startAwsSim({ world: fabricWorld(), listen: '127.0.0.1:0', fabric: new NamespaceFabric(inNs), imdsBindings: [{ listen: '127.0.0.1:0', instanceId: NODE_A1 }] });
     ec2 = sdkFor(sim);
     t = await openTestStore();
   });

@@ -11,10 +11,10 @@ import type { SdkEc2 } from '../../../src/aws/sdk-ec2.js';
 import { getResource } from '../../../src/datastore/resources.js';
 import { NetnsShell } from '../../../src/linux/netns.js';
 import { ExecShell } from '../../../src/platform/shell.js';
-import type { FabricDriver, FabricEni } from '../../../src/sim/aws/fabric.js';
 import { startAwsSim } from '../../../src/sim/aws/server.js';
 import type { AwsSimHandle } from '../../../src/sim/aws/server.js';
 import { EGRESS_A, fabricWorld, NODE_A1, sdkFor } from '../../aws/helpers.js';
+import { eniLinkName as ifname, NamespaceFabric } from './namespace-fabric.js';
 import type { TestStore } from './store.js';
 import { awsSubnet, eventually, felix, gatewayPod, ipPool, node, openTestStore, put, remove } from './store.js';
 
@@ -28,24 +28,6 @@ const NS = `egwout${process.pid}`;
 const host = new ExecShell();
 const inNs = new NetnsShell(host, NS);
 
-const ifname = (mac: string): string => `eni${mac.replace(/:/g, '').slice(-6)}`;
-
-class NamespaceFabric implements FabricDriver {
-  async eniAttached(eni: FabricEni): Promise<void> {
-    const name = ifname(eni.macAddress);
-    await inNs.run(['ip', 'link', 'del', name], { allowFailure: true });
-    await inNs.run(['ip', 'link', 'add', name, 'address', eni.macAddress, 'type', 'veth', 'peer', 'name', `${name}p`]);
-    await inNs.run(['ip', 'link', 'set', `${name}p`, 'up']);
-  }
-  async eniDetached(eni: FabricEni): Promise<void> {
-    await inNs.run(['ip', 'link', 'del', ifname(eni.macAddress)], { allowFailure: true });
-  }
-  async privateIpAssigned(): Promise<void> {}
-  async privateIpUnassigned(): Promise<void> {}
-  async addressAssociated(): Promise<void> {}
-  async addressDisassociated(): Promise<void> {}
-}
-
 describe('AwsFabric through an EC2 and IMDS outage, real packets', () => {
   let dir: string;
   let sim: AwsSimHandle | undefined;
@@ -55,7 +37,7 @@ describe('AwsFabric through an EC2 and IMDS outage, real packets', () => {
   let ports: { api: number; imds: number };
 
   const start = async (listen = '127.0.0.1:0', imdsListen = '127.0.0.1:0'): Promise<AwsSimHandle> =>
-    startAwsSim({ world: fabricWorld(), listen, stateFile: join(dir, 'sim-state.json'), fabric: new NamespaceFabric(), imdsBindings: [{ listen: imdsListen, instanceId: NODE_A1 }] });
+    startAwsSim({ world: fabricWorld(), listen, stateFile: join(dir, 'sim-state.json'), fabric: new NamespaceFabric(inNs), imdsBindings: [{ listen: imdsListen, instanceId: NODE_A1 }] });
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'egw-outage-'));
