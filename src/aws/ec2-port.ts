@@ -65,6 +65,8 @@ export interface Ec2NetworkInterface {
   description: string;
   attachment: Ec2Attachment | undefined;
   tags: Record<string, string>;
+  /** EC2's source/destination check (true unless disabled; `awsSrcDstCheck` sets it on the primary ENI). */
+  sourceDestCheck: boolean;
 }
 
 /** An Elastic IP of the account. */
@@ -133,8 +135,10 @@ export interface Ec2 {
   createNetworkInterface(input: CreateNetworkInterfaceInput, options?: Ec2CallOptions): Promise<Ec2NetworkInterface>;
   /** AttachNetworkInterface on network card 0. */
   attachNetworkInterface(input: { networkInterfaceId: string; instanceId: string; deviceIndex: number }, options?: Ec2CallOptions): Promise<{ attachmentId: string }>;
-  /** ModifyNetworkInterfaceAttribute `Attachment.DeleteOnTermination` (the only attribute egw changes). */
+  /** ModifyNetworkInterfaceAttribute `Attachment.DeleteOnTermination`. */
   setDeleteOnTermination(input: { networkInterfaceId: string; attachmentId: string; deleteOnTermination: boolean }, options?: Ec2CallOptions): Promise<void>;
+  /** ModifyNetworkInterfaceAttribute `SourceDestCheck` (FelixConfiguration `awsSrcDstCheck`, on the node's primary ENI). */
+  setSourceDestCheck(input: { networkInterfaceId: string; enabled: boolean }, options?: Ec2CallOptions): Promise<void>;
   /** DetachNetworkInterface. */
   detachNetworkInterface(input: { attachmentId: string; force?: boolean }, options?: Ec2CallOptions): Promise<void>;
   /** DeleteNetworkInterface. */
@@ -178,6 +182,8 @@ export const EC2_CALLS: { readonly [K in keyof Ec2]: Ec2CallInfo } = {
   // A repeated attach fails (the ENI is attached): the reconciler re-reads instead.
   attachNetworkInterface: { action: 'AttachNetworkInterface', iam: ['ec2:AttachNetworkInterface'], mutating: true, retrySafe: false },
   setDeleteOnTermination: { action: 'ModifyNetworkInterfaceAttribute', iam: ['ec2:ModifyNetworkInterfaceAttribute'], mutating: true, retrySafe: true },
+  // Setting the same value again changes nothing.
+  setSourceDestCheck: { action: 'ModifyNetworkInterfaceAttribute', iam: ['ec2:ModifyNetworkInterfaceAttribute'], mutating: true, retrySafe: true },
   // A repeated detach of a finished detachment is InvalidAttachmentID.NotFound: re-read instead.
   detachNetworkInterface: { action: 'DetachNetworkInterface', iam: ['ec2:DetachNetworkInterface'], mutating: true, retrySafe: false },
   deleteNetworkInterface: { action: 'DeleteNetworkInterface', iam: ['ec2:DeleteNetworkInterface'], mutating: true, retrySafe: false },

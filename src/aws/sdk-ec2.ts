@@ -167,6 +167,14 @@ export class SdkEc2 implements Ec2 {
     );
   }
 
+  async setSourceDestCheck(input: { networkInterfaceId: string; enabled: boolean }, options?: Ec2CallOptions): Promise<void> {
+    await this.send(
+      'ModifyNetworkInterfaceAttribute',
+      (o) => this.client.send(new ModifyNetworkInterfaceAttributeCommand({ NetworkInterfaceId: input.networkInterfaceId, SourceDestCheck: { Value: input.enabled } }), o),
+      options,
+    );
+  }
+
   async detachNetworkInterface(input: { attachmentId: string; force?: boolean }, options?: Ec2CallOptions): Promise<void> {
     await this.send('DetachNetworkInterface', (o) => this.client.send(new DetachNetworkInterfaceCommand({ AttachmentId: input.attachmentId, ...(input.force === true ? { Force: true } : {}) }), o), options);
   }
@@ -260,5 +268,7 @@ export function fromNetworkInterface(n: NetworkInterface): Ec2NetworkInterface {
             deleteOnTermination: a.DeleteOnTermination === true,
           },
     tags: Object.fromEntries((n.TagSet ?? []).flatMap((t) => (t.Key === undefined ? [] : [[t.Key, t.Value ?? '']]))),
+    // EC2 omits nothing here, but an absent field is read as EC2's default (enabled).
+    sourceDestCheck: n.SourceDestCheck !== false,
   };
 }

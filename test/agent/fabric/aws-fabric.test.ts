@@ -164,6 +164,43 @@ describe('AwsFabric component (datastore → EC2 emulator → status)', () => {
     expect(await podCondition('red-1')).toBeUndefined();
   });
 
+  it('awsSrcDstCheck: Disable turns the primary ENI\'s check off (even with awsSecondaryIPSupport Disabled), Enable turns it back on, DoNothing makes no call', async () => {
+    await start();
+    const primary = (): { id: string; sourceDestCheck: boolean } => {
+      const e = Object.values(sim.state().state.enis).find((x) => x.primaryOf === NODE_A1)!;
+      return { id: e.id, sourceDestCheck: e.sourceDestCheck };
+    };
+    await put(t.store, felix('default', { awsSecondaryIPSupport: 'Disabled', awsSrcDstCheck: 'DoNothing' }));
+    fabric = fabricFor();
+    fabric.start();
+    await eventually(async () => ((await nodeStatus()).capacity?.[RES] === '0' ? true : undefined), 10_000, 'first pass');
+    expect(Object.keys(sim.state().stats.actions)).toEqual([]);
+    expect(fabric.status().srcDstCheck).toBeUndefined();
+
+    await put(t.store, felix('default', { awsSecondaryIPSupport: 'Disabled', awsSrcDstCheck: 'Disable' }));
+    await eventually(async () => (primary().sourceDestCheck ? undefined : true), 10_000, 'check disabled');
+    await eventually(async () => (fabric!.status().srcDstCheck?.state === 'Applied' ? true : undefined), 10_000, 'status applied');
+    expect(fabric.status().srcDstCheck).toMatchObject({ want: 'Disable', networkInterfaceId: primary().id });
+    expect(sim.state().stats.actions['ModifyNetworkInterfaceAttribute']?.calls).toBe(1);
+
+    await put(t.store, felix('default', { awsSecondaryIPSupport: 'EnabledENIPerWorkload', awsSrcDstCheck: 'Enable' }));
+    await eventually(async () => (primary().sourceDestCheck ? true : undefined), 10_000, 'check enabled');
+    // Level-triggered: a pass that finds the wanted value changes nothing.
+    await put(t.store, felix('default', { awsSecondaryIPSupport: 'EnabledENIPerWorkload', awsSrcDstCheck: 'Enable', awsRequestTimeout: '20s' }));
+    await eventually(async () => (fabric!.status().srcDstCheck?.want === 'Enable' && fabric!.status().srcDstCheck?.state === 'Applied' ? true : undefined), 10_000, 'enabled applied');
+    expect(sim.state().stats.actions['ModifyNetworkInterfaceAttribute']?.calls).toBe(2);
+  });
+
+  it('awsSrcDstCheck without the IAM permission: the failure is on the status and retried, nothing else stops', async () => {
+    await start({ allowActions: iamPolicyActions().filter((a) => a !== 'ec2:ModifyNetworkInterfaceAttribute') });
+    await put(t.store, felix('default', { awsSecondaryIPSupport: 'Disabled', awsSrcDstCheck: 'Disable' }));
+    fabric = fabricFor();
+    fabric.start();
+    const st = await eventually(async () => (fabric!.status().srcDstCheck?.state === 'Failed' ? fabric!.status().srcDstCheck : undefined), 10_000, 'failure reported');
+    expect(st?.message).toContain('UnauthorizedOperation');
+    expect((await nodeStatus()).capacity?.[RES]).toBe('0');
+  });
+
   it('reports an AWS refusal with its code on the pod and the node', async () => {
     await start({ allowActions: iamPolicyActions().filter((a) => a !== 'ec2:CreateNetworkInterface') });
     await put(t.store, felix('default', { awsSecondaryIPSupport: 'EnabledENIPerWorkload' }), gatewayPod('red-1', 'node-a1', '100.64.0.5'));
