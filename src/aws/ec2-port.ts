@@ -148,11 +148,12 @@ export interface Ec2 {
   /** UnassignPrivateIpAddresses. */
   unassignPrivateIpAddresses(input: { networkInterfaceId: string; ips: readonly string[] }, options?: Ec2CallOptions): Promise<void>;
   /**
-   * AssociateAddress of an Elastic IP with one private address of an ENI, always with
-   * `AllowReassociation: false`, so an address another node holds fails with `Resource.AlreadyAssociated`
-   * instead of being stolen.
+   * AssociateAddress of an Elastic IP with one private address of an ENI, with `AllowReassociation: false`
+   * unless `allowReassociation` is set, so an address another node holds fails with
+   * `Resource.AlreadyAssociated` instead of being stolen. Only the Elastic IP standby takes one over, and
+   * only from a holder that is no longer a live gateway.
    */
-  associateAddress(input: { allocationId: string; networkInterfaceId: string; privateIp: string }, options?: Ec2CallOptions): Promise<{ associationId: string }>;
+  associateAddress(input: { allocationId: string; networkInterfaceId: string; privateIp: string; allowReassociation?: boolean }, options?: Ec2CallOptions): Promise<{ associationId: string }>;
   /** DisassociateAddress (idempotent on EC2). */
   disassociateAddress(input: { associationId: string }, options?: Ec2CallOptions): Promise<void>;
 }

@@ -195,11 +195,11 @@ export class SdkEc2 implements Ec2 {
     await this.send('UnassignPrivateIpAddresses', (o) => this.client.send(new UnassignPrivateIpAddressesCommand({ NetworkInterfaceId: input.networkInterfaceId, PrivateIpAddresses: [...input.ips] }), o), options);
   }
 
-  async associateAddress(input: { allocationId: string; networkInterfaceId: string; privateIp: string }, options?: Ec2CallOptions): Promise<{ associationId: string }> {
+  async associateAddress(input: { allocationId: string; networkInterfaceId: string; privateIp: string; allowReassociation?: boolean }, options?: Ec2CallOptions): Promise<{ associationId: string }> {
     const out = await this.send(
       'AssociateAddress',
       // Explicitly false: EC2's default is to reassociate, which would take an address from another node.
-      (o) => this.client.send(new AssociateAddressCommand({ AllocationId: input.allocationId, NetworkInterfaceId: input.networkInterfaceId, PrivateIpAddress: input.privateIp, AllowReassociation: false }), o),
+      (o) => this.client.send(new AssociateAddressCommand({ AllocationId: input.allocationId, NetworkInterfaceId: input.networkInterfaceId, PrivateIpAddress: input.privateIp, AllowReassociation: input.allowReassociation === true }), o),
       options,
     );
     return { associationId: out.AssociationId ?? '' };

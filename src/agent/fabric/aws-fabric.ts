@@ -41,7 +41,7 @@ import type { AttachWatcher, EniRoutingPort } from './ports.js';
 import { ImdsAttachWatcher, IpamHostIps } from './ports.js';
 import { writeNodeFabricStatus, writePodCondition } from './status.js';
 import type { Condition } from './status.js';
-import { deriveFabricWorkloads, hostSecondarySubnets, subnetFacts } from './workloads.js';
+import { deriveFabricWorkloads, hostSecondarySubnets, listsElasticIps, subnetFacts } from './workloads.js';
 
 /** The kinds the component follows. */
 export const FABRIC_KINDS = ['Pod', 'Node', 'IPPool', 'FelixConfiguration', 'AWSSubnet'] as const;
@@ -230,8 +230,9 @@ export class AwsFabric {
   private onEvent(resource: StoredResource): void {
     const kind = resource.key.kind;
     if (kind === 'Pod') {
-      const node = (resource.value as { spec?: { nodeName?: string } }).spec?.nodeName;
-      if (node !== this.options.nodeName) return;
+      const pod = resource.value as unknown as Pod;
+      // Another node's gateway with Elastic IPs may be the holder an Elastic IP standby here waits on.
+      if (pod.spec?.nodeName !== this.options.nodeName && !listsElasticIps(pod)) return;
     } else if (kind === 'Node' && resource.key.name !== this.options.nodeName) {
       return;
     }
@@ -367,7 +368,7 @@ export class AwsFabric {
       fcs.find((f) => f.metadata.name === 'default'),
       fcs.find((f) => f.metadata.name === `node.${this.options.nodeName}`),
     );
-    const pods = this.list<Pod>('Pod').filter((p) => p.spec?.nodeName === this.options.nodeName);
+    const pods = this.list<Pod>('Pod');
     const pools = this.list<IPPool>('IPPool').filter((p) => p.spec !== undefined);
     const subnets = this.list<AWSSubnet>('AWSSubnet');
     const derived = deriveFabricWorkloads(this.options.nodeName, pods, pools);
@@ -491,9 +492,10 @@ export class AwsFabric {
       }
       return false;
     }
-    const pods = this.list<Pod>('Pod').filter((p) => p.spec?.nodeName === this.options.nodeName);
+    const allPods = this.list<Pod>('Pod');
+    const pods = allPods.filter((p) => p.spec?.nodeName === this.options.nodeName);
     const pools = this.list<IPPool>('IPPool').filter((p) => p.spec !== undefined);
-    const derived = deriveFabricWorkloads(this.options.nodeName, pods, pools);
+    const derived = deriveFabricWorkloads(this.options.nodeName, allPods, pools);
     const report = await reconciler.reconcile({
       mode: settings.awsSecondaryIPSupport,
       workloads: derived.workloads,
