@@ -1,10 +1,10 @@
-import { mkdirSync } from 'node:fs';
+import { closeSync, constants as fsConstants, mkdirSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { DatastoreCapabilities } from '../contract.js';
 import type { Clock } from '../../platform/clock.js';
 import { SystemClock } from '../../platform/clock.js';
-import { EgwError, isEgwError } from '../../platform/errors.js';
+import { EgwError, errorMessage, isEgwError } from '../../platform/errors.js';
 import type {
   CommitResult,
   Datastore,
@@ -148,14 +148,26 @@ export class SqliteDatastore implements Datastore {
   /**
    * Opens (creating the directory and the file when missing) the store at `path`. Safe to call from
    * several processes at once on the same path.
+   *
+   * Permissions (issue 11, item 6): a directory egw creates is 0700 and a file it creates 0600, and
+   * SQLite gives the `-wal` and `-shm` files the mode of the database file, so the whole store is
+   * readable by its owner only. An existing directory or file keeps its mode (an administrator may have
+   * chosen a group on purpose); docs/security.md says what to give it.
    */
   static async open(path: string, options: SqliteDatastoreOptions = {}): Promise<SqliteDatastore> {
     const abs = resolve(path);
     const where = `sqlite:${abs}`;
     try {
-      mkdirSync(dirname(abs), { recursive: true });
+      mkdirSync(dirname(abs), { recursive: true, mode: 0o700 });
     } catch (err) {
       throw unavailable(where, `cannot create the directory ${dirname(abs)}`, err, 'terminal');
+    }
+    try {
+      // Created here, not by SQLite (which would use 0644 less the umask). Without O_EXCL, so that several
+      // processes may race: the one that creates it sets the mode, an existing file is left as it is.
+      closeSync(openSync(abs, fsConstants.O_RDONLY | fsConstants.O_CREAT, 0o600));
+    } catch (err) {
+      throw unavailable(where, `cannot create or open the file: ${errorMessage(err)}`, err, 'terminal', 'check that the path is a file this user may read and write');
     }
     let db: Database.Database;
     try {
