@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -65,6 +65,43 @@ describe('SQLite store permissions', () => {
     expect(isEgwError(err, 'DatastoreUnavailable')).toBe(true);
     expect((err as { retry: string }).retry).toBe('terminal');
     expect(String((err as Error).message)).toContain(join(d, 'file'));
+  });
+
+  it('read-only (the gateway): creates nothing, waits for a store to exist, reads and watches, never writes', async () => {
+    const d = tmp();
+    const path = join(d, 'ro', 'egw.db');
+    const missing: unknown = await SqliteDatastore.open(path, { readOnly: true }).catch((e: unknown) => e);
+    expect(isEgwError(missing, 'DatastoreUnavailable')).toBe(true);
+    expect((missing as { retry: string }).retry).toBe('retry');
+    expect(existsSync(join(d, 'ro'))).toBe(false);
+    // A writer makes the store and leaves (no -wal, no -shm left), then the reader opens it.
+    const w1 = await SqliteDatastore.open(path);
+    await w1.commit([{ op: 'put', key: { kind: 'Node', name: 'n1' }, value: { v: 1 } }]);
+    await w1.close();
+    const ro = await SqliteDatastore.open(path, { readOnly: true });
+    const writer = await SqliteDatastore.open(path);
+    const ac = new AbortController();
+    try {
+      expect((await ro.get({ kind: 'Node', name: 'n1' }))?.value).toEqual({ v: 1 });
+      const from = await ro.currentRevision();
+      const seen: unknown[] = [];
+      const watching = (async () => {
+        for await (const ev of ro.watch({ afterRevision: from, signal: ac.signal })) {
+          seen.push(ev.type === 'put' ? ev.value : ev.type);
+          return;
+        }
+      })();
+      await writer.commit([{ op: 'put', key: { kind: 'Node', name: 'n2' }, value: { v: 2 } }]);
+      await watching;
+      expect(seen).toEqual([{ v: 2 }]);
+      const err: unknown = await ro.commit([{ op: 'put', key: { kind: 'Pod', namespace: 'x', name: 'p' }, value: {} }]).catch((e: unknown) => e);
+      expect(isEgwError(err, 'Unsupported')).toBe(true);
+      expect(String((err as Error).message)).toMatch(/open read-only: cannot commit/);
+      expect(await writer.get({ kind: 'Pod', namespace: 'x', name: 'p' })).toBeUndefined();
+    } finally {
+      ac.abort();
+      await Promise.all([ro.close(), writer.close()]);
+    }
   });
 
   it('the default store is an absolute path', () => {
