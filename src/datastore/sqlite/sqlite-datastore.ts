@@ -468,26 +468,15 @@ async function retryBusy<T>(options: SqliteDatastoreOptions, where: string, fn: 
 
 /** Sets WAL mode and creates or verifies the tables, retrying while another process initialises. */
 async function initialise(db: Database.Database, where: string, options: SqliteDatastoreOptions): Promise<Database.Database> {
-  const clock = options.clock ?? new SystemClock();
-  const deadline = clock.now() + (options.lockTimeoutMs ?? 10_000);
-  for (let attempt = 0; ; attempt++) {
-    try {
-      const mode = db.pragma('journal_mode = WAL', { simple: true });
-      if (mode !== 'wal') throw unavailable(where, `cannot use WAL mode (got ${String(mode)})`, undefined, 'terminal');
-      // NORMAL in WAL mode: a crash of the process loses nothing; a power loss may lose the last commits.
-      db.pragma('synchronous = NORMAL');
-      // The common case, an existing store, needs only a read; creating the tables takes the write lock.
-      if (!db.transaction(() => verify(db, where))()) db.transaction(() => createOrVerify(db, where)).immediate();
-      return db;
-    } catch (err) {
-      if (isEgwError(err)) throw err;
-      if (isBusy(err) && clock.now() < deadline) {
-        await clock.sleep(Math.random() * Math.min(2 ** attempt, 25));
-        continue;
-      }
-      throw mapSqliteError(where, err, 'open', options.lockTimeoutMs ?? 10_000);
-    }
-  }
+  return retryBusy(options, where, () => {
+    const mode = db.pragma('journal_mode = WAL', { simple: true });
+    if (mode !== 'wal') throw unavailable(where, `cannot use WAL mode (got ${String(mode)})`, undefined, 'terminal');
+    // NORMAL in WAL mode: a crash of the process loses nothing; a power loss may lose the last commits.
+    db.pragma('synchronous = NORMAL');
+    // The common case, an existing store, needs only a read; creating the tables takes the write lock.
+    if (!db.transaction(() => verify(db, where))()) db.transaction(() => createOrVerify(db, where)).immediate();
+    return db;
+  });
 }
 
 /** True when the file holds a usable egw store, false when it is empty; throws when it holds something else. */
