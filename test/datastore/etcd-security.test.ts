@@ -57,12 +57,22 @@ beforeAll(async () => {
     await admin.user('root').create(ROOT_PW);
     await admin.user('root').addRole('root');
     await applyRoles(admin, roles, (u) => `${u}-pw`);
+    // A role narrower than egw's: Nodes only (a watch of several kinds covers the whole prefix).
+    const nodes = { permission: 'read', key: '/egw/Node/', prefix: true } as const;
+    // The key egw reads the revision from (`<prefix>\0`, never a resource): with it, open succeeds.
+    const revisionKey = { permission: 'read', key: '/egw/\0', prefix: false } as const;
+    await applyRoles(admin, [
+      { program: 'gateway', role: 'narrow', user: 'narrow', writes: [], permissions: [nodes] },
+      { program: 'gateway', role: 'narrow2', user: 'narrow2', writes: [], permissions: [nodes, revisionKey] },
+    ], () => 'narrow-pw');
     await admin.auth.authEnable();
   } finally {
     admin.close();
   }
   writeFileSync(join(pwDir, 'root.pw'), `${ROOT_PW}\n`);
   for (const r of roles) writeFileSync(join(pwDir, `${r.user}.pw`), `${r.user}-pw\n`);
+  writeFileSync(join(pwDir, 'narrow.pw'), 'narrow-pw\n');
+  writeFileSync(join(pwDir, 'narrow2.pw'), 'narrow-pw\n');
   writeFileSync(join(pwDir, 'wrong.pw'), 'not-the-password\n');
 }, 60_000);
 
@@ -283,6 +293,27 @@ describe('etcd authentication and one least-privilege role per program', () => {
       expect((await cni.list('IPPool')).items).toEqual([]);
     } finally {
       await Promise.all(stores.map((s) => s.close()));
+    }
+  });
+
+  it('a role that does not cover the prefix is refused clearly: at open, and a watch ends with Forbidden instead of retrying in silence', async () => {
+    const atOpen = await rejection(openDatastore(authUrl('narrow'), { env: {} }));
+    expect(atOpen.retry).toBe('terminal');
+    expect(atOpen.details['reason']).toBe('Forbidden');
+    expect(atOpen.describe()).toMatch(/read the revision failed: permission denied: the etcd user "narrow".*egw render etcd-roles/);
+    const narrow = await openDatastore(authUrl('narrow2'), { env: {} });
+    try {
+      await narrow.list('Node');
+      const err: unknown = await (async () => {
+        for await (const _ of narrow.watch({ afterRevision: 0, kinds: ['Node', 'Pod'] })) return undefined;
+        return undefined;
+      })().catch((e: unknown) => e);
+      expect(isEgwError(err, 'DatastoreUnavailable')).toBe(true);
+      expect((err as EgwError).retry).toBe('terminal');
+      expect((err as EgwError).details['reason']).toBe('Forbidden');
+      expect((err as EgwError).describe()).toMatch(/permission denied.*read permission on all of \/egw\//);
+    } finally {
+      await narrow.close();
     }
   });
 

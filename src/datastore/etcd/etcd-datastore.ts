@@ -329,7 +329,13 @@ export class EtcdDatastore implements Datastore {
             };
             return;
           }
-          if (res.canceled) throw new EgwError('DatastoreUnavailable', `etcd cancelled the watch: ${res.cancel_reason}`);
+          if (res.canceled) {
+            // A watch of a range the user may not read all of is cancelled at once: say so, do not loop.
+            const denied = /permission denied/i.test(res.cancel_reason);
+            throw new EgwError('DatastoreUnavailable', `etcd cancelled the watch: ${res.cancel_reason}`, denied
+              ? { retry: 'terminal', details: { reason: 'Forbidden', location: this.location }, hint: `the etcd user needs read permission on all of ${start} (egw render etcd-roles)` }
+              : {});
+          }
           if (res.created) {
             delay = this.retryInitialMs;
             const now = Number(res.header.revision);
@@ -363,7 +369,7 @@ export class EtcdDatastore implements Datastore {
         }
       } catch (err) {
         if (stop.aborted) return;
-        if (isEgwError(err) && err.code !== 'DatastoreUnavailable') throw err;
+        if (isEgwError(err) && (err.code !== 'DatastoreUnavailable' || err.retry === 'terminal')) throw err;
         // The stream broke (server restart, network): wait, then resume from the cursor.
         await sleepUnless(this.clock, jittered(delay), stop);
         delay = Math.min(delay * 2, this.retryMaxMs);
