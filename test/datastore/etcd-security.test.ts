@@ -235,6 +235,19 @@ describe('etcd authentication and one least-privilege role per program', () => {
     expect(clock.waits).toEqual([]);
   });
 
+  it('a long-running program (egw controller) stops at once on a wrong password instead of waiting', () => {
+    const r = spawnSync(process.execPath, [EGW_CLI, '--datastore', authUrl('egw-controller', join(pwDir, 'wrong.pw')), 'controller', '--no-leader-elect'], {
+      encoding: 'utf8',
+      env: { PATH: process.env['PATH'] ?? '' },
+      timeout: 60_000,
+    });
+    expect(r.signal, r.stderr).toBeNull();
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/error: datastore etcds:\/\/.*etcd refused the user "egw-controller": wrong user name or password/);
+    expect(r.stderr).not.toContain('not-the-password');
+    expect(r.stderr).not.toMatch(/datastore unreachable: waiting/);
+  });
+
   it("the gateway's role reads what the gateway reads (Nodes, FelixConfiguration, a watch of both) and can write nothing", async () => {
     const admin = await openDatastore(authUrl('root', join(pwDir, 'root.pw')), { env: {} });
     const gw = await openDatastore(authUrl('egw-gateway'), { env: {} });
