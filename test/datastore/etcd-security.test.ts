@@ -220,6 +220,36 @@ describe('etcd over TLS with client certificates', () => {
     });
     expect(ok.status, ok.stderr).toBe(0);
   });
+
+  // Last in this block: it turns authentication on in this etcd.
+  it("with authentication on, a user named by the client certificate's CN needs no password (egw render etcd-roles --no-password)", async () => {
+    const admin = new Etcd3({
+      hosts: `https://${tlsEtcd.endpoint}`,
+      credentials: { rootCertificate: readFileSync(pki.ca), certChain: readFileSync(pki.client.cert), privateKey: readFileSync(pki.client.key) },
+    });
+    try {
+      await admin.role('root').create();
+      await admin.user('root').create(ROOT_PW);
+      await admin.user('root').addRole('root');
+      const cni = roles.find((r) => r.program === 'cni')!;
+      await admin.role('cn-cni').create();
+      for (const p of cni.permissions) await admin.role('cn-cni').grant({ permission: p.permission === 'read' ? 'Read' : 'Readwrite', range: admin.range({ prefix: p.key }) });
+      await admin.auth.userAdd({ name: 'egw-client', options: { no_password: true } }); // the CN of pki.client
+      await admin.user('egw-client').addRole('cn-cni');
+      await admin.auth.authEnable();
+    } finally {
+      admin.close();
+    }
+    const store = await openDatastore(tlsUrl({ ca: pki.ca, cert: pki.client.cert, key: pki.client.key }), { env: {} });
+    try {
+      await store.commit([{ op: 'put', key: { kind: 'IPAMBlock', namespace: 'p', name: 'b1' }, value: { ok: true } }]);
+      const err: unknown = await store.commit([{ op: 'put', key: { kind: 'Pod', namespace: 'p', name: 'x' }, value: {} }]).catch((e: unknown) => e);
+      expect((err as EgwError).details['reason']).toBe('Forbidden');
+      expect((err as EgwError).message).toContain(`the etcd user named by the client certificate ${pki.client.cert} may not do this`);
+    } finally {
+      await store.close();
+    }
+  });
 });
 
 describe('etcd authentication and one least-privilege role per program', () => {

@@ -584,9 +584,11 @@ export function securityFailure(err: unknown, security: EtcdSecurity, endpoints:
     };
   }
   if (err instanceof EtcdPermissionDeniedError) {
+    // Without a user, etcd (--client-cert-auth) takes it from the client certificate's CN.
+    const who = user !== undefined ? `the etcd user ${JSON.stringify(user)}` : security.tls?.certFile !== undefined ? `the etcd user named by the client certificate ${security.tls.certFile}` : 'this client (no etcd user)';
     return {
       reason: 'Forbidden',
-      message: `permission denied: the etcd user ${JSON.stringify(user ?? '(none)')} may not do this (its roles do not grant it)`,
+      message: `permission denied: ${who} may not do this (its roles do not grant it)`,
       hint: 'give this program its role (egw render etcd-roles, docs/security.md); a gateway or CNI plugin writing here is a bug or an attack',
     };
   }
