@@ -369,5 +369,11 @@ describe('etcd authentication and one least-privilege role per program', () => {
     expect(renderEtcdRolesScript(roles, { noPassword: true })).toContain("etcdctl user add 'egw-agent' --no-password");
     expect(roles.find((r) => r.program === 'gateway')?.writes).toEqual([]);
     expect(roles.find((r) => r.program === 'cni')?.writes).toEqual(['BlockAffinity', 'FullBlockAffinity', 'IPAMBlock', 'IPAMGCMark', 'IPAMHandle']);
+    // The CLI prints the same roles (the JSON these tests applied), for another prefix too.
+    const cli = spawnSync(process.execPath, [EGW_CLI, 'render', 'etcd-roles', '--prefix', '/team-a/', '-o', 'json'], { encoding: 'utf8', timeout: 60_000 });
+    expect(cli.status, cli.stderr).toBe(0);
+    expect(JSON.parse(cli.stdout)).toEqual(etcdRoles('/team-a/'));
+    const bad = spawnSync(process.execPath, [EGW_CLI, 'render', 'etcd-roles', '--prefix', 'no-slash'], { encoding: 'utf8', timeout: 60_000 });
+    expect(bad.status).toBe(2);
   });
 });
