@@ -1003,9 +1003,14 @@ export class EgressCalculator {
         const want = prev?.maxNextHops ?? n;
         const u = this.usable(s);
         const gateways = chooseNextHops({ keep: (prev?.gateways ?? []).filter((g) => u.keys.has(g)), candidates: u.keyList, want, load: loadOf, seed: rec.facts.uid });
-        if (gateways.length === 0) continue;
+        // A chosen gateway that is terminating stays in the record while it drains (beside its
+        // replacement): the client's established flows still use it, and the controller's maintenance
+        // annotations read the record (docs/egress-calc.md, "Gateway maintenance"). It gets no new flows.
+        const draining = (prev?.gateways ?? []).filter((g) => !u.keys.has(g) && this.isDraining(g, s));
+        if (gateways.length === 0 && draining.length === 0) continue;
         for (const g of gateways) bump(g, 1);
-        (rules ??= {})[s.key] = { maxNextHops: want, gateways };
+        for (const g of draining) bump(g, 1);
+        (rules ??= {})[s.key] = { maxNextHops: want, gateways: draining.length === 0 ? gateways : [...gateways, ...draining].sort() };
       }
       if (rules === undefined) continue;
       const fresh: EgressNextHops = { client: rec.key, podUID: rec.facts.uid, node: local, rules };
@@ -1315,6 +1320,12 @@ export class EgressCalculator {
     return h === undefined || h.ip !== g.facts.ip || h.up;
   }
 
+  /** A member of `s` that is terminating and still has its address: it drains (no new flows) until it is gone. */
+  private isDraining(gateway: string, s: Sel): boolean {
+    const g = this.pods.get(gateway);
+    return g !== undefined && s.members.has(g) && g.facts.notReadyReason === 'terminating' && g.facts.ip !== undefined && g.node !== undefined;
+  }
+
   private polledDown(g: PodRec): boolean {
     if (!g.facts.ready || g.facts.ip === undefined || g.node === this.nodeName || g.facts.healthPort === undefined) return false;
     const h = this.health.get(g.key);
@@ -1329,7 +1340,8 @@ export class EgressCalculator {
     }
     if ((rule.spec.gateway?.maxNextHops ?? 0) > 0) {
       const choice = record?.rules[s.key];
-      if (choice !== undefined) return choice.gateways.flatMap((k) => this.pods.get(k) ?? []);
+      // The choice may name draining gateways (terminating): they take no new flows.
+      if (choice !== undefined) return choice.gateways.flatMap((k) => this.pods.get(k) ?? []).filter((g) => this.usableGateway(g));
     }
     return [...cands];
   }
@@ -1401,7 +1413,7 @@ function serviceAccountOf(pod: Pod): unknown {
  * The labels a pod selector sees: the pod's labels plus those Calico gives every workload endpoint
  * (`projectcalico.org/namespace`, `projectcalico.org/orchestrator`, `projectcalico.org/serviceaccount`).
  */
-function podLabels(ns: string, pod: Pod): Labels {
+export function podLabels(ns: string, pod: Pod): Labels {
   const out = prepareLabels(pod.metadata.labels ?? {}) as Record<string, string>;
   out['projectcalico.org/namespace'] = ns;
   out['projectcalico.org/orchestrator'] = 'k8s';
