@@ -298,7 +298,7 @@ export function sameAnnotations(pod: Pod, desired: GatewayMaintenance | undefine
 
 /** The three annotation values (undefined = absent) of `m`. */
 export function maintenanceValues(m: GatewayMaintenance | undefined): Record<(typeof GATEWAY_MAINTENANCE_ANNOTATIONS)[number], string | undefined> {
-  return { [GATEWAY_IP]: m?.gatewayIP, [STARTED]: m?.started, [FINISHED]: m?.finished } as Record<(typeof GATEWAY_MAINTENANCE_ANNOTATIONS)[number], string | undefined>;
+  return { [GATEWAY_IP]: m?.gatewayIP, [STARTED]: m?.started, [FINISHED]: m?.finished };
 }
 
 /**
