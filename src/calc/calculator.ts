@@ -84,6 +84,8 @@ interface ClientCalc {
   /** Gateways its routes name, and the remote ones among them that have a health port. */
   readonly chosen: readonly PodRec[];
   readonly polled: readonly PodRec[];
+  /** Terminating gateways its rules used: they carry its established flows until they are gone. */
+  readonly draining: readonly PodRec[];
   readonly selections: readonly Sel[];
   /** The status with its table, for the table it had last time. */
   withTable?: { id: number | undefined; status: ClientStatus };
@@ -976,7 +978,7 @@ export class EgressCalculator {
       this.clientCache.clear();
       this.previousDesired.clear();
       return {
-        ...base, vxlan: undefined, clusterThrows: [], tables: [], clients: [], ignored, gateways: [], tunnelPeers: [], localPodIps, pollTargets: [], returnPath: undefined,
+        ...base, vxlan: undefined, clusterThrows: [], tables: [], clients: [], ignored, gateways: [], draining: [], tunnelPeers: [], localPodIps, pollTargets: [], returnPath: undefined,
         localGateways: [], nextHops: [], staleNextHops: [...owned.keys()].sort(), issues: [],
       };
     }
@@ -1055,6 +1057,7 @@ export class EgressCalculator {
     const tableOf = new Map<number, { key: string; routes: readonly CalcRoute[]; ips: TableClient[] }>();
     const statuses: ClientStatus[] = [];
     const peerSet = new Set<PodRec>();
+    const drainSet = new Set<PodRec>();
     const polled = new Set<PodRec>();
     calcs.forEach((c, i) => {
       const rec = clients[i]!;
@@ -1081,6 +1084,7 @@ export class EgressCalculator {
         if (c.withTable?.id !== id) c.withTable = { id, status: { ...c.status, table: id } };
         status = c.withTable.status;
         for (const g of c.chosen) peerSet.add(g);
+        for (const g of c.draining) drainSet.add(g);
       }
       for (const g of c.polled) polled.add(g);
       statuses.push(status);
@@ -1174,6 +1178,12 @@ export class EgressCalculator {
     const peerNums = new Set<number>();
     for (const ip of this.nodeIps.values()) if (ip !== undefined) peerNums.add(parseIpv4(ip)!);
     for (const g of gateways) peerNums.add(parseIpv4(g.ip)!);
+    // Draining gateways that are not also in use (a re-created pod with the same address would be) stay peers.
+    const draining: GatewayPeer[] = [...drainSet]
+      .filter((g) => !peerSet.has(g))
+      .sort(byIp)
+      .map((g) => ({ pod: g.key, ip: g.facts.ip!, nodeName: g.node!, nodeIp: this.nodeIpOf(g), local: g.node === local }));
+    for (const g of draining) peerNums.add(parseIpv4(g.ip)!);
     const tunnelPeers = [...peerNums].sort((a, b) => a - b).map(formatIpv4);
     const nextHops = [...desired.values()].sort((a, b) => (a.client < b.client ? -1 : a.client > b.client ? 1 : 0));
     const staleNextHops = [...owned.keys()].filter((k) => !desired.has(k)).sort();
@@ -1185,6 +1195,7 @@ export class EgressCalculator {
       clients: statuses,
       ignored,
       gateways,
+      draining,
       tunnelPeers,
       localPodIps,
       pollTargets,
@@ -1237,6 +1248,7 @@ export class EgressCalculator {
     const ruleStatus: ClientRuleStatus[] = [];
     const routes: { route: CalcRoute; net: Ipv4Net }[] = [];
     const chosenAll: PodRec[] = [];
+    const draining: PodRec[] = [];
     const polled: PodRec[] = [];
     const selections: Sel[] = [];
     let gatewayRules = 0;
@@ -1269,6 +1281,7 @@ export class EgressCalculator {
         const s = r.selection!;
         selections.push(s);
         const chosen = this.effectiveGateways(rec, r, s, this.usable(s).list, choice).sort(byIp);
+        draining.push(...this.drainingGateways(rec, r, s, choice, chosen));
         for (const g of chosen) {
           chosenAll.push(g);
           if (g.node !== this.nodeName && g.facts.healthPort !== undefined) polled.push(g);
@@ -1297,7 +1310,7 @@ export class EgressCalculator {
       rules: ruleStatus,
       notes,
     };
-    return { deps, choice, status, routes: sortedRoutes, key: routeKey(sortedRoutes), chosen: chosenAll, polled, selections };
+    return { deps, choice, status, routes: sortedRoutes, key: routeKey(sortedRoutes), chosen: chosenAll, polled, selections, draining };
   }
 
   /** Records this node owns: those of its pods, and those it wrote for pods that no longer exist. */
@@ -1318,6 +1331,24 @@ export class EgressCalculator {
     if (!g.facts.ready || g.facts.ip === undefined || g.node === undefined) return false;
     const h = this.health.get(g.key);
     return h === undefined || h.ip !== g.facts.ip || h.up;
+  }
+
+  /**
+   * The terminating gateways a rule used (docs/egress-calc.md, "Gateway maintenance"): its terminating
+   * members, narrowed for maxNextHops to the stored choice and for PreferNodeLocal to the client's node when
+   * the rule's gateways are there.
+   */
+  private drainingGateways(rec: PodRec, rule: ConfigRule, s: Sel, record: EgressNextHops | undefined, chosen: readonly PodRec[]): PodRec[] {
+    if (s.error !== undefined) return [];
+    let out: PodRec[] = [];
+    for (const g of s.members) if (this.isDraining(g.key, s)) out.push(g);
+    if (out.length === 0) return out;
+    if ((rule.spec.gateway?.maxNextHops ?? 0) > 0) {
+      const names = record?.rules[s.key]?.gateways;
+      if (names !== undefined) out = out.filter((g) => names.includes(g.key));
+    }
+    if (rule.spec.preferNodeLocal && chosen.length > 0 && chosen.every((g) => g.node === rec.node)) out = out.filter((g) => g.node === rec.node);
+    return out;
   }
 
   /** A member of `s` that is terminating and still has its address: it drains (no new flows) until it is gone. */

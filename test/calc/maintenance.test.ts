@@ -139,3 +139,20 @@ describe('maxNextHops while a chosen gateway drains (calc)', () => {
     expect(gone.nextHops[0]?.rules[key]?.gateways).toEqual(['app/red-2']);
   });
 });
+
+describe('draining gateways in a node\'s state (calc)', () => {
+  it('a terminating gateway leaves the routes at once and is listed as draining (a tunnel peer) until it is gone', () => {
+    const res: CalcResource[] = [...base, terminating(red1, 30, 30), red2];
+    const state = new EgressCalculator('n1').load({ resources: res }).result();
+    expect(state.clients.find((c) => c.pod === 'app/c1')?.rules[0]?.gateways).toEqual([{ pod: 'app/red-2', ip: '100.64.0.2' }]);
+    expect(state.draining).toEqual([{ pod: 'app/red-1', ip: '100.64.0.1', nodeName: 'n2', nodeIp: '10.1.0.2', local: false }]);
+    expect(state.tunnelPeers).toContain('100.64.0.1');
+    const gone = new EgressCalculator('n1').load({ resources: res.filter((r) => r.metadata.name !== 'red-1') }).result();
+    expect(gone.draining).toEqual([]);
+    expect(gone.tunnelPeers).not.toContain('100.64.0.1');
+    // The last gateway draining: new flows fail closed, established ones keep their gateway.
+    const last = new EgressCalculator('n1').load({ resources: [...base, terminating(red1, 30, 30)] }).result();
+    expect(last.clients.find((c) => c.pod === 'app/c1')?.state).toBe('fail-closed');
+    expect(last.draining.map((g) => g.pod)).toEqual(['app/red-1']);
+  });
+});
