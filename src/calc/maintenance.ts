@@ -238,14 +238,14 @@ function nsEntry(ns: Namespace): { labels: Labels; ann: EgressAnnotations | unde
 
 /**
  * The maintenance annotations every pod should carry, as the patches that get there from what the pods
- * carry now. Per client:
- * - it routes through terminating gateways: the one **finishing first** (ties: lower address) — the one the
- *   application must act on first; when it is gone, the next one shows;
- * - otherwise, annotations it already carries are kept while their gateway is gone (no terminating pod has
- *   that address any more) and their finish time is still ahead — a gateway that exits early does not
- *   take the warning back; they go at the finish time (see `nextCheckMs`) or as soon as the pod stops being
- *   a client;
- * - otherwise none.
+ * carry now. Per client, of these candidates the one **finishing first** (ties: lower address) — the one
+ * the application must act on first:
+ * - the terminating gateways it routes through;
+ * - the gateway its annotations already name, when that gateway is gone (no terminating pod has that
+ *   address any more) and its finish time is still ahead: a gateway that exits early does not take the
+ *   warning back; it goes at the finish time (see `nextCheckMs`), or at once when the pod stops being a
+ *   client.
+ * None when there is no candidate.
  * Idempotent: applying the patches and planning again gives no patch.
  */
 export function planGatewayMaintenance(input: MaintenanceInput): MaintenancePlan {
@@ -276,11 +276,13 @@ export function planGatewayMaintenance(input: MaintenanceInput): MaintenancePlan
     const current = currentMaintenance(p);
     let desired: GatewayMaintenance | undefined;
     const first = relation.get(key)?.[0];
-    if (first !== undefined) desired = { gatewayIP: first.ip, started: rfc3339(first.startedMs), finished: rfc3339(first.finishedMs) };
-    else if (current !== undefined && clientKeys.has(key) && !terminatingIps.has(current.gatewayIP) && current.finishedMs > input.nowMs) {
-      desired = { gatewayIP: current.gatewayIP, started: current.started, finished: current.finished };
-      nextCheckMs = Math.min(nextCheckMs ?? Infinity, current.finishedMs);
-    }
+    // The warning of a gateway already gone stands until its finish time (it is not taken back early).
+    const kept = current !== undefined && clientKeys.has(key) && !terminatingIps.has(current.gatewayIP) && current.finishedMs > input.nowMs ? current : undefined;
+    const keptFirst = kept !== undefined && (first === undefined || kept.finishedMs < first.finishedMs || (kept.finishedMs === first.finishedMs && parseIpv4(kept.gatewayIP)! < parseIpv4(first.ip)!));
+    if (kept !== undefined && keptFirst) {
+      desired = { gatewayIP: kept.gatewayIP, started: kept.started, finished: kept.finished };
+      nextCheckMs = Math.min(nextCheckMs ?? Infinity, kept.finishedMs);
+    } else if (first !== undefined) desired = { gatewayIP: first.ip, started: rfc3339(first.startedMs), finished: rfc3339(first.finishedMs) };
     if (!sameAnnotations(p, desired)) {
       patches.push({ namespace: p.metadata.namespace ?? 'default', name: p.metadata.name, uid: p.metadata.uid, set: desired });
     }

@@ -35,6 +35,8 @@ export interface GatewayMaintenanceDeps {
 export interface GatewayMaintenanceOptions {
   /** Plan again at least this often (default 30 s). */
   resyncMs?: number;
+  /** After a change, wait this long for more before planning (default 200 ms): a burst of pod events costs one pass. */
+  debounceMs?: number;
 }
 
 /** What one pass did. */
@@ -52,6 +54,8 @@ const KINDS = ['Pod', 'Namespace', 'EgressGatewayPolicy', 'FelixConfiguration', 
 /** The controller part that keeps the maintenance annotations (see the module comment). */
 export class GatewayMaintenanceWriter {
   private readonly log: Logger;
+  /** Validated resources by key and revision: a pass validates only what changed since the last one. */
+  private validated = new Map<string, { revision: number; resource: CalcResource | undefined }>();
 
   constructor(
     private readonly deps: GatewayMaintenanceDeps,
@@ -69,17 +73,25 @@ export class GatewayMaintenanceWriter {
     const resources: CalcResource[] = [];
     const nextHops: EgressNextHops[] = [];
     const pods = new Map<string, StoredResource>();
+    const validated = new Map<string, { revision: number; resource: CalcResource | undefined }>();
     for (const s of stored) {
       if (s.key.kind === NEXT_HOPS_KIND) {
         const r = parseNextHops(s);
         if (r !== undefined) nextHops.push(r);
         continue;
       }
-      const { resource } = validateDocument(s.value, { file: `datastore:${formatKey(s.key)}`, documentIndex: 1 });
-      if (resource === undefined || resource.kind !== s.key.kind) continue;
-      if (resource.kind === 'Pod') pods.set(`${s.key.namespace ?? 'default'}/${s.key.name}`, s);
-      resources.push(resource as CalcResource);
+      const id = formatKey(s.key);
+      let v = this.validated.get(id);
+      if (v === undefined || v.revision !== s.modRevision) {
+        const { resource } = validateDocument(s.value, { file: `datastore:${id}`, documentIndex: 1 });
+        v = { revision: s.modRevision, resource: resource === undefined || resource.kind !== s.key.kind ? undefined : (resource as CalcResource) };
+      }
+      validated.set(id, v);
+      if (v.resource === undefined) continue;
+      if (v.resource.kind === 'Pod') pods.set(`${s.key.namespace ?? 'default'}/${s.key.name}`, s);
+      resources.push(v.resource);
     }
+    this.validated = validated;
     const plan = planGatewayMaintenance({ resources, nextHops, nowMs: this.deps.clock.now() });
     const written: string[] = [];
     const deferred: string[] = [];
@@ -139,6 +151,7 @@ export class GatewayMaintenanceWriter {
       return;
     }
     const resync = this.options.resyncMs ?? 30_000;
+    const debounce = this.options.debounceMs ?? 200;
     while (!signal.aborted) {
       let nextCheckMs: number | undefined;
       let retrySoon = false;
@@ -169,6 +182,13 @@ export class GatewayMaintenanceWriter {
         }
         signal.removeEventListener('abort', onStop);
         wake = undefined;
+        if (dirty && debounce > 0 && !signal.aborted) {
+          try {
+            await clock.sleep(debounce, signal);
+          } catch {
+            // stopping
+          }
+        }
       }
       // A timer (expiry, resync, retry) plans again even without a change.
       dirty = true;

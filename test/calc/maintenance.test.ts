@@ -81,6 +81,18 @@ describe('planGatewayMaintenance', () => {
     expect(planGatewayMaintenance({ resources: moved, nowMs: T0 }).patches).toEqual([{ namespace: 'app', name: 'c1', uid: 'u-c1', set: undefined }]);
   });
 
+  it('a gateway that exits early keeps its warning until its finish time, even while another one terminates', () => {
+    let res: CalcResource[] = [...base, terminating(red1, 30, 30), red2];
+    res = apply(res, planGatewayMaintenance({ resources: res, nowMs: T0 }));
+    // red-1 exits at once; red-2 starts terminating (finishing later): the warning about red-1 stands.
+    res = res.filter((r) => r.metadata.name !== 'red-1').map((r) => (r.metadata.name === 'red-2' ? terminating(red2, 50, 30) : r));
+    const during = planGatewayMaintenance({ resources: res, nowMs: T0 + 25_000 });
+    expect(during.patches).toEqual([]);
+    expect(during.nextCheckMs).toBe(T0 + 30_000);
+    // At red-1's finish time, red-2's warning replaces it.
+    expect(planGatewayMaintenance({ resources: res, nowMs: T0 + 30_000 }).patches[0]?.set).toEqual({ gatewayIP: '100.64.0.2', started: '2026-12-08T04:00:20Z', finished: '2026-12-08T04:00:50Z' });
+  });
+
   it('several terminating gateways: the one finishing first, then the next', () => {
     let res: CalcResource[] = [...base, terminating(red1, 90, 60), terminating(red2, 40, 30)];
     res = apply(res, planGatewayMaintenance({ resources: res, nowMs: T0 }));
