@@ -133,6 +133,18 @@ describe('the gateway-maintenance writer on the SQLite datastore', () => {
     expect(await annotations('c2')).toEqual({ [SEL]: RED, 'egress.projectcalico.org/maxNextHops': '1' });
   });
 
+  it('restart: a fresh writer removes annotations a previous one left for a gateway long gone, and never writes an invalid pod', async () => {
+    await seed();
+    const stale = pod('c1', { ip: '10.2.0.1', node: 'n1', uid: 'u-c1', annotations: { 'example.com/owner': 'team-a', [IP]: '100.64.0.9', [STARTED]: iso(T0 - 90_000), [FINISHED]: iso(T0 - 60_000) } });
+    // Invalid (a container without a name): absent for the planner, so never written, whatever it carries.
+    const invalid: JsonObject = { ...pod('bad', { ip: '10.2.0.3', node: 'n1', uid: 'u-bad', annotations: { [IP]: '100.64.0.9', [STARTED]: iso(T0 - 90_000), [FINISHED]: iso(T0 - 60_000) } }), spec: { containers: [{}] } };
+    await store.commit([put('Pod', 'c1', stale, 'app'), put('Pod', 'bad', invalid, 'app')]);
+    const writer = new GatewayMaintenanceWriter({ store, clock: new FakeClock(T0) });
+    expect((await writer.runOnce(await all())).written).toEqual(['app/c1']);
+    expect(await annotations('c1')).toEqual({ 'example.com/owner': 'team-a' });
+    expect((await annotations('bad'))?.[IP]).toBe('100.64.0.9');
+  });
+
   it('run(): follows the store in real time — annotations appear when the gateway starts terminating and go after its grace', async () => {
     await seed();
     const writer = new GatewayMaintenanceWriter({ store, clock: new SystemClock() }, { resyncMs: 60_000 });
