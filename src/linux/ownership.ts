@@ -33,6 +33,14 @@ export const DEFAULT_EGRESS_RULE_PRIORITY = 100;
 /** FelixConfiguration `awsSecondaryIPRoutingRulePriority` default. */
 export const DEFAULT_ENI_RULE_PRIORITY = 101;
 
+/**
+ * The packet- and conntrack-mark bits egw's drain uses on client nodes (docs/linux-dataplane.md, "Draining a
+ * terminating gateway"): 63 gateway slots in 0x3f00, clear of kube-proxy's 0x4000/0x8000 and of Calico's
+ * default `iptablesMarkMask` 0xffff0000. A drain rule is ours when its priority is
+ * egressIPRoutingRulePriority − 1, its protocol EGRESS_ROUTE_PROTOCOL and it selects on fwmark only.
+ */
+export const DEFAULT_DRAIN_MARK_MASK = 0x3f00;
+
 /** FelixConfiguration `egressIPVXLANVNI` default. */
 export const DEFAULT_VXLAN_VNI = 4097;
 
