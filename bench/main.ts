@@ -18,6 +18,7 @@ import { cniBenchmark } from './cni.js';
 import { dataplaneBenchmark } from './dataplane.js';
 import { failoverBenchmark } from './failover.js';
 import { kubernetesBenchmark } from './kubernetes.js';
+import { rolloutBenchmark } from './rollout.js';
 
 /** Every benchmark, by name. One line each. */
 const benchmarks: readonly Benchmark[] = [
@@ -31,6 +32,7 @@ const benchmarks: readonly Benchmark[] = [
   dataplaneBenchmark,
   failoverBenchmark,
   kubernetesBenchmark,
+  rolloutBenchmark,
 ];
 
 function usage(): string {
