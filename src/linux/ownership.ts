@@ -11,6 +11,8 @@ import { EgwError } from '../platform/errors.js';
  * | route (ENI)       | protocol {@link ENI_ROUTE_PROTOCOL} in a table of the route-table range    |
  * | rule (egress)     | priority = egressIPRoutingRulePriority and protocol EGRESS_ROUTE_PROTOCOL  |
  * | rule (ENI)        | priority = awsSecondaryIPRoutingRulePriority and protocol ENI_ROUTE_PROTOCOL |
+ * | rule (drain)      | priority = egressIPRoutingRulePriority − 1, protocol EGRESS_ROUTE_PROTOCOL, fwmark only |
+ * | marks             | conntrack/packet mark bits {@link DEFAULT_DRAIN_MARK_MASK}, on connections through egw.vxlan |
  * | nexthop           | id in the nexthop-id range and protocol EGRESS_ROUTE_PROTOCOL              |
  * | nftables          | the one table `ip` {@link EGW_NFT_TABLE}                                   |
  */
