@@ -269,7 +269,10 @@ describe.skipIf(!canRun)('lab scheduler and kubelets in namespaces', () => {
       const gw = gatewayNames.map((n) => podOf(all.get(n)));
       const nodes = gw.map((p) => p.spec.nodeName).filter((x): x is string => x !== undefined);
       const pending = gw.filter((p) => p.spec.nodeName === undefined);
-      return nodes.length === 2 && pending.length === 1 && cond(pending[0], 'PodScheduled')?.['status'] === 'False' && podOf(all.get('client')).spec.nodeName !== undefined ? { nodes, pending: pending[0]! } : undefined;
+      // The verdict we mean is the capacity one: on a busy machine a late heartbeat can make the scheduler
+      // first see a node as unreachable (another, transient reason); its next pass says the capacity.
+      const capacityOnly = /Insufficient/.test(String(cond(pending[0], 'PodScheduled')?.['message'])) && !/unreachable|not-ready/.test(String(cond(pending[0], 'PodScheduled')?.['message']));
+      return nodes.length === 2 && pending.length === 1 && cond(pending[0], 'PodScheduled')?.['status'] === 'False' && capacityOnly && podOf(all.get('client')).spec.nodeName !== undefined ? { nodes, pending: pending[0]! } : undefined;
     });
     expect(bound.nodes.sort()).toEqual(['node-a', 'node-b']);
     expect(cond(bound.pending, 'PodScheduled')).toMatchObject({ reason: 'Unschedulable', message: '0/2 nodes are available: 2 Insufficient projectcalico.org/aws-secondary-ipv4.' });
