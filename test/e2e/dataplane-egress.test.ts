@@ -126,7 +126,7 @@ describe('egw agent + egw gateway, real packets', () => {
     }
     await c.waitForClient('c1', 'routed again', (x) => x?.state === 'routed');
     expect(Object.keys(tally(await c.connect('c1', 'internet', { count: 5 }))).every((ip) => ip === red1 || ip === red2)).toBe(true);
-  });
+  }, 90_000);
 
   it("all gateways failing their own ICMP probes: n1's polls see /readiness 503 and fail closed; probes pass again: routed", async () => {
     // Drop the gateways' pings at the probe target: each red gateway goes not-ready after 1 s of silence.
@@ -145,7 +145,7 @@ describe('egw agent + egw gateway, real packets', () => {
     }
     await c.waitForClient('c1', 'routed again', (x) => MiniCluster.gatewaysOf(x).join() === [red1, red2].join(), 20_000);
     expect(Object.keys(tally(await c.connect('c1', 'internet', { count: 5 }))).every((ip) => ip === red1 || ip === red2)).toBe(true);
-  });
+  }, 90_000);
 
   it("the agent's metrics: remote gateways by status, polls, applies", async () => {
     // The gauges follow the polls: after the previous test's recovery, wait until they show all three up.
@@ -171,5 +171,5 @@ describe('egw agent + egw gateway, real packets', () => {
     }
     await c.waitForClient('c1', 'routed again', (x) => x?.state === 'routed');
     expect(Object.keys(tally(await c.connect('c1', 'internet', { count: 5 }))).every((ip) => ip === red1 || ip === red2)).toBe(true);
-  });
+  }, 90_000);
 });

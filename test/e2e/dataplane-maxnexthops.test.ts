@@ -72,5 +72,5 @@ describe('maxNextHops 2 over 6 gateways, 30 clients', () => {
       const seen = Object.keys(tally(await c.connect(p.name, 'internet', { count: 8 })));
       expect(seen.every((ip) => mine.includes(ip)), `${p.name}: saw ${seen.join()} but has ${mine.join()}`).toBe(true);
     }
-  });
+  }, 120_000); // 240 connections one after another: slow on a busy machine
 });
