@@ -133,7 +133,8 @@ afterAll(async () => {
   expect(await labNamespaces(shell, PREFIX)).toEqual([]);
 });
 
-describe('lab fabric driver', () => {
+// Each test drives the emulator and probes through real namespaces: minutes, not seconds, on a busy machine.
+describe('lab fabric driver', { timeout: 120_000 }, () => {
   it('gives every instance its primary ENI as eth0, as EC2 and its DHCP would', async () => {
     const link = JSON.parse(await inNs(names.nodes['n1']!, 'ip', '-json', '-4', 'addr', 'show', 'dev', 'eth0')) as { address: string; addr_info: { local: string; prefixlen: number }[] }[];
     expect(link[0]?.addr_info.map((a) => `${a.local}/${a.prefixlen}`)).toEqual(['100.64.16.10/22']);
