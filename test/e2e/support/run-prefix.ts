@@ -22,6 +22,7 @@ export const RUN_TAGS = [
   'deg', // dataplane-egress
   'dfo', // dataplane-failover
   'dmh', // dataplane-maxnexthops
+  'drn', // dataplane-drain
   'drs', // dataplane-restart
   'dvx', // dataplane-vxlan-filter
   'fab', // lab-fabric
