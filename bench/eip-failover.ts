@@ -13,7 +13,7 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Benchmark, Figures } from './harness.js';
@@ -233,6 +233,9 @@ async function variant(root: string, standby: boolean, rows: (string | number)[]
       const ms = bad.length === 0 ? 0 : lastBad - killedAt;
       times.push(ms);
       rows.push([name, i, holder.pod, bad.length, ms]);
+      // An outlier is kept for study: the lab's process logs of that round (EGW_BENCH_EIP_KEEP=dir).
+      const keep = process.env['EGW_BENCH_EIP_KEEP'];
+      if (keep !== undefined && ms > 10_000) cpSync(join(state, 'logs'), join(keep, `${name}-${i}-${killedAt}`), { recursive: true });
     }
   } finally {
     prober?.kill('SIGKILL');
@@ -248,8 +251,10 @@ export const eipFailoverBenchmark: Benchmark = {
     const root = mkdtempSync(join(tmpdir(), 'egw-bench-eip-'));
     const rows: (string | number)[][] = [];
     try {
-      const withStandby = await variant(root, true, rows);
-      const without = await variant(root, false, rows);
+      // EGW_BENCH_EIP_VARIANTS=standby runs only one side (for study; the figures need both).
+      const only = process.env['EGW_BENCH_EIP_VARIANTS'];
+      const withStandby = only === 'replacement' ? [] : await variant(root, true, rows);
+      const without = only === 'standby' ? [] : await variant(root, false, rows);
       printTable('Elastic IP holder deleted (grace 0)', ['variant', 'round', 'holder', 'failed probes', 'public IP lost ms'], rows);
       const a = summarize(withStandby);
       const b = summarize(without);
