@@ -28,9 +28,9 @@ import { NEXT_HOPS_KIND, nextHopsKey, nodeStatusKey, nodeStatusValue, parseNextH
 import { buildNodeStatus, describeClient } from './status.js';
 
 /** The kinds the agent follows. */
-export const AGENT_KINDS = ['FelixConfiguration', 'IPPool', 'Namespace', 'Node', 'EgressGatewayPolicy', 'Pod', NEXT_HOPS_KIND] as const;
+export const AGENT_KINDS = ['FelixConfiguration', 'IPPool', 'Namespace', 'Node', 'EgressGatewayPolicy', 'EgressGateway', 'Pod', NEXT_HOPS_KIND] as const;
 
-const CALC_KINDS: ReadonlySet<string> = new Set<CalcKind>(['Pod', 'Namespace', 'Node', 'EgressGatewayPolicy', 'FelixConfiguration']);
+const CALC_KINDS: ReadonlySet<string> = new Set<CalcKind>(['Pod', 'Namespace', 'Node', 'EgressGatewayPolicy', 'EgressGateway', 'FelixConfiguration']);
 
 /** Side effects the agent uses, injected. */
 export interface AgentDeps {
