@@ -38,7 +38,7 @@ function controllerRef(pod: Pod): OwnerRef | undefined {
   const refs: unknown = pod.metadata.ownerReferences;
   if (!Array.isArray(refs)) return undefined;
   for (const r of refs as unknown[]) {
-    if (typeof r === 'object' && r !== null && (r as OwnerRef).controller === true) return r as OwnerRef;
+    if (typeof r === 'object' && r !== null && (r as OwnerRef).controller === true) return r;
   }
   return undefined;
 }

@@ -50,7 +50,7 @@ export const OWNER = 'gateways';
 
 /** An EgressGateway (the owner gateway pods need; docs/security.md, 7). */
 export function egressGateway(namespace: string, name = OWNER, uid?: string): EgressGateway {
-  return { apiVersion: 'operator.tigera.io/v1', kind: 'EgressGateway', metadata: { name, namespace, ...(uid === undefined ? {} : { uid }) }, spec: {} } as EgressGateway;
+  return { apiVersion: 'operator.tigera.io/v1', kind: 'EgressGateway', metadata: { name, namespace, ...(uid === undefined ? {} : { uid }) }, spec: {} };
 }
 
 /**
