@@ -28,7 +28,15 @@ function podRec(ns: string, name: string, node: string, ip: string, o: { labels?
   return {
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: { name, namespace: ns, uid: `uid-${name}`, ...(o.labels === undefined ? {} : { labels: o.labels }), ...(o.annotations === undefined ? {} : { annotations: o.annotations }) },
+    metadata: {
+      name,
+      namespace: ns,
+      uid: `uid-${name}`,
+      ...(o.labels === undefined ? {} : { labels: o.labels }),
+      ...(o.annotations === undefined ? {} : { annotations: o.annotations }),
+      // Gateway pods belong to an EgressGateway (only such pods act as gateways; docs/security.md, 7).
+      ...(o.gateway === true ? { ownerReferences: [{ apiVersion: 'operator.tigera.io/v1', kind: 'EgressGateway', name: 'gateways', controller: true }] } : {}),
+    },
     spec: { nodeName: node, containers: [{ name: 'main', ...(o.gateway === true ? { ports: [{ name: 'health', containerPort: 8080 }] } : {}) }] },
     status: { phase: 'Running', podIP: ip, conditions: [{ type: 'Ready', status: o.ready === false ? 'False' : 'True' }] } as NonNullable<Pod['status']>,
   };
@@ -113,6 +121,7 @@ beforeEach(async () => {
     nodeRec('n2', '10.10.2.10'),
     nodeRec('n3', '10.10.3.10'),
     nsRec('egw'),
+    { apiVersion: 'operator.tigera.io/v1', kind: 'EgressGateway', metadata: { name: 'gateways', namespace: 'egw' }, spec: { ipPools: [{ name: 'egress' }] } },
     nsRec('app', { [SEL]: "egress-code == 'red'", [NSSEL]: "projectcalico.org/name == 'egw'" }),
     podRec('egw', 'g1', 'n2', G1, { labels: { 'egress-code': 'red' }, gateway: true }),
     podRec('egw', 'g2', 'n3', G2, { labels: { 'egress-code': 'red' }, gateway: true }),
@@ -266,6 +275,22 @@ describe('egw agent', () => {
     await put(podRec('app', 'c1', 'n1', C1));
     await until('routed again', async () => kernelGateways().length === 2);
     expect((await status())?.clients.find((c) => c.pod === 'app/c1')?.state).toBe('routed');
+  });
+
+  it('a hand-made pod matching the selector is not a gateway; with its EgressGateway gone its clients drop, and the status says why', async () => {
+    const a = agent();
+    a.start();
+    await until('programmed', async () => kernelGateways().length === 2);
+    // An intruder in the gateways' namespace with the right labels but no owner: named, never used.
+    await put(podRec('egw', 'gx', 'n2', '100.64.0.99', { labels: { 'egress-code': 'red' } }));
+    const issue = await until('refusal reported', async () => (await status())?.issues.find((i) => i.code === 'GatewayRefused'));
+    expect(issue.message).toContain('pod egw/gx');
+    expect(kernelGateways().length).toBe(2);
+    expect(kernelGateways()).not.toContain('100.64.0.99');
+    // The EgressGateway deleted: its pods are no longer gateways; the client drops (never the node IP).
+    await store.commit([{ op: 'delete', key: { kind: 'EgressGateway', namespace: 'egw', name: 'gateways' } }]);
+    await until('fail closed', async () => kernelGateways().join() === 'unreachable');
+    expect((await status())?.clients.find((c) => c.pod === 'app/c1')?.rules[0]?.reason).toBe('no-gateway-allowed');
   });
 
   it('a malformed unrelated annotation on a selected pod fails it closed, not open', async () => {
