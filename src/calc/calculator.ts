@@ -480,6 +480,7 @@ export class EgressCalculator {
     this.setConfig(rec, undefined);
     this.indexLabels(rec, rec.raw.metadata.labels, false);
     removeFrom(this.podsByNs, rec.ns, rec);
+    this.forgetNamespaceIfGone(rec.ns);
     if (rec.node !== undefined) removeFrom(this.podsByNode, rec.node, rec);
     this.pods.delete(key);
     rec.deleted = true;
@@ -703,6 +704,16 @@ export class EgressCalculator {
       this.nsConfigKeys.delete(name);
       for (const rec of this.podsByNs.get(name) ?? []) this.updateConfig(rec);
     }
+    if (ns === undefined) this.forgetNamespaceIfGone(name);
+  }
+
+  /**
+   * Drops what is cached per namespace once neither the Namespace nor any of its pods is left: an agent
+   * runs for months while namespaces come and go (docs/security.md, 11: maps pruned).
+   */
+  private forgetNamespaceIfGone(ns: string): void {
+    if (this.namespaces.has(ns) || (this.podsByNs.get(ns)?.size ?? 0) > 0) return;
+    this.nsConfigKeys.delete(ns);
   }
 
   private refreshNamespace(s: Sel, ns: string): void {

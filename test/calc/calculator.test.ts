@@ -3,7 +3,7 @@ import { GATEWAY_PODS_ALLOWED_LABEL, type EgressGatewayRule } from '../../src/ap
 import { EgressCalculator } from '../../src/calc/calculator.js';
 import { selectionKey } from '../../src/calc/selection.js';
 import type { CalcResource, EgressNextHops } from '../../src/calc/types.js';
-import { clientRoutes, compute, egressGateway, felix, gateway, MAXHOPS, namespace, node, NODES, NSSEL, pod, policy, POLICY, SEL } from './fixtures.js';
+import { clientRoutes, compute, egressGateway, OWNER, felix, gateway, MAXHOPS, namespace, node, NODES, NSSEL, pod, policy, POLICY, SEL } from './fixtures.js';
 
 const EGW_NS = "projectcalico.org/name == 'egw'";
 const RED = "egress-code == 'red'";
@@ -261,6 +261,31 @@ describe('who may act as a gateway (docs/security.md, 7)', () => {
     const local = s.localGateways.find((g) => g.pod === 'egw/red-9');
     expect(local?.ready).toBe(false);
     expect(local?.reason).toContain('not allowed as a gateway: not owned by an EgressGateway');
+  });
+});
+
+describe('long-running: per-key state is pruned when its keys go (docs/security.md, 11)', () => {
+  it('the per-namespace configuration cache returns to zero once namespaces and their pods are gone', () => {
+    const calc = new EgressCalculator('n1').load({ resources: world('EnabledPerNamespace', { [SEL]: RED, [NSSEL]: EGW_NS }) });
+    const size = () => (calc as unknown as { nsConfigKeys: Map<string, unknown>; egressGateways: Map<string, unknown> });
+    const base = size().nsConfigKeys.size;
+    for (let i = 0; i < 100; i++) {
+      calc.upsert(namespace(`tmp-${i}`, i % 2 === 0 ? { [SEL]: RED, [NSSEL]: EGW_NS } : undefined));
+      calc.upsert(pod(`tmp-${i}`, 'p', { node: 'n1', ip: `10.2.1.${i + 1}` }));
+      calc.upsert(egressGateway(`tmp-${i}`));
+    }
+    calc.result();
+    expect(size().nsConfigKeys.size).toBe(base + 100);
+    for (let i = 0; i < 100; i++) {
+      // Either order: the namespace first, or its pod first.
+      if (i % 3 === 0) calc.delete('Namespace', `tmp-${i}`);
+      calc.delete('Pod', 'p', `tmp-${i}`);
+      if (i % 3 !== 0) calc.delete('Namespace', `tmp-${i}`);
+      calc.delete('EgressGateway', OWNER, `tmp-${i}`);
+    }
+    calc.result();
+    expect(size().nsConfigKeys.size).toBe(base);
+    expect([...size().egressGateways.keys()].sort()).toEqual(['app', 'egw']);
   });
 });
 

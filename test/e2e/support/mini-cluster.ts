@@ -319,7 +319,7 @@ export class MiniCluster {
       kind: 'EgressGateway',
       metadata: { name: MINI_GATEWAY_OWNER, namespace: ns },
       spec: { ipPools: [{ name: 'egress' }] },
-    }) as AnyResource);
+    }));
     await this.setFelix(this.spec.felix ?? {});
     for (const r of [...pools, ...nodes, ...extraNs, ...owners, ...given]) await this.apply(r);
     for (const p of this.spec.pods) if (p.record !== false) await this.apply(this.podRecord(p.name));
