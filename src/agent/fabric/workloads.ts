@@ -6,6 +6,7 @@
  * not host-networked) that lies in an AWS-backed IPPool (one with `awsSubnetID`). A terminating pod keeps
  * its address in the fabric until the pod is gone or finished (its connections drain meanwhile).
  */
+import { ALLOWED_ELASTIC_IPS, describeAllowList, elasticIpsNotAllowed, readAllowList } from '../../api/allow-list.js';
 import { CNI_AWS_ELASTIC_IPS, parseStringArray } from '../../api/annotations.js';
 import { ipv4NetContains, isIpv4, parseIpv4Net, requireIpv4 } from '../../platform/ipv4.js';
 import type { AWSSubnet } from '../../api/kinds/aws-subnet.js';
@@ -44,7 +45,12 @@ export function podIpv4s(pod: Pod): string[] {
  * the pod's Elastic IPs (`cni.projectcalico.org/awsElasticIPs`), its UID and creation time. A malformed
  * Elastic-IP annotation is a problem on the pod (its address still goes on an ENI, without Elastic IP).
  */
-export function deriveFabricWorkloads(node: string, pods: readonly Pod[], pools: readonly IPPool[]): DerivedWorkloads {
+export function deriveFabricWorkloads(
+  node: string,
+  pods: readonly Pod[],
+  pools: readonly IPPool[],
+  namespaceAnnotations: ReadonlyMap<string, Readonly<Record<string, string>> | undefined> = new Map(),
+): DerivedWorkloads {
   const awsPools = pools
     .filter((p) => isAwsBacked(p))
     .flatMap((p) => {
@@ -70,6 +76,17 @@ export function deriveFabricWorkloads(node: string, pods: readonly Pod[], pools:
         problems.push({ pod: key, reason: 'InvalidElasticIPs', message: `${CNI_AWS_ELASTIC_IPS} must be a JSON array of IPv4 addresses, got ${JSON.stringify(annotation)}` });
       }
       elasticIps = [...new Set(valid)];
+      // The namespace's allow-list (docs/security.md, 7): a refused address is never claimed.
+      const allow = readAllowList(namespaceAnnotations.get(ns), ALLOWED_ELASTIC_IPS);
+      const refused = elasticIpsNotAllowed(elasticIps, allow);
+      if (refused.length > 0) {
+        problems.push({
+          pod: key,
+          reason: 'ElasticIPNotAllowed',
+          message: `${CNI_AWS_ELASTIC_IPS} names ${refused.join(', ')}, which namespace ${ns} does not allow (${ALLOWED_ELASTIC_IPS}: ${describeAllowList(allow)}); an administrator adds them there, or the pod stops naming them`,
+        });
+        elasticIps = elasticIps.filter((ip) => !refused.includes(ip));
+      }
     }
     for (const ip of podIpv4s(pod)) {
       const address = requireIpv4(ip);
