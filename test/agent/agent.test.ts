@@ -1,4 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { Writable } from 'node:stream';
+import pino from 'pino';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -88,8 +90,8 @@ async function until<T>(what: string, check: () => Promise<T | undefined | false
   throw new Error(`never: ${what}; status ${JSON.stringify(await status())}`);
 }
 
-function agent(s: Datastore = store, node = 'n1'): EgressAgent {
-  const a = new EgressAgent({ store: s, shell: kernel, clock, probe }, { nodeName: node, debounceMs: 0, resyncIntervalMs: 3_600_000 });
+function agent(s: Datastore = store, node = 'n1', logger?: pino.Logger): EgressAgent {
+  const a = new EgressAgent({ store: s, shell: kernel, clock, probe, ...(logger === undefined ? {} : { logger }) }, { nodeName: node, debounceMs: 0, resyncIntervalMs: 3_600_000 });
   agents.push(a);
   return a;
 }
@@ -277,8 +279,15 @@ describe('egw agent', () => {
     expect((await status())?.clients.find((c) => c.pod === 'app/c1')?.state).toBe('routed');
   });
 
-  it('a hand-made pod matching the selector is not a gateway; with its EgressGateway gone its clients drop, and the status says why', async () => {
-    const a = agent();
+  it('a hand-made pod matching the selector is not a gateway; with its EgressGateway gone its clients drop, and the status and the log say why', async () => {
+    const logged: { msg?: string; code?: string }[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        for (const l of chunk.toString().split('\n')) if (l.trim() !== '') logged.push(JSON.parse(l) as { msg?: string; code?: string });
+        cb();
+      },
+    });
+    const a = agent(store, 'n1', pino({ level: 'warn' }, sink));
     a.start();
     await until('programmed', async () => kernelGateways().length === 2);
     // An intruder in the gateways' namespace with the right labels but no owner: named, never used.
@@ -291,6 +300,10 @@ describe('egw agent', () => {
     await store.commit([{ op: 'delete', key: { kind: 'EgressGateway', namespace: 'egw', name: 'gateways' } }]);
     await until('fail closed', async () => kernelGateways().join() === 'unreachable');
     expect((await status())?.clients.find((c) => c.pod === 'app/c1')?.rules[0]?.reason).toBe('no-gateway-allowed');
+    // Logged once per refusal while it lasts (the status is rewritten; the line is not repeated).
+    const refusals = logged.filter((l) => l.code === 'GatewayRefused');
+    expect(refusals.filter((l) => l.msg?.startsWith('pod egw/gx ') === true)).toHaveLength(1);
+    expect(refusals.some((l) => l.msg?.includes('its owner EgressGateway egw/gateways does not exist') === true)).toBe(true);
   });
 
   it('a malformed unrelated annotation on a selected pod fails it closed, not open', async () => {
