@@ -17,6 +17,7 @@ import { ipamBenchmark } from './ipam.js';
 import { cniBenchmark } from './cni.js';
 import { dataplaneBenchmark } from './dataplane.js';
 import { failoverBenchmark } from './failover.js';
+import { eipFailoverBenchmark } from './eip-failover.js';
 import { kubernetesBenchmark } from './kubernetes.js';
 
 /** Every benchmark, by name. One line each. */
@@ -30,6 +31,7 @@ const benchmarks: readonly Benchmark[] = [
   cniBenchmark,
   dataplaneBenchmark,
   failoverBenchmark,
+  eipFailoverBenchmark,
   kubernetesBenchmark,
 ];
 

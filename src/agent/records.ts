@@ -137,6 +137,8 @@ export interface FabricSummary {
    * (ISO time); null while AWS answers. Absent in records of older agents.
    */
   staleSince?: string | null;
+  /** FelixConfiguration `awsSrcDstCheck` on the primary ENI; null while DoNothing. Absent in records of older agents. */
+  srcDstCheck?: { want: string; state: string; eni: string | null; message: string } | null;
 }
 
 /** The stored form of a node's status record. */

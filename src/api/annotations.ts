@@ -18,12 +18,28 @@ export const EGRESS_MAX_NEXT_HOPS = 'egress.projectcalico.org/maxNextHops';
 export const CNI_IPV4_POOLS = 'cni.projectcalico.org/ipv4pools';
 /** JSON array of Elastic IPs, one of which is associated with the pod. */
 export const CNI_AWS_ELASTIC_IPS = 'cni.projectcalico.org/awsElasticIPs';
+/**
+ * egw's opt-in Elastic IP standby (not Calico's): on an EgressGateway (copied to its pods) or a gateway
+ * Pod, `"true"` lets a replica without an Elastic IP take over one of its listed Elastic IPs from a holder
+ * that is no longer a live gateway, and keeps such a replica out of its clients' next hops until it
+ * holds one. docs/aws-fabric.md, "Elastic IP standby".
+ */
+export const EGW_ELASTIC_IP_STANDBY = 'egw.io/elastic-ip-standby';
+
+/** True when the annotations turn the Elastic IP standby on. */
+export function elasticIpStandby(annotations: Readonly<Record<string, string>> | undefined): boolean {
+  return annotations?.[EGW_ELASTIC_IP_STANDBY] === 'true';
+}
+
 /** Set by Calico (not users) on clients of a terminating gateway. */
 export const GATEWAY_MAINTENANCE_ANNOTATIONS = [
   'egress.projectcalico.org/gatewayMaintenanceGatewayIP',
   'egress.projectcalico.org/gatewayMaintenanceStartedTimestamp',
   'egress.projectcalico.org/gatewayMaintenanceFinishedTimestamp',
 ] as const;
+
+/** The Pod condition the agent's AWS fabric writes: True once the pod's address (and Elastic IP) are in place. */
+export const EGW_AWS_READY_CONDITION = 'EgwAwsReady';
 
 /** The extended resource a pod requests to get an address from an AWS-backed pool. */
 export const AWS_SECONDARY_IPV4_RESOURCE = 'projectcalico.org/aws-secondary-ipv4';
@@ -122,6 +138,10 @@ export function checkEgressAnnotations(sink: IssueSink, on: 'Namespace' | 'Pod',
         sink.warn(at(CNI_AWS_ELASTIC_IPS), 'annotations.elastic-ips-on-namespace', `${CNI_AWS_ELASTIC_IPS} is read on Pods only`, 'the annotation on the Pod (or aws.elasticIPs on the EgressGateway)');
       }
     }
+  }
+  const standby = annotations[EGW_ELASTIC_IP_STANDBY];
+  if (standby !== undefined && standby !== 'true' && standby !== 'false') {
+    sink.error(at(EGW_ELASTIC_IP_STANDBY), 'annotations.invalid-elastic-ip-standby', `${JSON.stringify(standby)} is neither "true" nor "false"`, `${EGW_ELASTIC_IP_STANDBY}: "true"`);
   }
   for (const key of Object.keys(annotations)) {
     if (key.startsWith('egress.projectcalico.org/') && !KNOWN_EGRESS_ANNOTATIONS.includes(key)) {

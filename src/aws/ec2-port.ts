@@ -65,6 +65,8 @@ export interface Ec2NetworkInterface {
   description: string;
   attachment: Ec2Attachment | undefined;
   tags: Record<string, string>;
+  /** EC2's source/destination check (true unless disabled; `awsSrcDstCheck` sets it on the primary ENI). */
+  sourceDestCheck: boolean;
 }
 
 /** An Elastic IP of the account. */
@@ -133,8 +135,10 @@ export interface Ec2 {
   createNetworkInterface(input: CreateNetworkInterfaceInput, options?: Ec2CallOptions): Promise<Ec2NetworkInterface>;
   /** AttachNetworkInterface on network card 0. */
   attachNetworkInterface(input: { networkInterfaceId: string; instanceId: string; deviceIndex: number }, options?: Ec2CallOptions): Promise<{ attachmentId: string }>;
-  /** ModifyNetworkInterfaceAttribute `Attachment.DeleteOnTermination` (the only attribute egw changes). */
+  /** ModifyNetworkInterfaceAttribute `Attachment.DeleteOnTermination`. */
   setDeleteOnTermination(input: { networkInterfaceId: string; attachmentId: string; deleteOnTermination: boolean }, options?: Ec2CallOptions): Promise<void>;
+  /** ModifyNetworkInterfaceAttribute `SourceDestCheck` (FelixConfiguration `awsSrcDstCheck`, on the node's primary ENI). */
+  setSourceDestCheck(input: { networkInterfaceId: string; enabled: boolean }, options?: Ec2CallOptions): Promise<void>;
   /** DetachNetworkInterface. */
   detachNetworkInterface(input: { attachmentId: string; force?: boolean }, options?: Ec2CallOptions): Promise<void>;
   /** DeleteNetworkInterface. */
@@ -144,11 +148,12 @@ export interface Ec2 {
   /** UnassignPrivateIpAddresses. */
   unassignPrivateIpAddresses(input: { networkInterfaceId: string; ips: readonly string[] }, options?: Ec2CallOptions): Promise<void>;
   /**
-   * AssociateAddress of an Elastic IP with one private address of an ENI, always with
-   * `AllowReassociation: false`, so an address another node holds fails with `Resource.AlreadyAssociated`
-   * instead of being stolen.
+   * AssociateAddress of an Elastic IP with one private address of an ENI, with `AllowReassociation: false`
+   * unless `allowReassociation` is set, so an address another node holds fails with
+   * `Resource.AlreadyAssociated` instead of being stolen. Only the Elastic IP standby takes one over, and
+   * only from a holder that is no longer a live gateway.
    */
-  associateAddress(input: { allocationId: string; networkInterfaceId: string; privateIp: string }, options?: Ec2CallOptions): Promise<{ associationId: string }>;
+  associateAddress(input: { allocationId: string; networkInterfaceId: string; privateIp: string; allowReassociation?: boolean }, options?: Ec2CallOptions): Promise<{ associationId: string }>;
   /** DisassociateAddress (idempotent on EC2). */
   disassociateAddress(input: { associationId: string }, options?: Ec2CallOptions): Promise<void>;
 }
@@ -178,6 +183,8 @@ export const EC2_CALLS: { readonly [K in keyof Ec2]: Ec2CallInfo } = {
   // A repeated attach fails (the ENI is attached): the reconciler re-reads instead.
   attachNetworkInterface: { action: 'AttachNetworkInterface', iam: ['ec2:AttachNetworkInterface'], mutating: true, retrySafe: false },
   setDeleteOnTermination: { action: 'ModifyNetworkInterfaceAttribute', iam: ['ec2:ModifyNetworkInterfaceAttribute'], mutating: true, retrySafe: true },
+  // Setting the same value again changes nothing.
+  setSourceDestCheck: { action: 'ModifyNetworkInterfaceAttribute', iam: ['ec2:ModifyNetworkInterfaceAttribute'], mutating: true, retrySafe: true },
   // A repeated detach of a finished detachment is InvalidAttachmentID.NotFound: re-read instead.
   detachNetworkInterface: { action: 'DetachNetworkInterface', iam: ['ec2:DetachNetworkInterface'], mutating: true, retrySafe: false },
   deleteNetworkInterface: { action: 'DeleteNetworkInterface', iam: ['ec2:DeleteNetworkInterface'], mutating: true, retrySafe: false },

@@ -60,6 +60,13 @@ export interface FabricWorkload {
   since: string;
   /** Public IPs of the Elastic IPs it may take, in preference order (empty: none). */
   elasticIps: readonly string[];
+  /**
+   * Set when the workload is an Elastic IP standby (`egw.io/elastic-ip-standby`): with none of its
+   * Elastic IPs free, it takes one over (AllowReassociation) from a holder whose private address lies in
+   * `poolCidrs` (an egw gateway's address, never a foreign resource's) and is not in `liveHolders` (the
+   * addresses of live gateways that list that Elastic IP). Both lists come from the datastore.
+   */
+  standby?: { liveHolders: readonly string[]; poolCidrs: readonly string[] };
 }
 
 /** What the node should look like. */
@@ -1005,12 +1012,55 @@ class Pass {
         done = true;
         break;
       }
+      if (!done && w.standby !== undefined) done = await this.takeOverElasticIp(w, eni, byPublic);
       if (!done) {
         const parts = [held.length > 0 ? `in use: ${held.join(', ')}` : '', unknown.length > 0 ? `not found in this account/region: ${unknown.join(', ')}` : ''].filter((p) => p !== '');
         this.noteRetry('retry');
         this.set(w, 'Pending', 'NoFreeElasticIP', `none of the Elastic IPs [${w.elasticIps.join(', ')}] is free (${parts.join('; ')})`);
       }
     }
+  }
+
+  /**
+   * The Elastic IP standby: none of `w`'s Elastic IPs is free, so take over the first (in its listed
+   * order) whose holder is an egw gateway address (in `poolCidrs`) that is no longer a live gateway
+   * listing it — pod gone, not Ready, terminating, or its node's agent gone with it. Two standbys may both
+   * try: EC2's last association wins and the other then sees a live holder and waits, so they never
+   * fight. True when the workload is done for this pass (associated, or failed).
+   */
+  private async takeOverElasticIp(w: FabricWorkload, eni: Ec2NetworkInterface, byPublic: Map<string, Ec2Address>): Promise<boolean> {
+    const standby = w.standby!;
+    const pools = standby.poolCidrs.flatMap((c) => {
+      const n = parseIpv4Net(c, { hostBits: 'clear' });
+      return n === undefined ? [] : [n];
+    });
+    for (const publicIp of w.elasticIps) {
+      const a = byPublic.get(publicIp);
+      const holder = a?.privateIp;
+      if (a === undefined || a.associationId === undefined || holder === undefined || holder === w.ip) continue;
+      const holderIp = parseIpv4(holder);
+      if (holderIp === undefined || !pools.some((p) => ipv4NetContains(p, holderIp)) || standby.liveHolders.includes(holder)) continue;
+      let associationId = '';
+      const out = await this.act(async () => {
+        associationId = (await this.ec2.associateAddress({ allocationId: a.allocationId, networkInterfaceId: eni.id, privateIp: w.ip, allowReassociation: true })).associationId;
+      });
+      if (!out.ok) {
+        if (awsCodeOf(out.err) === 'InvalidNetworkInterfaceID.NotFound') this.lagging([w], out.err, `take over Elastic IP ${publicIp} for ${w.ip}`);
+        else this.fail(w, out.err, `take over Elastic IP ${publicIp} for ${w.ip}`);
+        return true;
+      }
+      this.log?.info({ publicIp, from: holder, to: w.ip, pod: w.pod }, 'elastic ip standby: took over from a holder that is no longer a live gateway');
+      for (const other of this.addresses) {
+        if (other.privateIp === w.ip && other !== a) Object.assign(other, { associationId: undefined, networkInterfaceId: undefined, privateIp: undefined });
+      }
+      Object.assign(a, { associationId, networkInterfaceId: eni.id, privateIp: w.ip });
+      const slot = eni.privateIps.find((p) => p.ip === w.ip);
+      if (slot !== undefined) slot.association = { publicIp, allocationId: a.allocationId, associationId };
+      this.r.ownAssociations.set(a.allocationId, { associationId, networkInterfaceId: eni.id, privateIp: w.ip, at: this.now });
+      this.rememberOwn(eni);
+      return true;
+    }
+    return false;
   }
 
   /** The ENI of ours of the current mode (attached here, or detached) that holds workload address `ip`. */

@@ -76,6 +76,7 @@ export class ResilientEc2 implements Ec2 {
   declare createNetworkInterface: Ec2['createNetworkInterface'];
   declare attachNetworkInterface: Ec2['attachNetworkInterface'];
   declare setDeleteOnTermination: Ec2['setDeleteOnTermination'];
+  declare setSourceDestCheck: Ec2['setSourceDestCheck'];
   declare detachNetworkInterface: Ec2['detachNetworkInterface'];
   declare deleteNetworkInterface: Ec2['deleteNetworkInterface'];
   declare assignPrivateIpAddresses: Ec2['assignPrivateIpAddresses'];

@@ -167,6 +167,14 @@ export class SdkEc2 implements Ec2 {
     );
   }
 
+  async setSourceDestCheck(input: { networkInterfaceId: string; enabled: boolean }, options?: Ec2CallOptions): Promise<void> {
+    await this.send(
+      'ModifyNetworkInterfaceAttribute',
+      (o) => this.client.send(new ModifyNetworkInterfaceAttributeCommand({ NetworkInterfaceId: input.networkInterfaceId, SourceDestCheck: { Value: input.enabled } }), o),
+      options,
+    );
+  }
+
   async detachNetworkInterface(input: { attachmentId: string; force?: boolean }, options?: Ec2CallOptions): Promise<void> {
     await this.send('DetachNetworkInterface', (o) => this.client.send(new DetachNetworkInterfaceCommand({ AttachmentId: input.attachmentId, ...(input.force === true ? { Force: true } : {}) }), o), options);
   }
@@ -187,11 +195,11 @@ export class SdkEc2 implements Ec2 {
     await this.send('UnassignPrivateIpAddresses', (o) => this.client.send(new UnassignPrivateIpAddressesCommand({ NetworkInterfaceId: input.networkInterfaceId, PrivateIpAddresses: [...input.ips] }), o), options);
   }
 
-  async associateAddress(input: { allocationId: string; networkInterfaceId: string; privateIp: string }, options?: Ec2CallOptions): Promise<{ associationId: string }> {
+  async associateAddress(input: { allocationId: string; networkInterfaceId: string; privateIp: string; allowReassociation?: boolean }, options?: Ec2CallOptions): Promise<{ associationId: string }> {
     const out = await this.send(
       'AssociateAddress',
       // Explicitly false: EC2's default is to reassociate, which would take an address from another node.
-      (o) => this.client.send(new AssociateAddressCommand({ AllocationId: input.allocationId, NetworkInterfaceId: input.networkInterfaceId, PrivateIpAddress: input.privateIp, AllowReassociation: false }), o),
+      (o) => this.client.send(new AssociateAddressCommand({ AllocationId: input.allocationId, NetworkInterfaceId: input.networkInterfaceId, PrivateIpAddress: input.privateIp, AllowReassociation: input.allowReassociation === true }), o),
       options,
     );
     return { associationId: out.AssociationId ?? '' };
@@ -260,5 +268,7 @@ export function fromNetworkInterface(n: NetworkInterface): Ec2NetworkInterface {
             deleteOnTermination: a.DeleteOnTermination === true,
           },
     tags: Object.fromEntries((n.TagSet ?? []).flatMap((t) => (t.Key === undefined ? [] : [[t.Key, t.Value ?? '']]))),
+    // EC2 omits nothing here, but an absent field is read as EC2's default (enabled).
+    sourceDestCheck: n.SourceDestCheck !== false,
   };
 }

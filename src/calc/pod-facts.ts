@@ -1,7 +1,7 @@
 /**
  * What calc reads from a Pod and a Node: addresses, datastore readiness, the health port. Pure.
  */
-import { EGRESS_GATEWAY_POLICY, EGRESS_SELECTOR, type Node, type Pod } from '../api/index.js';
+import { CNI_AWS_ELASTIC_IPS, EGRESS_GATEWAY_POLICY, EGRESS_SELECTOR, EGW_AWS_READY_CONDITION, elasticIpStandby, type Node, type Pod } from '../api/index.js';
 import { isIpv4, parseIpv4 } from '../platform/ipv4.js';
 import type { InvalidPod } from './types.js';
 
@@ -29,12 +29,12 @@ export interface PodFacts {
   readonly refused?: string | undefined;
 }
 
-function readyCondition(pod: Pod): string | undefined {
+function readyCondition(pod: Pod, type = 'Ready'): string | undefined {
   // `conditions` is not in the typed schema (kept as written); read it defensively.
   const conditions: unknown = (pod.status as { conditions?: unknown } | undefined)?.conditions;
   if (!Array.isArray(conditions)) return undefined;
   for (const c of conditions as unknown[]) {
-    if (typeof c === 'object' && c !== null && (c as { type?: unknown }).type === 'Ready') {
+    if (typeof c === 'object' && c !== null && (c as { type?: unknown }).type === type) {
       const status = (c as { status?: unknown }).status;
       return typeof status === 'string' ? status : undefined;
     }
@@ -61,6 +61,11 @@ export function podFacts(pod: Pod): PodFacts {
   else {
     const ready = readyCondition(pod);
     if (ready !== undefined && ready !== 'True') notReadyReason = 'Ready condition is not True';
+    // An Elastic IP standby without its Elastic IP would send clients' internet traffic out with no
+    // public address: it is a gateway only once the agent's fabric reports it Ready (Elastic IP held).
+    else if (elasticIpStandby(pod.metadata.annotations) && pod.metadata.annotations?.[CNI_AWS_ELASTIC_IPS] !== undefined && readyCondition(pod, EGW_AWS_READY_CONDITION) !== 'True') {
+      notReadyReason = 'Elastic IP standby holding no Elastic IP';
+    }
   }
   let healthPort: number | undefined;
   for (const c of pod.spec.containers) {

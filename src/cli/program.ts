@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { EgwError, errorMessage } from '../platform/errors.js';
 import { ExitCode } from './exit.js';
+import { ETCD_SETTINGS } from '../datastore/etcd/etcd-security.js';
 type Registrar = (program: Command) => void;
 
 /**
@@ -22,11 +23,14 @@ const COMMANDS: readonly { names: readonly string[]; load: () => Promise<Registr
   { names: ['lab'], load: async () => (await import('./commands/lab.js')).registerLabCommands },
 ];
 
+/** The global options that take a value (the next word is theirs, not a command). */
+const GLOBAL_VALUE_OPTIONS = new Set(['--datastore', ...ETCD_SETTINGS.map((s) => s.flag)]);
+
 /** The first word of `args` that is not a global option or its value: the command being run. */
 function commandWord(args: readonly string[]): string | undefined {
   for (let i = 0; i < args.length; i++) {
     const a = args[i] ?? '';
-    if (a === '--datastore') i++;
+    if (GLOBAL_VALUE_OPTIONS.has(a)) i++;
     else if (!a.startsWith('-')) return a;
   }
   return undefined;
@@ -39,13 +43,28 @@ function commandWord(args: readonly string[]): string | undefined {
 export async function buildProgram(args: readonly string[] = []): Promise<Command> {
   const program = new Command('egw')
     .description('egw: egress gateways for Kubernetes on AWS, speaking Calico\'s egress-gateway resources')
-    .option('--datastore <url>', 'datastore: a SQLite file path (default ./egw-data/egw.db), etcd://host:port[,host:port], or kubernetes[:KUBECONFIG]; also EGW_DATASTORE')
+    .option('--datastore <url>', 'datastore: a SQLite file path (default /var/lib/egw/egw.db), etcd://host:port[,host:port][/prefix] (etcds:// for TLS), or kubernetes[:KUBECONFIG]; also EGW_DATASTORE')
     .showHelpAfterError()
     .exitOverride();
+  for (const s of ETCD_SETTINGS) program.option(`${s.flag} <${s.field === 'username' ? 'name' : 'file'}>`, `${s.what}; also ${s.env}`);
+  // The etcd flags are the environment variables of the same settings, for this process and the programs
+  // it starts (the lab's daemons, a CNI plugin run by hand): one place reads them (src/datastore/open.ts).
+  program.hook('preAction', (_this, action) => {
+    const opts = action.optsWithGlobals<Record<string, unknown>>();
+    for (const s of ETCD_SETTINGS) {
+      const v = opts[flagKey(s.flag)];
+      if (typeof v === 'string') process.env[s.env] = v;
+    }
+  });
   const word = commandWord(args);
   const wanted = COMMANDS.filter((c) => word !== undefined && c.names.includes(word));
   for (const c of wanted.length > 0 ? wanted : COMMANDS) (await c.load())(program);
   return program;
+}
+
+/** Commander's option key of a flag: `--etcd-ca-file` → `etcdCaFile`. */
+function flagKey(flag: string): string {
+  return flag.replace(/^--/, '').replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
 }
 
 /** Runs the CLI; user mistakes print one clear line, never a stack trace. */

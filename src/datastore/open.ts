@@ -7,9 +7,15 @@ import type { Datastore } from './contract.js';
 import type { SqliteDatastoreOptions } from './sqlite/sqlite-datastore.js';
 import type { EtcdDatastoreOptions } from './etcd/etcd-datastore.js';
 import type { KubernetesDatastoreOptions } from './kubernetes/kubernetes-datastore.js';
+import { etcdSettings, loadEtcdSecurity, parseEtcdQuery } from './etcd/etcd-security.js';
+import type { EtcdSecuritySettings } from './etcd/etcd-security.js';
 
-/** Where the data lives when nothing says otherwise (relative to the working directory). */
-export const DEFAULT_DATASTORE = './egw-data/egw.db';
+/**
+ * Where the data lives when nothing says otherwise: an absolute path, so that a daemon started from another
+ * working directory (systemd, a container) finds the same store as the CLI, and never one next to whatever
+ * directory it happened to start in (issue 11, item 6).
+ */
+export const DEFAULT_DATASTORE = '/var/lib/egw/egw.db';
 
 /** The environment variable naming `egw lab`'s state directory. */
 export const LAB_DIR_ENV = 'EGW_LAB_DIR';
@@ -36,17 +42,23 @@ export function labDatastore(env: Record<string, string | undefined> = process.e
 /** A parsed datastore spec: which backend, and where. */
 export type DatastoreSpec =
   | { backend: 'sqlite'; path: string }
-  | { backend: 'etcd'; endpoints: string[]; prefix: string }
+  /**
+   * `tls`: `etcds://` (TLS) rather than `etcd://`; `security`: the settings of the URL's query only (the
+   * environment's are merged when the store is opened).
+   */
+  | { backend: 'etcd'; endpoints: string[]; prefix: string; tls: boolean; security: EtcdSecuritySettings }
   /** `kubeconfig` undefined: KUBECONFIG, else the in-cluster service account. */
   | { backend: 'kubernetes'; kubeconfig: string | undefined };
 
-const ACCEPTED = 'a file path, sqlite:PATH, etcd://HOST:PORT[,HOST:PORT…][/PREFIX], kubernetes or kubernetes:/path/to/kubeconfig';
+const ACCEPTED = 'a file path, sqlite:PATH, etcd://HOST:PORT[,HOST:PORT…][/PREFIX] (etcds:// for TLS, options ?ca=&cert=&key=&user=&password-file=), kubernetes or kubernetes:/path/to/kubeconfig';
 
 /**
  * Parses a datastore spec (pure):
  * - `PATH` or `sqlite:PATH` (also `sqlite://PATH`) → the embedded SQLite file at PATH;
  * - `etcd://HOST:PORT[,HOST:PORT…]` → etcd at those endpoints (plain HTTP), keys under `/egw/`;
  *   a path after the endpoints sets another key prefix (`etcd://h:2379/team-a` → `/team-a/`);
+ *   `etcds://…` the same over TLS; a query sets the security options (`?ca=FILE&cert=FILE&key=FILE&user=NAME&password-file=FILE`,
+ *   src/datastore/etcd/etcd-security.ts);
  * - `kubernetes` or `kubernetes:/path/to/kubeconfig` → the Kubernetes API server (kubeconfig from the
  *   spec, else KUBECONFIG, else the in-cluster service account).
  * Throws `InvalidInput` naming what is accepted for any other scheme or a malformed endpoint.
@@ -64,8 +76,12 @@ export function parseDatastoreSpec(spec: string): DatastoreSpec {
     const path = s.slice('kubernetes:'.length).replace(/^\/\/(?=\/)/, '');
     return { backend: 'kubernetes', kubeconfig: path === '' ? undefined : path };
   }
-  if (s.startsWith('etcd://')) {
-    const rest = s.slice('etcd://'.length);
+  if (s.startsWith('etcd://') || s.startsWith('etcds://')) {
+    const tls = s.startsWith('etcds://');
+    const afterScheme = s.slice(tls ? 'etcds://'.length : 'etcd://'.length);
+    const q = afterScheme.indexOf('?');
+    const rest = q === -1 ? afterScheme : afterScheme.slice(0, q);
+    const security = parseEtcdQuery(q === -1 ? '' : afterScheme.slice(q + 1), JSON.stringify(spec));
     const slash = rest.indexOf('/');
     const hostPart = slash === -1 ? rest : rest.slice(0, slash);
     const prefixPart = slash === -1 ? '' : rest.slice(slash + 1).replace(/\/+$/, '');
@@ -76,7 +92,10 @@ export function parseDatastoreSpec(spec: string): DatastoreSpec {
         throw invalid(spec, `endpoint ${JSON.stringify(e)} is not HOST:PORT`);
       }
     }
-    return { backend: 'etcd', endpoints, prefix: prefixPart === '' ? '/egw/' : `/${prefixPart}/` };
+    if (!tls && (security.caFile !== undefined || security.certFile !== undefined || security.keyFile !== undefined)) {
+      throw invalid(spec, 'ca, cert and key are TLS options: use etcds://');
+    }
+    return { backend: 'etcd', endpoints, prefix: prefixPart === '' ? '/egw/' : `/${prefixPart}/`, tls, security };
   }
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]+):/.exec(s);
   if (scheme !== null) throw invalid(spec, `the scheme ${JSON.stringify(scheme[1])} is not known`);
@@ -86,7 +105,7 @@ export function parseDatastoreSpec(spec: string): DatastoreSpec {
 /** Options of {@link openDatastore}: per-backend tuning and the environment to read. */
 export interface OpenDatastoreOptions {
   sqlite?: SqliteDatastoreOptions;
-  etcd?: Omit<EtcdDatastoreOptions, 'endpoints' | 'prefix'>;
+  etcd?: Omit<EtcdDatastoreOptions, 'endpoints' | 'prefix' | 'tls' | 'auth'>;
   kubernetes?: Omit<KubernetesDatastoreOptions, 'kubeconfig' | 'env'>;
   /** Where `EGW_DATASTORE` is read from (default `process.env`). */
   env?: Record<string, string | undefined>;
@@ -111,8 +130,10 @@ export async function openDatastore(spec?: string, options: OpenDatastoreOptions
     const { KubernetesDatastore } = await import('./kubernetes/kubernetes-datastore.js');
     return KubernetesDatastore.open({ ...options.kubernetes, ...(parsed.kubeconfig === undefined ? {} : { kubeconfig: parsed.kubeconfig }), env });
   }
+  // Files first: a missing certificate or password file is a bad configuration, named before any dialling.
+  const security = loadEtcdSecurity(etcdSettings(parsed.security, parsed.tls, env), parsed.tls);
   const { EtcdDatastore } = await import('./etcd/etcd-datastore.js');
-  return EtcdDatastore.open({ ...options.etcd, endpoints: parsed.endpoints, prefix: parsed.prefix });
+  return EtcdDatastore.open({ ...options.etcd, endpoints: parsed.endpoints, prefix: parsed.prefix, ...security });
 }
 
 function invalid(spec: string, why: string): EgwError {

@@ -4,7 +4,7 @@
  * status records against calc's result). `up` prints it as it changes and waits for `done`.
  */
 import type { EgressGateway, Pod } from '../api/index.js';
-import { effectiveFelixSettings } from '../api/index.js';
+import { effectiveFelixSettings, elasticIpStandby } from '../api/index.js';
 import type { ClientRuleStatus } from '../calc/index.js';
 import { calcByNode, clientCalc, clientPods } from './expect.js';
 import type { LabSnapshot } from './snapshot.js';
@@ -37,6 +37,8 @@ function rulesKey(rules: readonly ClientRuleStatus[]): string {
 function gatewayPlaced(s: LabSnapshot, p: Pod, awsEnabled: boolean): { ok: boolean; why?: string } {
   if (!awsEnabled) return { ok: true };
   const c = findCondition(p.status, AWS_CONDITION);
+  // An Elastic IP standby waiting for a holder to fail is where it should be.
+  if (c?.status === 'False' && c.reason === 'NoFreeElasticIP' && elasticIpStandby(p.metadata.annotations)) return { ok: true };
   if (c?.status !== 'True') return { ok: false, why: c === undefined ? 'not placed in the fabric yet' : `fabric: ${[c.reason, c.message].filter((x) => x !== undefined && x !== '').join(': ') || c.status}` };
   const wantsEip = (p.metadata.annotations?.[ELASTIC_IPS_ANNOTATION] ?? '') !== '';
   const ip = p.status?.podIP;

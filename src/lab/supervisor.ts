@@ -212,6 +212,10 @@ export function labDatastore(given: string | undefined, paths: LabPaths, scenari
   if (spec.backend === 'kubernetes') {
     throw new EgwError('InvalidInput', 'egw lab brings its own Kubernetes control plane: --datastore takes sqlite:PATH or etcd://HOST:PORT', { hint: 'run egw lab up --kubernetes' });
   }
+  if (spec.tls || Object.keys(spec.security).length > 0) {
+    // The lab relays etcd into its namespaces in plain text and its programs would need the files inside.
+    throw new EgwError('InvalidInput', 'egw lab relays etcd in plain text: etcds:// and etcd users are not supported by the lab', { hint: 'give the lab a plain etcd://HOST:PORT on loopback' });
+  }
   // The lab keeps its keys under a prefix of its own unless one is given: it wipes them at up and down.
   const keyPrefix = given.slice('etcd://'.length).includes('/') ? spec.prefix.replace(/^\/|\/$/g, '') : `egw-lab-${prefix}`;
   const outside = `etcd://${spec.endpoints.join(',')}/${keyPrefix}`;

@@ -197,6 +197,11 @@ describe('FelixConfiguration', () => {
       'warning FelixConfiguration.route-table-overlap spec.routeTableRanges[1]: range 200..300 overlaps routeTableRanges[0] (1..250)',
     ]);
     expect(f('default', '  routeTableRanges: [{min: 1000, max: 70000}]\n')).toEqual(['error FelixConfiguration.route-table-total spec.routeTableRanges: routeTableRanges cover 69001 tables']);
+    expect(f('default', '  egressIPHostIfacePattern: "eth1, /^ens[0-9]+$/"\n')).toEqual([]);
+    expect(f('default', '  egressIPHostIfacePattern: "eth1,/[/,a name"\n')).toEqual([
+      expect.stringMatching(/^error FelixConfiguration.iface-pattern spec.egressIPHostIfacePattern: entry "\/\[\/" is not a valid regular expression/),
+      'error FelixConfiguration.iface-pattern spec.egressIPHostIfacePattern: entry "a name" is neither an interface name (up to 15 of a-z A-Z 0-9 _ . -) nor a /regex/',
+    ]);
     expect(f('default', '  egressIPVXLANPort: 4789\n  egressIPVXLANVNI: 4096\n')).toEqual([
       "warning FelixConfiguration.vxlan-clash spec.egressIPVXLANVNI: the egress VXLAN device (port 4789, VNI 4096) would clash with Calico's own VXLAN device",
     ]);

@@ -163,6 +163,6 @@ describe('error classes', () => {
       expect(EC2_CALLS[m].iam).toContain(`ec2:${EC2_CALLS[m].action}`);
       expect(typeof SdkEc2.prototype[m]).toBe('function');
     }
-    expect(EC2_METHODS.filter((m) => EC2_CALLS[m].mutating).length).toBe(9);
+    expect(EC2_METHODS.filter((m) => EC2_CALLS[m].mutating).length).toBe(10);
   });
 });

@@ -3,6 +3,8 @@
  * the same port and data, removed by cleanup() whatever happened.
  */
 import { spawn } from 'node:child_process';
+import { request as httpsRequest } from 'node:https';
+import { readFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -32,12 +34,24 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** TLS of a test etcd: its server certificate, and (clientCa) the CA it requires client certificates from. */
+export interface TestEtcdTls {
+  certFile: string;
+  keyFile: string;
+  /** With it: `--client-cert-auth --trusted-ca-file`; the health check then needs `healthClient`. */
+  clientCaFile?: string;
+  /** CA and client certificate the health check uses (https). */
+  healthClient: { caFile: string; certFile?: string; keyFile?: string };
+}
+
 /** Starts an etcd of our own (`etcd` on PATH: scripts/with-etcd and scripts/with-kube put the one of scripts/build-kube first). */
-export async function startTestEtcd(): Promise<TestEtcd> {
+export async function startTestEtcd(options: { tls?: TestEtcdTls } = {}): Promise<TestEtcd> {
   const clientPort = await freePort();
   const peerPort = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), 'egw-test-etcd-ds-'));
   const endpoint = `127.0.0.1:${clientPort}`;
+  const tls = options.tls;
+  const scheme = tls === undefined ? 'http' : 'https';
   let proc: ChildProcess | undefined;
   let log = '';
 
@@ -47,8 +61,10 @@ export async function startTestEtcd(): Promise<TestEtcd> {
       [
         '--name', 'egw-ds-test',
         '--data-dir', join(dataDir, 'data'),
-        '--listen-client-urls', `http://${endpoint}`,
-        '--advertise-client-urls', `http://${endpoint}`,
+        '--listen-client-urls', `${scheme}://${endpoint}`,
+        '--advertise-client-urls', `${scheme}://${endpoint}`,
+        ...(tls === undefined ? [] : ['--cert-file', tls.certFile, '--key-file', tls.keyFile]),
+        ...(tls?.clientCaFile === undefined ? [] : ['--client-cert-auth', '--trusted-ca-file', tls.clientCaFile]),
         '--listen-peer-urls', `http://127.0.0.1:${peerPort}`,
         '--initial-advertise-peer-urls', `http://127.0.0.1:${peerPort}`,
         '--initial-cluster', `egw-ds-test=http://127.0.0.1:${peerPort}`,
@@ -63,8 +79,7 @@ export async function startTestEtcd(): Promise<TestEtcd> {
     for (;;) {
       if (p.exitCode !== null) throw new Error(`etcd exited with ${p.exitCode}: ${log}`);
       try {
-        const res = await fetch(`http://${endpoint}/health`);
-        if (res.ok) return;
+        if (tls === undefined ? (await fetch(`http://${endpoint}/health`)).ok : await httpsHealthy(endpoint, tls.healthClient)) return;
       } catch {
         // not up yet
       }
@@ -100,4 +115,29 @@ export async function startTestEtcd(): Promise<TestEtcd> {
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** GET https://endpoint/health with the given CA and client certificate: true on 200. */
+function httpsHealthy(endpoint: string, client: TestEtcdTls['healthClient']): Promise<boolean> {
+  const [host, port] = endpoint.split(':') as [string, string];
+  return new Promise((resolve) => {
+    const req = httpsRequest(
+      {
+        host,
+        port: Number(port),
+        path: '/health',
+        ca: readFileSync(client.caFile),
+        ...(client.certFile === undefined ? {} : { cert: readFileSync(client.certFile) }),
+        ...(client.keyFile === undefined ? {} : { key: readFileSync(client.keyFile) }),
+        timeout: 2_000,
+      },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode === 200);
+      },
+    );
+    req.on('error', () => resolve(false));
+    req.on('timeout', () => req.destroy());
+    req.end();
+  });
 }

@@ -16,13 +16,28 @@ describe('parseDatastoreSpec', () => {
   });
 
   it('reads etcd:// specs with one or more endpoints and an optional prefix', () => {
-    expect(parseDatastoreSpec('etcd://127.0.0.1:2379')).toEqual({ backend: 'etcd', endpoints: ['127.0.0.1:2379'], prefix: '/egw/' });
+    const plain = { backend: 'etcd', tls: false, security: {} };
+    expect(parseDatastoreSpec('etcd://127.0.0.1:2379')).toEqual({ ...plain, endpoints: ['127.0.0.1:2379'], prefix: '/egw/' });
     expect(parseDatastoreSpec('etcd://a:1,b.example:2,[::1]:3')).toEqual({
-      backend: 'etcd',
+      ...plain,
       endpoints: ['a:1', 'b.example:2', '[::1]:3'],
       prefix: '/egw/',
     });
-    expect(parseDatastoreSpec('etcd://h:2379/team-a/')).toEqual({ backend: 'etcd', endpoints: ['h:2379'], prefix: '/team-a/' });
+    expect(parseDatastoreSpec('etcd://h:2379/team-a/')).toEqual({ ...plain, endpoints: ['h:2379'], prefix: '/team-a/' });
+  });
+
+  it('reads etcds:// (TLS) and the security options of the query', () => {
+    expect(parseDatastoreSpec('etcds://h:2379/p?ca=/etc/egw/ca.pem&cert=/c.pem&key=/k.pem&user=gw&password-file=/run/pw')).toEqual({
+      backend: 'etcd',
+      endpoints: ['h:2379'],
+      prefix: '/p/',
+      tls: true,
+      security: { caFile: '/etc/egw/ca.pem', certFile: '/c.pem', keyFile: '/k.pem', username: 'gw', passwordFile: '/run/pw' },
+    });
+    expect(parseDatastoreSpec('etcd://h:2379?user=gw&password-file=/run/pw')).toMatchObject({ tls: false, prefix: '/egw/', security: { username: 'gw' } });
+    for (const bad of ['etcd://h:1?ca=/x', 'etcds://h:1?password=secret', 'etcds://h:1?user=a&user=b', 'etcds://h:1?ca=']) {
+      expect(() => parseDatastoreSpec(bad), bad).toThrow(/TLS options|unknown etcd option|twice|empty/);
+    }
   });
 
   it('reads kubernetes and kubernetes:/path/to/kubeconfig', () => {
@@ -65,7 +80,7 @@ describe('openDatastore', () => {
     const b = await openDatastore(undefined, { env: { EGW_DATASTORE: `sqlite:${join(d, 'env.db')}` } });
     expect(b.location).toBe(`sqlite:${join(d, 'env.db')}`);
     await b.close();
-    expect(DEFAULT_DATASTORE).toBe('./egw-data/egw.db');
+    expect(DEFAULT_DATASTORE).toBe('/var/lib/egw/egw.db');
   });
 
   it('opens kubernetes from EGW_DATASTORE; no kubeconfig anywhere is DatastoreUnavailable/terminal', async () => {

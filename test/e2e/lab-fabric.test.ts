@@ -10,6 +10,7 @@ import {
   DetachNetworkInterfaceCommand,
   DisassociateAddressCommand,
   EC2Client,
+  ModifyNetworkInterfaceAttributeCommand,
   UnassignPrivateIpAddressesCommand,
 } from '@aws-sdk/client-ec2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -156,6 +157,38 @@ describe('lab fabric driver', () => {
     await inNs(names.nodes['n1']!, 'ip', 'addr', 'add', '100.64.16.99/32', 'dev', 'lo');
     expect(await probe(names.nodes['n1']!, '100.64.32.20', '100.64.16.99')).toMatchObject({ error: 'ETIMEDOUT' });
     expect(await inNs(names.router, 'nft', 'list', 'chain', 'ip', 'egw-fabric', 'srcdst')).toMatch(/counter packets [1-9]/);
+  });
+
+  it('passes any source from an ENI whose check is disabled (awsSrcDstCheck: Disable), and drops again once enabled', async () => {
+    const found = await ec2.send(new DescribeNetworkInterfacesCommand({ Filters: [{ Name: 'private-ip-address', Values: ['100.64.16.10'] }] }));
+    const primary = found.NetworkInterfaces?.[0]?.NetworkInterfaceId ?? '';
+    await ec2.send(new ModifyNetworkInterfaceAttributeCommand({ NetworkInterfaceId: primary, SourceDestCheck: { Value: false } }));
+    await sim!.idle();
+    expect(await inNs(names.router, 'nft', 'list', 'set', 'ip', 'egw-fabric', 'eni_unchecked')).toContain(routerLinkName(primary));
+    // The VPC has no route back to a foreign address (that would be a route table entry targeting the ENI),
+    // so the server's side counts what arrives.
+    const server = names.vpcServers['local']!;
+    const arrived = async (src: string): Promise<number> => {
+      const out = await inNs(server, 'nft', 'list', 'chain', 'ip', 'lfabtest', 'in');
+      return Number(new RegExp(`ip saddr ${src.replace(/\./g, '\\.')} counter packets (\\d+)`).exec(out)?.[1] ?? 'NaN');
+    };
+    await shell.run(['ip', 'netns', 'exec', server, 'nft', '-f', '-'], {
+      input: 'table ip lfabtest {\n chain in {\n  type filter hook prerouting priority raw; policy accept;\n  ip saddr 100.64.16.99 counter\n  ip saddr 100.64.16.98 counter\n }\n}\n',
+    });
+    await probe(names.nodes['n1']!, '100.64.32.20', '100.64.16.99');
+    expect(await arrived('100.64.16.99')).toBeGreaterThan(0);
+    // Another instance's ENI keeps its check.
+    await inNs(names.nodes['n2']!, 'ip', 'addr', 'add', '100.64.16.98/32', 'dev', 'lo');
+    await probe(names.nodes['n2']!, '100.64.32.20', '100.64.16.98');
+    expect(await arrived('100.64.16.98')).toBe(0);
+    await ec2.send(new ModifyNetworkInterfaceAttributeCommand({ NetworkInterfaceId: primary, SourceDestCheck: { Value: true } }));
+    await sim!.idle();
+    const before = await arrived('100.64.16.99');
+    await probe(names.nodes['n1']!, '100.64.32.20', '100.64.16.99');
+    expect(await arrived('100.64.16.99')).toBe(before);
+    await inNs(server, 'nft', 'delete', 'table', 'ip', 'lfabtest');
+    await inNs(names.nodes['n1']!, 'ip', 'addr', 'del', '100.64.16.99/32', 'dev', 'lo');
+    await inNs(names.nodes['n2']!, 'ip', 'addr', 'del', '100.64.16.98/32', 'dev', 'lo');
   });
 
   it('an attached ENI is a link with its MAC in the instance; its addresses are routed only while EC2 knows them', async () => {

@@ -3,7 +3,7 @@ import { ExecShell } from '../../src/platform/shell.js';
 import { applyClientNode } from '../../src/linux/client-node/driver.js';
 import type { ClientNodeState } from '../../src/linux/client-node/types.js';
 import type { EniState } from '../../src/linux/eni/eni-routing.js';
-import { applyEni, planEni, readEni } from '../../src/linux/eni/eni-routing.js';
+import { applyEni, DEFAULT_ENI_CONFIG, planEni, readEni } from '../../src/linux/eni/eni-routing.js';
 import { applyGatewayPod } from '../../src/linux/gateway-pod/gateway-pod.js';
 import { parseRoutes, parseRules } from '../../src/linux/iproute/parse.js';
 import { echoFrom, startEchoServer, tally } from '../../src/linux/topology/echo.js';
@@ -116,6 +116,18 @@ describe('ENI routing, real packets', () => {
     const r = await applyEni(topo.shell('gn'), { interfaces: [...eniState.interfaces, { mac: '02:00:00:00:aa:02', subnetCidr: '100.64.8.0/22', workloadIps: ['100.64.8.9'] }] });
     expect(r.problems).toEqual([expect.objectContaining({ code: 'InterfaceNotFound', object: 'eni 02:00:00:00:aa:02' })]);
     expect(r.changed).toBe(false);
+    expect(tally(await echoFrom(topo, 'c1', SERVER, 8089))).toEqual({ [GW]: 1 });
+  });
+
+  it('egressIPHostIfacePattern: src_valid_mark=1 on the host interfaces it names (names and /regex/), nothing else; a second apply changes nothing', async () => {
+    const mark = async (dev: string): Promise<string> => (await topo.exec('gn', ['sysctl', '-n', `net.ipv4.conf.${dev}.src_valid_mark`])).stdout.trim();
+    expect([await mark('eth0'), await mark('eth1')]).toEqual(['0', '0']);
+    const config = { ...DEFAULT_ENI_CONFIG, hostIfaces: { names: ['nosuch0'], regexes: ['^eth[1-9]$'] } };
+    expect((await applyEni(topo.shell('gn'), eniState, config)).changed).toBe(true);
+    expect([await mark('eth0'), await mark('eth1')]).toEqual(['0', '1']);
+    expect((await applyEni(topo.shell('gn'), eniState, config)).changed).toBe(false);
+    await applyEni(topo.shell('gn'), eniState, { ...DEFAULT_ENI_CONFIG, hostIfaces: { names: ['eth0'], regexes: [] } });
+    expect([await mark('eth0'), await mark('eth1')]).toEqual(['1', '1']);
     expect(tally(await echoFrom(topo, 'c1', SERVER, 8089))).toEqual({ [GW]: 1 });
   });
 

@@ -39,7 +39,7 @@ describe('the lab datastore pointer', () => {
     } finally {
       await Promise.all([viaLab.close(), viaEnv.close(), viaSpec.close()]);
     }
-    expect(DEFAULT_DATASTORE).toBe('./egw-data/egw.db');
+    expect(DEFAULT_DATASTORE).toBe('/var/lib/egw/egw.db');
   });
 });
 

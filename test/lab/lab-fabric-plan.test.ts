@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { natPairs, renderIgwNft, renderIgwUpdate, renderRouterNft, renderRouterSetUpdate, routedAddresses, routerLinkName } from '../../src/sim/aws/lab-fabric-plan.js';
+import { natPairs, renderIgwNft, renderIgwUpdate, renderRouterNft, renderRouterSetUpdate, routedAddresses, routerLinkName, uncheckedLinks } from '../../src/sim/aws/lab-fabric-plan.js';
 import type { FabricEni } from '../../src/sim/aws/index.js';
 
-const eni = (id: string, ips: string[], mac = '02:aa:bb:cc:dd:ee'): FabricEni => ({ id, macAddress: mac, subnetId: 's', subnetCidr: '100.64.0.0/22', vpcId: 'v', availabilityZone: 'a', privateIps: ips, instanceId: 'i-1', deviceIndex: 1 });
+const eni = (id: string, ips: string[], mac = '02:aa:bb:cc:dd:ee'): FabricEni => ({ id, macAddress: mac, subnetId: 's', subnetCidr: '100.64.0.0/22', vpcId: 'v', availabilityZone: 'a', privateIps: ips, instanceId: 'i-1', deviceIndex: 1, sourceDestCheck: true });
 
 describe('lab fabric plan (pure)', () => {
   it('names router links after the ENI (≤ 15 characters)', () => {
@@ -21,9 +21,14 @@ describe('lab fabric plan (pure)', () => {
   it('renders the source/destination check and its set updates', () => {
     const a = routedAddresses([eni('eni-00000000000000001', ['100.64.0.5'])]);
     expect(renderRouterNft(a)).toContain('elements = { "e-000000000001" . 100.64.0.5 }');
-    expect(renderRouterNft(a)).toContain('iifname "e-*" iifname . ip saddr != @eni_src counter drop');
+    expect(renderRouterNft(a)).toContain('iifname "e-*" iifname != @eni_unchecked iifname . ip saddr != @eni_src counter drop');
     expect(renderRouterNft([])).not.toContain('elements');
-    expect(renderRouterSetUpdate([])).toBe('flush set ip egw-fabric eni_src');
+    expect(renderRouterSetUpdate([])).toBe('flush set ip egw-fabric eni_src\nflush set ip egw-fabric eni_unchecked');
+    // An ENI whose check is disabled sends from any source.
+    const off = { ...eni('eni-00000000000000001', ['100.64.0.5']), sourceDestCheck: false };
+    expect(uncheckedLinks([off, eni('eni-00000000000000002', ['100.64.0.6'])])).toEqual(['e-000000000001']);
+    expect(renderRouterNft(a, ['e-000000000001'])).toContain('elements = { "e-000000000001" }');
+    expect(renderRouterSetUpdate([], ['e-000000000001'])).toContain('add element ip egw-fabric eni_unchecked { "e-000000000001" }');
   });
 
   it('maps Elastic IPs 1:1; a moved association replaces the old pair', () => {

@@ -10,7 +10,7 @@
  */
 import type { AWSSubnet } from '../../api/kinds/aws-subnet.js';
 import type { FelixConfiguration } from '../../api/kinds/felix-configuration.js';
-import { effectiveFelixSettings } from '../../api/kinds/felix-configuration.js';
+import { effectiveFelixSettings, parseIfacePattern } from '../../api/kinds/felix-configuration.js';
 import type { EffectiveFelixSettings } from '../../api/kinds/felix-configuration.js';
 import type { IPPool } from '../../api/kinds/ip-pool.js';
 import { isAwsBacked } from '../../api/kinds/ip-pool.js';
@@ -41,7 +41,7 @@ import type { AttachWatcher, EniRoutingPort } from './ports.js';
 import { ImdsAttachWatcher, IpamHostIps } from './ports.js';
 import { writeNodeFabricStatus, writePodCondition } from './status.js';
 import type { Condition } from './status.js';
-import { deriveFabricWorkloads, hostSecondarySubnets, subnetFacts } from './workloads.js';
+import { deriveFabricWorkloads, hostSecondarySubnets, listsElasticIps, subnetFacts } from './workloads.js';
 
 /** The kinds the component follows. */
 export const FABRIC_KINDS = ['Pod', 'Node', 'Namespace', 'IPPool', 'FelixConfiguration', 'AWSSubnet'] as const;
@@ -103,6 +103,25 @@ export interface AwsFabricOptions {
   onPass?: (report: FabricReport) => void;
   /** Throttled (or otherwise failed-but-retryable) passes in a row before the Node gets an event (default 3). */
   throttleEventAfterPasses?: number;
+  /**
+   * `awsSrcDstCheck` (Enable/Disable) is checked on the primary ENI when the setting changes, after a
+   * failure, and at least this often (default 30 min: one Describe per node, so a cluster of thousands of
+   * nodes stays far below EC2's request budget while a hand-made change is still undone).
+   */
+  srcDstCheckIntervalMs?: number;
+}
+
+/** How long after our own write of the source/destination check a Describe may still show the old value. */
+const SRC_DST_STALE_MS = 60_000;
+
+/** Where FelixConfiguration `awsSrcDstCheck` stands on this node's primary ENI. */
+export interface SrcDstCheckStatus {
+  want: 'Enable' | 'Disable';
+  networkInterfaceId: string | undefined;
+  /** `Applied`: EC2 shows the wanted value (changed by us or already so); `Failed`: see `message`. */
+  state: 'Applied' | 'Failed';
+  message: string;
+  checkedAt: string;
 }
 
 /** What the component knows, for `egw status` and the lab. */
@@ -117,6 +136,8 @@ export interface AwsFabricStatus {
    * Node's capacity and the Pods' conditions then stay as the last pass that could read left them.
    */
   stale: { since: string; reason: string } | undefined;
+  /** Absent while `awsSrcDstCheck` is DoNothing (egw then never reads or changes the attribute). */
+  srcDstCheck: SrcDstCheckStatus | undefined;
 }
 
 interface PassInputs {
@@ -147,7 +168,12 @@ export class AwsFabric {
   private instance: InstanceFacts | undefined;
   private ec2: ResilientEc2 | undefined;
   private reconciler: FabricReconciler | undefined;
-  private readonly statusValue: AwsFabricStatus = { mode: 'Disabled', instance: undefined, report: undefined, passes: 0, lastError: undefined, stale: undefined };
+  private readonly statusValue: AwsFabricStatus = { mode: 'Disabled', instance: undefined, report: undefined, passes: 0, lastError: undefined, stale: undefined, srcDstCheck: undefined };
+  /** When the primary ENI's source/destination check was last found as wanted (clock ms). */
+  private srcDstCheckedAt = 0;
+  private srcDstFailures = 0;
+  /** Our last write of the attribute: EC2's Describe may show the value from before it for a while. */
+  private srcDstWritten: { eniId: string; enabled: boolean; atMs: number } | undefined;
   /** The last report whose EC2 read succeeded: the known-good state kept through an outage. */
   private lastGood: FabricReport | undefined;
   private lastFingerprint = '';
@@ -204,8 +230,9 @@ export class AwsFabric {
   private onEvent(resource: StoredResource): void {
     const kind = resource.key.kind;
     if (kind === 'Pod') {
-      const node = (resource.value as { spec?: { nodeName?: string } }).spec?.nodeName;
-      if (node !== this.options.nodeName) return;
+      const pod = resource.value as unknown as Pod;
+      // Another node's gateway with Elastic IPs may be the holder an Elastic IP standby here waits on.
+      if (pod.spec?.nodeName !== this.options.nodeName && !listsElasticIps(pod)) return;
     } else if (kind === 'Node' && resource.key.name !== this.options.nodeName) {
       return;
     }
@@ -346,12 +373,14 @@ export class AwsFabric {
       fcs.find((f) => f.metadata.name === 'default'),
       fcs.find((f) => f.metadata.name === `node.${this.options.nodeName}`),
     );
-    const pods = this.list<Pod>('Pod').filter((p) => p.spec?.nodeName === this.options.nodeName);
+    const pods = this.list<Pod>('Pod');
     const pools = this.list<IPPool>('IPPool').filter((p) => p.spec !== undefined);
     const subnets = this.list<AWSSubnet>('AWSSubnet');
     const derived = deriveFabricWorkloads(this.options.nodeName, pods, pools, this.namespaceAnnotations());
     const fingerprint = stableJson({
       mode: settings.awsSecondaryIPSupport,
+      srcDstCheck: settings.awsSrcDstCheck,
+      hostIfaces: settings.egressIPHostIfacePattern,
       timeout: settings.awsRequestTimeout,
       priority: settings.awsSecondaryIPRoutingRulePriority,
       tables: settings.routeTableRanges,
@@ -368,6 +397,76 @@ export class AwsFabric {
 
   /** One pass; true when it ended without a retryable failure. */
   private async pass(inputs: PassInputs): Promise<boolean> {
+    const srcDstOk = await this.reconcileSrcDstCheck(inputs.settings);
+    const ok = await this.passFabric(inputs);
+    return ok && srcDstOk;
+  }
+
+  /**
+   * FelixConfiguration `awsSrcDstCheck` on the node's primary ENI (device index 0), as open-source Felix
+   * does it: DoNothing makes no call at all; Enable/Disable read the attribute and change it when it
+   * differs. Independent of `awsSecondaryIPSupport` (routing pod addresses that are not the ENI's own,
+   * e.g. an overlay without encapsulation, needs the check off). True when nothing failed.
+   */
+  private async reconcileSrcDstCheck(settings: EffectiveFelixSettings): Promise<boolean> {
+    const want = settings.awsSrcDstCheck;
+    if (want === 'DoNothing') {
+      this.statusValue.srcDstCheck = undefined;
+      return true;
+    }
+    const prev = this.statusValue.srcDstCheck;
+    const interval = this.options.srcDstCheckIntervalMs ?? 30 * 60_000;
+    if (prev?.want === want && prev.state === 'Applied' && this.clock.now() - this.srcDstCheckedAt < interval) return true;
+    const checkedAt = new Date(this.clock.now()).toISOString();
+    const enabled = want === 'Enable';
+    let eniId: string | undefined;
+    try {
+      const ec2 = await this.ensureEc2(settings);
+      const instance = this.instance!;
+      const enis = await ec2.describeNetworkInterfaces([
+        { name: 'attachment.instance-id', values: [instance.instanceId] },
+        { name: 'attachment.device-index', values: ['0'] },
+      ]);
+      const primary = enis.find((e) => e.macAddress.toLowerCase() === instance.primaryMac.toLowerCase()) ?? enis[0];
+      if (primary === undefined) {
+        throw new EgwError('AwsError', `EC2 shows no network interface at device index 0 of instance ${instance.instanceId}`, {
+          retry: 'retry',
+          hint: 'EC2 may not show a fresh instance yet; egw retries',
+          details: { awsCode: 'PrimaryEniNotFound' },
+        });
+      }
+      eniId = primary.id;
+      // EC2 is eventually consistent: right after we wrote the opposite value, a Describe showing the
+      // wanted one may be the value from before that write, so write again (the call is idempotent).
+      const w = this.srcDstWritten;
+      const mayBeStale = w !== undefined && w.eniId === primary.id && w.enabled !== enabled && this.clock.now() - w.atMs < SRC_DST_STALE_MS;
+      let wrote = false;
+      if (primary.sourceDestCheck !== enabled || mayBeStale) {
+        await ec2.setSourceDestCheck({ networkInterfaceId: primary.id, enabled });
+        this.srcDstWritten = { eniId: primary.id, enabled, atMs: this.clock.now() };
+        wrote = true;
+        this.log.info({ eni: primary.id, sourceDestCheck: enabled }, `awsSrcDstCheck ${want}: source/destination check of the primary ENI ${enabled ? 'enabled' : 'disabled'}`);
+        this.recorder.record(this.nodeRef(), 'Normal', 'SrcDstCheckSet', 'ModifyNetworkInterfaceAttribute', `awsSrcDstCheck ${want}: source/destination check of ${primary.id} set to ${String(enabled)}`);
+      }
+      // After a write, look again soon (the next resync after a minute): a Describe may only then show it.
+      this.srcDstCheckedAt = wrote ? this.clock.now() - interval + Math.min(interval, SRC_DST_STALE_MS) : this.clock.now();
+      this.srcDstFailures = 0;
+      this.statusValue.srcDstCheck = { want, networkInterfaceId: primary.id, state: 'Applied', message: `source/destination check ${enabled ? 'enabled' : 'disabled'}`, checkedAt };
+      return true;
+    } catch (err) {
+      const e = isEgwError(err) ? err : new EgwError('Internal', errorMessage(err));
+      this.srcDstFailures++;
+      this.statusValue.srcDstCheck = { want, networkInterfaceId: eniId, state: 'Failed', message: e.describe(), checkedAt };
+      this.log.warn({ err: e.message, awsCode: awsCodeOf(e), want }, 'awsSrcDstCheck could not be applied to the primary ENI; retrying');
+      if (e.retry === 'terminal' || this.srcDstFailures >= (this.options.throttleEventAfterPasses ?? 3)) {
+        this.recorder.record(this.nodeRef(), 'Warning', 'SrcDstCheckFailed', 'ModifyNetworkInterfaceAttribute', `awsSrcDstCheck ${want} cannot be applied to the primary ENI: ${e.describe()}`);
+      }
+      return false;
+    }
+  }
+
+  /** The AWS secondary-IP part of a pass; true when it ended without a retryable failure. */
+  private async passFabric(inputs: PassInputs): Promise<boolean> {
     const settings = inputs.settings;
     this.statusValue.mode = settings.awsSecondaryIPSupport;
     this.statusValue.passes++;
@@ -398,9 +497,10 @@ export class AwsFabric {
       }
       return false;
     }
-    const pods = this.list<Pod>('Pod').filter((p) => p.spec?.nodeName === this.options.nodeName);
+    const allPods = this.list<Pod>('Pod');
+    const pods = allPods.filter((p) => p.spec?.nodeName === this.options.nodeName);
     const pools = this.list<IPPool>('IPPool').filter((p) => p.spec !== undefined);
-    const derived = deriveFabricWorkloads(this.options.nodeName, pods, pools, this.namespaceAnnotations());
+    const derived = deriveFabricWorkloads(this.options.nodeName, allPods, pools, this.namespaceAnnotations());
     const report = await reconciler.reconcile({
       mode: settings.awsSecondaryIPSupport,
       workloads: derived.workloads,
@@ -535,7 +635,8 @@ export class AwsFabric {
     return { capacity: figure(status?.capacity?.[AWS_SECONDARY_IPV4_RESOURCE]), allocatable: figure(status?.allocatable?.[AWS_SECONDARY_IPV4_RESOURCE]) };
   }
 
-  private async ensureReconciler(settings: EffectiveFelixSettings): Promise<FabricReconciler> {
+  /** The instance's facts (IMDS, once) and the EC2 port for its region, with the current timeout. */
+  private async ensureEc2(settings: EffectiveFelixSettings): Promise<ResilientEc2> {
     this.instance ??= await discoverInstance(this.imds());
     this.statusValue.instance = this.instance;
     if (this.ec2 === undefined) {
@@ -543,12 +644,18 @@ export class AwsFabric {
       this.ec2 = new ResilientEc2(raw, { clock: this.clock, logger: this.log, ...(this.deps.random === undefined ? {} : { random: this.deps.random }) }, this.options.ec2Policy ?? {});
     }
     this.ec2.setRequestTimeoutMs(parseDuration(settings.awsRequestTimeout) ?? 30_000);
+    return this.ec2;
+  }
+
+  private async ensureReconciler(settings: EffectiveFelixSettings): Promise<FabricReconciler> {
+    const ec2 = await this.ensureEc2(settings);
+    const instance = this.instance!;
     this.reconciler ??= new FabricReconciler(
-      { ec2: this.ec2, clock: this.clock, logger: this.log, hostIps: this.deps.hostIps ?? new IpamHostIps(this.deps.store, this.options.nodeName, (s) => this.hostPools(s), this.clock) },
+      { ec2, clock: this.clock, logger: this.log, hostIps: this.deps.hostIps ?? new IpamHostIps(this.deps.store, this.options.nodeName, (s) => this.hostPools(s), this.clock) },
       {
         cluster: this.options.cluster ?? 'egw',
         node: this.options.nodeName,
-        instance: this.instance,
+        instance,
         ...(this.options.gcCooldownMs === undefined ? {} : { gcCooldownMs: this.options.gcCooldownMs }),
         ...(this.options.concurrency === undefined ? {} : { concurrency: this.options.concurrency }),
       },
@@ -580,7 +687,9 @@ export class AwsFabric {
       return [];
     }
     const state: EniState = { interfaces: (report?.interfaces ?? []).map((i) => ({ mac: i.mac, subnetCidr: i.subnetCidr, workloadIps: i.workloadIps })) };
-    const config = { routeTableRanges: settings.routeTableRanges, rulePriority: settings.awsSecondaryIPRoutingRulePriority };
+    // A pattern that does not parse was refused at validation; one stored anyway marks nothing.
+    const hostIfaces = parseIfacePattern(settings.egressIPHostIfacePattern);
+    const config = { routeTableRanges: settings.routeTableRanges, rulePriority: settings.awsSecondaryIPRoutingRulePriority, ...(hostIfaces.errors.length === 0 && settings.egressIPHostIfacePattern.trim() !== '' ? { hostIfaces: hostIfaces.pattern } : {}) };
     const key = stableJson({ state, config });
     try {
       const result = await linux.apply(state, config);

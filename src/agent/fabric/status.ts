@@ -10,13 +10,13 @@
  * Writes are read-modify-write with the revision read (compare-and-swap), touch only these entries, keep
  * everything else another writer put there, and happen only when something changed.
  */
-import { AWS_SECONDARY_IPV4_RESOURCE } from '../../api/annotations.js';
+import { AWS_SECONDARY_IPV4_RESOURCE, EGW_AWS_READY_CONDITION } from '../../api/annotations.js';
 import type { Datastore, JsonObject, ResourceKey } from '../../datastore/contract.js';
 import { conditionsOf, withCondition, type StatusCondition } from '../../platform/conditions.js';
 import { isEgwError } from '../../platform/errors.js';
 
 /** The Pod condition type the fabric owns. */
-export const POD_AWS_CONDITION = 'EgwAwsReady';
+export const POD_AWS_CONDITION = EGW_AWS_READY_CONDITION;
 /** The Node condition type the fabric owns. */
 export const NODE_AWS_CONDITION = 'EgwAwsFabricReady';
 

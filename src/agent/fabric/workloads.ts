@@ -7,7 +7,8 @@
  * its address in the fabric until the pod is gone or finished (its connections drain meanwhile).
  */
 import { ALLOWED_ELASTIC_IPS, describeAllowList, elasticIpsNotAllowed, readAllowList } from '../../api/allow-list.js';
-import { CNI_AWS_ELASTIC_IPS, parseStringArray } from '../../api/annotations.js';
+import { CNI_AWS_ELASTIC_IPS, elasticIpStandby, parseStringArray } from '../../api/annotations.js';
+import { podFacts } from '../../calc/pod-facts.js';
 import { ipv4NetContains, isIpv4, parseIpv4Net, requireIpv4 } from '../../platform/ipv4.js';
 import type { AWSSubnet } from '../../api/kinds/aws-subnet.js';
 import type { IPPool } from '../../api/kinds/ip-pool.js';
@@ -40,10 +41,21 @@ export function podIpv4s(pod: Pod): string[] {
   return [...new Set(ips.filter((ip) => isIpv4(ip)))];
 }
 
+/** A pod's valid Elastic IPs, or undefined when the annotation is malformed. */
+function podElasticIps(pod: Pod): { ips: string[]; malformed: boolean } {
+  const annotation = pod.metadata.annotations?.[CNI_AWS_ELASTIC_IPS];
+  if (annotation === undefined) return { ips: [], malformed: false };
+  const list = parseStringArray(annotation);
+  const valid = (list ?? []).filter((ip) => isIpv4(ip));
+  return { ips: [...new Set(valid)], malformed: list === undefined || valid.length !== list.length };
+}
+
 /**
  * The workloads of `node`: one per AWS-backed IPv4 address of its live pods, with the pool's subnet,
  * the pod's Elastic IPs (`cni.projectcalico.org/awsElasticIPs`), its UID and creation time. A malformed
  * Elastic-IP annotation is a problem on the pod (its address still goes on an ENI, without Elastic IP).
+ * `pods` may hold every node's pods: those of other nodes only tell an Elastic IP standby
+ * (`egw.io/elastic-ip-standby`) which holders of its Elastic IPs are live gateways.
  */
 export function deriveFabricWorkloads(
   node: string,
@@ -67,27 +79,23 @@ export function deriveFabricWorkloads(
     const key = podKey(pod);
     const ns = pod.metadata.namespace ?? 'default';
     const uid = pod.metadata.uid ?? key;
-    let elasticIps: string[] = [];
-    const annotation = pod.metadata.annotations?.[CNI_AWS_ELASTIC_IPS];
-    if (annotation !== undefined) {
-      const list = parseStringArray(annotation);
-      const valid = (list ?? []).filter((ip) => isIpv4(ip));
-      if (list === undefined || valid.length !== list.length) {
-        problems.push({ pod: key, reason: 'InvalidElasticIPs', message: `${CNI_AWS_ELASTIC_IPS} must be a JSON array of IPv4 addresses, got ${JSON.stringify(annotation)}` });
-      }
-      elasticIps = [...new Set(valid)];
-      // The namespace's allow-list (docs/security.md, 7): a refused address is never claimed.
-      const allow = readAllowList(namespaceAnnotations.get(ns), ALLOWED_ELASTIC_IPS);
-      const refused = elasticIpsNotAllowed(elasticIps, allow);
-      if (refused.length > 0) {
-        problems.push({
-          pod: key,
-          reason: 'ElasticIPNotAllowed',
-          message: `${CNI_AWS_ELASTIC_IPS} names ${refused.join(', ')}, which namespace ${ns} does not allow (${ALLOWED_ELASTIC_IPS}: ${describeAllowList(allow)}); an administrator adds them there, or the pod stops naming them`,
-        });
-        elasticIps = elasticIps.filter((ip) => !refused.includes(ip));
-      }
+    const eips = podElasticIps(pod);
+    if (eips.malformed) {
+      problems.push({ pod: key, reason: 'InvalidElasticIPs', message: `${CNI_AWS_ELASTIC_IPS} must be a JSON array of IPv4 addresses, got ${JSON.stringify(pod.metadata.annotations?.[CNI_AWS_ELASTIC_IPS])}` });
     }
+    let elasticIps = eips.ips;
+    // The namespace's allow-list (docs/security.md, 7): a refused address is never claimed.
+    const allow = readAllowList(namespaceAnnotations.get(ns), ALLOWED_ELASTIC_IPS);
+    const refused = elasticIpsNotAllowed(elasticIps, allow);
+    if (refused.length > 0) {
+      problems.push({
+        pod: key,
+        reason: 'ElasticIPNotAllowed',
+        message: `${CNI_AWS_ELASTIC_IPS} names ${refused.join(', ')}, which namespace ${ns} does not allow (${ALLOWED_ELASTIC_IPS}: ${describeAllowList(allow)}); an administrator adds them there, or the pod stops naming them`,
+      });
+      elasticIps = elasticIps.filter((ip) => !refused.includes(ip));
+    }
+    const standby = elasticIps.length > 0 && elasticIpStandby(pod.metadata.annotations) ? standbyFacts(pod, elasticIps, pods, awsPools.map((p) => p.pool.spec.cidr)) : undefined;
     for (const ip of podIpv4s(pod)) {
       const address = requireIpv4(ip);
       const match = awsPools.find((p) => ipv4NetContains(p.cidr, address));
@@ -101,10 +109,31 @@ export function deriveFabricWorkloads(
         owner: podOwner(ns, pod.metadata.name, uid),
         since: pod.metadata.creationTimestamp ?? new Date(0).toISOString(),
         elasticIps,
+        ...(standby === undefined ? {} : { standby }),
       });
     }
   }
   return { workloads, problems };
+}
+
+/**
+ * What an Elastic IP standby needs to know: the addresses of the live gateways (datastore-ready: Running,
+ * Ready, not terminating; for a standby pod also holding its Elastic IP) that list one of its Elastic IPs,
+ * and the AWS-backed pools' CIDRs (a takeover is only from an egw gateway's address). Sorted.
+ */
+function standbyFacts(self: Pod, elasticIps: readonly string[], pods: readonly Pod[], poolCidrs: readonly string[]): { liveHolders: string[]; poolCidrs: string[] } {
+  const live = new Set<string>();
+  for (const p of pods) {
+    if (p === self || !podElasticIps(p).ips.some((ip) => elasticIps.includes(ip))) continue;
+    const facts = podFacts(p);
+    if (facts.ready) for (const ip of podIpv4s(p)) live.add(ip);
+  }
+  return { liveHolders: [...live].sort(), poolCidrs: [...new Set(poolCidrs)].sort() };
+}
+
+/** True when a pod of another node matters to this node's fabric (a possible holder of a standby's Elastic IP). */
+export function listsElasticIps(pod: Pod): boolean {
+  return pod.metadata.annotations?.[CNI_AWS_ELASTIC_IPS] !== undefined;
 }
 
 /** Subnets of the AWS-backed pools that supply ENI primary addresses (`HostSecondaryInterface`). */

@@ -189,6 +189,45 @@ export function felixScope(name: string): 'default' | 'node' | 'selector' {
 
 const RESERVED_TABLES = { min: 253, max: 255 };
 
+/** An interface list as Felix reads one (`iface-list-regexp`): exact interface names and `/regex/` entries. */
+export interface IfacePattern {
+  names: string[];
+  /** Regular expression sources (between the slashes), matched anywhere in the name as Go's MatchString. */
+  regexes: string[];
+}
+
+const IFACE_NAME = /^[a-zA-Z0-9_.-]{1,15}$/;
+const MAX_IFACE_PATTERN = 1024;
+
+/**
+ * Parses `egressIPHostIfacePattern`: a comma-separated list whose entries are interface names
+ * (≤ 15 characters of letters, digits, `_`, `.`, `-`) or regular expressions between slashes. Empty
+ * means none. Pure; never throws: problems come back as messages.
+ */
+export function parseIfacePattern(text: string): { pattern: IfacePattern; errors: string[] } {
+  const pattern: IfacePattern = { names: [], regexes: [] };
+  const errors: string[] = [];
+  if (text.length > MAX_IFACE_PATTERN) return { pattern, errors: [`is ${text.length} characters long (at most ${MAX_IFACE_PATTERN})`] };
+  for (const raw of text.split(',')) {
+    const entry = raw.trim();
+    if (entry === '') continue;
+    if (entry.length >= 2 && entry.startsWith('/') && entry.endsWith('/')) {
+      const source = entry.slice(1, -1);
+      try {
+        new RegExp(source);
+        pattern.regexes.push(source);
+      } catch (err) {
+        errors.push(`entry ${JSON.stringify(entry)} is not a valid regular expression (${err instanceof Error ? err.message : String(err)})`);
+      }
+    } else if (IFACE_NAME.test(entry)) {
+      pattern.names.push(entry);
+    } else {
+      errors.push(`entry ${JSON.stringify(entry)} is neither an interface name (up to 15 of a-z A-Z 0-9 _ . -) nor a /regex/`);
+    }
+  }
+  return { pattern, errors };
+}
+
 /** Calico's rules for the fields egw types (as written, before defaults). */
 export function validateFelixConfiguration(fc: FelixConfiguration, sink: IssueSink): void {
   const spec = fc.spec;
@@ -224,6 +263,11 @@ export function validateFelixConfiguration(fc: FelixConfiguration, sink: IssueSi
     });
     if (total > 65535) {
       sink.error(['spec', 'routeTableRanges'], 'FelixConfiguration.route-table-total', `routeTableRanges cover ${total} tables`, 'at most 65535 route tables in total');
+    }
+  }
+  if (spec.egressIPHostIfacePattern !== undefined) {
+    for (const e of parseIfacePattern(spec.egressIPHostIfacePattern).errors) {
+      sink.error(['spec', 'egressIPHostIfacePattern'], 'FelixConfiguration.iface-pattern', e, 'a comma list of interface names or /regex/ entries, e.g. "eth1,/^ens[0-9]+$/"');
     }
   }
   if (spec.nodeSelector !== undefined) {

@@ -50,7 +50,13 @@ async function awsFabricSidecar(store: Datastore, nodeName: string, cluster: str
     stop: () => fabric.stop(),
     summary: () => {
       const s = fabric.status();
-      return { mode: s.mode, instanceId: s.instance?.instanceId ?? null, lastError: s.lastError ?? null, staleSince: s.stale?.since ?? null };
+      return {
+        mode: s.mode,
+        instanceId: s.instance?.instanceId ?? null,
+        lastError: s.lastError ?? null,
+        staleSince: s.stale?.since ?? null,
+        srcDstCheck: s.srcDstCheck === undefined ? null : { want: s.srcDstCheck.want, state: s.srcDstCheck.state, eni: s.srcDstCheck.networkInterfaceId ?? null, message: s.srcDstCheck.message },
+      };
     },
   };
 }

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { openDatastoreForDaemon } from '../daemon-datastore.js';
-import { openDatastore } from '../../datastore/open.js';
+import { openDatastore, type OpenDatastoreOptions } from '../../datastore/open.js';
 import type { Datastore } from '../../datastore/contract.js';
 import { GATEWAY_ENV, GatewayProcess, gatewayConfig, initGatewayPod, type GatewayFlags } from '../../gateway/index.js';
 import { createLogger } from '../../platform/logger.js';
@@ -34,6 +34,9 @@ function gatewayFlags(cmd: Command, withProbes: boolean): Command {
  * `egw gateway init` (the operator's init container: program the namespace once and exit).
  * Configured by flags or by the environment variables Calico's gateway image reads (docs/gateway.md).
  */
+/** How the gateway opens the datastore: it never writes (SQLite read-only; no effect on etcd and Kubernetes, where its identity is read-only). */
+const GATEWAY_READ_ONLY: OpenDatastoreOptions = { sqlite: { readOnly: true } };
+
 export function registerGatewayCommands(program: Command): void {
   const gateway = gatewayFlags(
     program
@@ -44,7 +47,9 @@ export function registerGatewayCommands(program: Command): void {
     const config = gatewayConfig(flags, process.env);
     const logger = createLogger({ component: 'gateway', level: config.logLevel });
     const { datastore } = cmd.optsWithGlobals<{ datastore?: string }>();
-    const store = await openDatastoreForDaemon(datastore, logger);
+    // The gateway only reads (Nodes, FelixConfiguration): on SQLite it opens the file read-only; on etcd
+    // its role and on Kubernetes its RBAC grant reads only (docs/security.md).
+    const store = await openDatastoreForDaemon(datastore, logger, GATEWAY_READ_ONLY);
     const gw = new GatewayProcess({ store, shell: new ExecShell(), logger }, config);
     let stopped = false;
     try {
@@ -72,7 +77,7 @@ export function registerGatewayCommands(program: Command): void {
       const { datastore } = cmd.optsWithGlobals<{ datastore?: string }>();
       let store: Datastore | undefined;
       try {
-        store = await openDatastore(datastore);
+        store = await openDatastore(datastore, GATEWAY_READ_ONLY);
       } catch (e) {
         logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'datastore not reachable; tunnel closed until egw gateway starts');
       }

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { formatIssue, hasErrors, type EgressGateway, type FelixConfiguration, type IPPool, type Issue } from '../../api/index.js';
 import { defaultGatewayImage, KUBE_GATEWAY_POD_SETTINGS, operatorValidationError, renderDeployment } from '../../controller/operator/index.js';
 import { renderInstall, type AwsMode } from '../../install/render-install.js';
+import { etcdRoles, renderEtcdRolesScript } from '../../install/etcd-roles.js';
 import { ExitCode, usageError } from '../exit.js';
 import { loadManifests } from '../load-manifests.js';
 import { readManifestSources } from '../manifest-sources.js';
@@ -18,6 +19,7 @@ const collect = (value: string, previous: string[]): string[] => [...previous, v
 export function registerRenderCommands(program: Command): void {
   const render = program.command('render').description('print what egw would create, for a real cluster');
   registerRenderInstall(render);
+  registerRenderEtcdRoles(render);
   render
     .command('deployment')
     .description('print the apps/v1 Deployment the operator renders for each EgressGateway in the manifests')
@@ -87,6 +89,28 @@ function registerRenderInstall(render: Command): void {
         ...(opts.awsRegion === undefined ? {} : { awsRegion: opts.awsRegion }),
       });
       process.stdout.write(formatObjects(objects, format, true));
+    });
+}
+
+/**
+ * `egw render etcd-roles [--prefix /egw/] [-o script|json] [--no-password]`: the etcd roles and users of
+ * egw's programs (docs/security.md, "Least privilege on etcd"). Reads nothing.
+ */
+function registerRenderEtcdRoles(render: Command): void {
+  render
+    .command('etcd-roles')
+    .description("print the etcdctl commands that create one etcd role and user per egw program (read the prefix, write only the program's kinds)")
+    .option('--prefix <prefix>', "egw's key prefix in etcd (the datastore URL's /PREFIX)", '/egw/')
+    .option('-o, --output <format>', 'script (etcdctl commands) or json', 'script')
+    .option('--no-password', "users without a password: etcd takes the user from the client certificate's CN")
+    .action((opts: { prefix: string; output: string; password: boolean }) => {
+      if (!/^\/([A-Za-z0-9._-]+\/)+$/.test(opts.prefix.endsWith('/') ? opts.prefix : `${opts.prefix}/`)) {
+        throw usageError(`--prefix ${opts.prefix} is not a key prefix`, 'e.g. --prefix /egw/ (the datastore URL etcd://HOST:PORT/team-a has /team-a/)');
+      }
+      const roles = etcdRoles(opts.prefix);
+      if (opts.output === 'json') process.stdout.write(`${JSON.stringify(roles, null, 2)}\n`);
+      else if (opts.output === 'script') process.stdout.write(renderEtcdRolesScript(roles, { noPassword: !opts.password }));
+      else throw usageError(`-o ${opts.output} is not a format of render etcd-roles`, 'use -o script or -o json');
     });
 }
 

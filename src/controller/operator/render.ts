@@ -12,6 +12,7 @@
 import {
   AWS_SECONDARY_IPV4_RESOURCE,
   CNI_AWS_ELASTIC_IPS,
+  EGW_ELASTIC_IP_STANDBY,
   CNI_IPV4_POOLS,
   defaultEgressGateway,
   nativeIP,
@@ -222,6 +223,9 @@ export function renderPodTemplate(egw: EgressGateway, ctx: RenderContext = {}): 
   const annotations: Record<string, string> = { [CNI_IPV4_POOLS]: JSON.stringify(poolList(d)) };
   const eips = spec.aws?.elasticIPs ?? [];
   if (eips.length > 0) annotations[CNI_AWS_ELASTIC_IPS] = JSON.stringify(eips);
+  // egw's Elastic IP standby is switched on the EgressGateway itself (spec.aws stays as Calico has it).
+  const standby = d.metadata.annotations?.[EGW_ELASTIC_IP_STANDBY];
+  if (standby !== undefined) annotations[EGW_ELASTIC_IP_STANDBY] = standby;
   const externalNetworks = spec.externalNetworks ?? [];
   if (externalNetworks.length > 0) annotations[EXTERNAL_NETWORK_NAMES] = JSON.stringify(externalNetworks);
   // Template annotations are added only where they do not clash: the operator's own keys win.

@@ -1,4 +1,5 @@
-import { Etcd3, isRecoverableError } from 'etcd3';
+import { connect as tlsConnect } from 'node:tls';
+import { Etcd3, EtcdAuthenticationFailedError, EtcdPermissionDeniedError, isRecoverableError } from 'etcd3';
 import type { DatastoreCapabilities } from '../contract.js';
 import type { ICompare, IDuplexStream, IKeyValue, IOptions, IRequestOp, IWatchRequest, IWatchResponse } from 'etcd3';
 import type { Clock } from '../../platform/clock.js';
@@ -16,10 +17,15 @@ import type {
   WriteOp,
 } from '../contract.js';
 import { checkKey, checkOps, opFailure, opHolds, sortResources } from '../keys.js';
+import type { EtcdSecurity } from './etcd-security.js';
 
-/** Connection and tuning of {@link EtcdDatastore}. */
-export interface EtcdDatastoreOptions {
-  /** `host:port` of each member (plain HTTP). */
+/**
+ * Connection and tuning of {@link EtcdDatastore}. `tls` (present: TLS, with what was read from the files
+ * of src/datastore/etcd/etcd-security.ts) and `auth` (etcd's user/password authentication) come from
+ * {@link EtcdSecurity}.
+ */
+export interface EtcdDatastoreOptions extends EtcdSecurity {
+  /** `host:port` of each member (plain HTTP, or TLS when `tls` is set). */
   endpoints: string[];
   /** Key prefix, starting and ending with `/` (default `/egw/`). Lets several egw installations share an etcd. */
   prefix?: string;
@@ -67,6 +73,8 @@ export class EtcdDatastore implements Datastore {
   private readonly retryMaxMs: number;
   private readonly closing = new AbortController();
   private closed = false;
+  private readonly endpoints: readonly string[];
+  private readonly security: EtcdSecurity;
 
   private constructor(options: EtcdDatastoreOptions) {
     const prefix = options.prefix ?? '/egw/';
@@ -75,13 +83,33 @@ export class EtcdDatastore implements Datastore {
     }
     if (options.endpoints.length === 0) throw new EgwError('InvalidInput', 'etcd needs at least one endpoint');
     this.prefix = prefix;
-    this.location = `etcd://${options.endpoints.join(',')}${prefix === '/egw/' ? '' : prefix.replace(/\/$/, '')}`;
+    // The location names no file and no user: it is logged and shown everywhere.
+    this.location = `${options.tls === undefined ? 'etcd' : 'etcds'}://${options.endpoints.join(',')}${prefix === '/egw/' ? '' : prefix.replace(/\/$/, '')}`;
+    this.endpoints = options.endpoints;
+    this.security = { ...(options.tls === undefined ? {} : { tls: options.tls }), ...(options.auth === undefined ? {} : { auth: options.auth }) };
     this.clock = options.clock ?? new SystemClock();
     this.retryInitialMs = options.watchRetryInitialMs ?? 100;
     this.retryMaxMs = options.watchRetryMaxMs ?? 2_000;
     const timeout = options.requestTimeoutMs ?? 5_000;
+    const tls = options.tls;
     this.client = new Etcd3({
-      hosts: options.endpoints.map((e) => `http://${e}`),
+      hosts: options.endpoints.map((e) => `${tls === undefined ? 'http' : 'https'}://${e}`),
+      // etcd3 hands these to grpc's createSsl; without a CA file the system's roots verify etcd (grpc's
+      // default, which also applies to https:// hosts without credentials).
+      ...(tls === undefined || (tls.ca === undefined && tls.cert === undefined)
+        ? {}
+        : {
+            credentials: {
+              // grpc's createSsl takes null for "the system's roots"; etcd3's type insists on a Buffer.
+              rootCertificate: tls.ca ?? (null as unknown as Buffer),
+              ...(tls.key === undefined ? {} : { privateKey: tls.key }),
+              ...(tls.cert === undefined ? {} : { certChain: tls.cert }),
+            },
+          }),
+      ...(options.auth === undefined
+        ? {}
+        : // The token exchange gets the deadline of defaultCallOptions, like every other call.
+          { auth: { username: options.auth.username, password: options.auth.password } }),
       dialTimeout: timeout,
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
       faultHandling: {
@@ -93,13 +121,32 @@ export class EtcdDatastore implements Datastore {
     });
   }
 
-  /** Connects and checks that etcd answers; throws `DatastoreUnavailable` naming the endpoints if not. */
+  /**
+   * Connects and checks that etcd answers (and, with `auth`, that the user may read this store's prefix).
+   * Throws `DatastoreUnavailable` naming the endpoints: `retry` while etcd cannot be reached, `terminal`
+   * for what waiting cannot fix — a certificate etcd or egw rejects, TLS spoken to a plain etcd or the
+   * other way round, a wrong user or password, a user without permission (`details.reason`: `TlsRejected`,
+   * `TlsMismatch`, `Unauthenticated`, `Forbidden`).
+   */
   static async open(options: EtcdDatastoreOptions): Promise<EtcdDatastore> {
     const store = new EtcdDatastore(options);
     try {
       await store.currentRevision();
     } catch (err) {
       await store.close();
+      // A plain client at a TLS etcd (or the reverse) looks like an unreachable server to gRPC; one
+      // probe tells the two apart, so that the program stops with the fix instead of waiting forever.
+      if (isEgwError(err, 'DatastoreUnavailable') && err.retry === 'retry') {
+        const mismatch = await protocolMismatch(options.endpoints, options.tls !== undefined);
+        if (mismatch !== undefined) {
+          throw new EgwError('DatastoreUnavailable', `datastore ${store.location}: ${mismatch.message}`, {
+            hint: mismatch.hint,
+            retry: 'terminal',
+            cause: err,
+            details: { reason: 'TlsMismatch', location: store.location },
+          });
+        }
+      }
       throw err;
     }
     return store;
@@ -282,7 +329,13 @@ export class EtcdDatastore implements Datastore {
             };
             return;
           }
-          if (res.canceled) throw new EgwError('DatastoreUnavailable', `etcd cancelled the watch: ${res.cancel_reason}`);
+          if (res.canceled) {
+            // A watch of a range the user may not read all of is cancelled at once: say so, do not loop.
+            const denied = /permission denied/i.test(res.cancel_reason);
+            throw new EgwError('DatastoreUnavailable', `etcd cancelled the watch: ${res.cancel_reason}`, denied
+              ? { retry: 'terminal', details: { reason: 'Forbidden', location: this.location }, hint: `the etcd user needs read permission on all of ${start} (egw render etcd-roles)` }
+              : {});
+          }
           if (res.created) {
             delay = this.retryInitialMs;
             const now = Number(res.header.revision);
@@ -316,7 +369,7 @@ export class EtcdDatastore implements Datastore {
         }
       } catch (err) {
         if (stop.aborted) return;
-        if (isEgwError(err) && err.code !== 'DatastoreUnavailable') throw err;
+        if (isEgwError(err) && (err.code !== 'DatastoreUnavailable' || err.retry === 'terminal')) throw err;
         // The stream broke (server restart, network): wait, then resume from the cursor.
         await sleepUnless(this.clock, jittered(delay), stop);
         delay = Math.min(delay * 2, this.retryMaxMs);
@@ -357,6 +410,15 @@ export class EtcdDatastore implements Datastore {
     } catch (err) {
       if (isEgwError(err)) throw err;
       if (this.closed) throw new EgwError('DatastoreClosed', `${this.location} is closed`);
+      const refused = securityFailure(err, this.security, this.endpoints);
+      if (refused !== undefined) {
+        throw new EgwError('DatastoreUnavailable', `datastore ${this.location}: ${action} failed: ${refused.message}`, {
+          hint: refused.hint,
+          retry: 'terminal',
+          cause: err,
+          details: { reason: refused.reason, location: this.location },
+        });
+      }
       const msg = err instanceof Error ? err.message : String(err);
       const unreachable = (err instanceof Error && isRecoverableError(err)) || /deadline|unavailable|connect|closed/i.test(msg);
       throw new EgwError(
@@ -482,4 +544,133 @@ function retryPolicy(attempts: number, clock: Clock): Policy {
       }
     },
   } as unknown as Policy;
+}
+
+/** Why etcd refused us, when it is a matter of configuration (certificates, users, permissions). */
+interface SecurityFailure {
+  reason: 'TlsRejected' | 'Unauthenticated' | 'Forbidden';
+  message: string;
+  hint: string;
+}
+
+/**
+ * Classifies an etcd3 / gRPC error that waiting cannot fix (pure). gRPC reports a failed TLS handshake as
+ * UNAVAILABLE, like an unreachable server, with OpenSSL's or Node's reason as "Last error"; those reasons
+ * are matched here (grpc-js 1.14, Node 20, etcd 3.6: test/datastore/etcd-security.test.ts drives each case).
+ */
+export function securityFailure(err: unknown, security: EtcdSecurity, endpoints: readonly string[]): SecurityFailure | undefined {
+  const msg = err instanceof Error ? err.message : String(err);
+  const at = endpoints.join(',');
+  const user = security.auth?.username;
+  if (err instanceof EtcdAuthenticationFailedError) {
+    return {
+      reason: 'Unauthenticated',
+      message: `etcd refused the user ${JSON.stringify(user)}: wrong user name or password`,
+      hint: `check EGW_ETCD_USERNAME and the password in ${security.auth?.passwordFile ?? 'EGW_ETCD_PASSWORD_FILE'}`,
+    };
+  }
+  if (/user name is empty|token is not provided|invalid auth token/i.test(msg) && security.auth === undefined) {
+    return {
+      reason: 'Unauthenticated',
+      message: `etcd at ${at} has authentication enabled and no etcd user was given`,
+      hint: 'set EGW_ETCD_USERNAME and EGW_ETCD_PASSWORD_FILE (or ?user=NAME&password-file=FILE in the datastore URL)',
+    };
+  }
+  if (/authentication is not enabled/i.test(msg)) {
+    return {
+      reason: 'Unauthenticated',
+      message: `an etcd user (${JSON.stringify(user)}) is given but etcd at ${at} has authentication disabled`,
+      hint: 'enable etcd authentication (etcdctl auth enable), or remove the user settings',
+    };
+  }
+  if (err instanceof EtcdPermissionDeniedError) {
+    // Without a user, etcd (--client-cert-auth) takes it from the client certificate's CN.
+    const who = user !== undefined ? `the etcd user ${JSON.stringify(user)}` : security.tls?.certFile !== undefined ? `the etcd user named by the client certificate ${security.tls.certFile}` : 'this client (no etcd user)';
+    return {
+      reason: 'Forbidden',
+      message: `permission denied: ${who} may not do this (its roles do not grant it)`,
+      hint: 'give this program its role (egw render etcd-roles, docs/security.md); a gateway or CNI plugin writing here is a bug or an attack',
+    };
+  }
+  const tls = security.tls;
+  if (tls !== undefined && /UNAVAILABLE/.test(msg)) {
+    const caName = tls.caFile ?? "the system's CA roots";
+    if (/certificate required/i.test(msg)) {
+      return {
+        reason: 'TlsRejected',
+        message: `etcd at ${at} requires a client certificate and none was given`,
+        hint: 'set EGW_ETCD_CERT_FILE and EGW_ETCD_KEY_FILE (or ?cert=FILE&key=FILE)',
+      };
+    }
+    if (/bad certificate|unknown ca|certificate unknown|unsupported certificate|decrypt error|certificate revoked|access denied/i.test(msg)) {
+      return {
+        reason: 'TlsRejected',
+        message: `etcd at ${at} rejected the client certificate ${tls.certFile ?? '(none)'}: ${lastError(msg)}`,
+        hint: "use a client certificate signed by a CA in etcd's --trusted-ca-file, valid now, with extended key usage clientAuth",
+      };
+    }
+    if (/unable to verify|self[- ]signed|unable to get (local )?issuer|certificate has expired|certificate is not yet valid|CERT_|altnames|does not match/i.test(msg)) {
+      return {
+        reason: 'TlsRejected',
+        message: `the certificate of etcd at ${at} is not trusted: ${lastError(msg)} (verified with ${caName})`,
+        hint: "give the CA that signed etcd's server certificate (EGW_ETCD_CA_FILE or ?ca=FILE); the certificate must name the host or IP of the endpoint",
+      };
+    }
+  }
+  return undefined;
+}
+
+/** gRPC's "Last error: …" part of an UNAVAILABLE message, or the message. */
+function lastError(msg: string): string {
+  const m = /Last error: (?:Error: )?(.*?)(?:\. Resolution note:|$)/s.exec(msg);
+  const text = (m?.[1] ?? msg).split('\n')[0] ?? msg;
+  // OpenSSL's lines carry a pointer into its sources; the reason is the part after the routine name.
+  const ssl = /SSL routines:[^:]*:([^:]+)/.exec(text);
+  return (ssl?.[1] ?? text).trim();
+}
+
+/**
+ * One probe per endpoint after a failed first call: a plain `etcd://` client at an etcd that answers a TLS
+ * handshake, or an `etcds://` client at one that answers plain HTTP. Undefined when no endpoint shows a
+ * mismatch (then it is just unreachable, and the caller waits).
+ */
+async function protocolMismatch(endpoints: readonly string[], tls: boolean): Promise<{ message: string; hint: string } | undefined> {
+  for (const e of endpoints) {
+    const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(e);
+    if (m === null) continue;
+    const host = m[1] ?? '';
+    const port = Number(m[2]);
+    if (!tls && (await answersTls(host, port))) {
+      return { message: `etcd at ${e} speaks TLS but the datastore URL is plain etcd://`, hint: 'use etcds://HOST:PORT with EGW_ETCD_CA_FILE (and a client certificate if etcd requires one)' };
+    }
+    if (tls && (await answersPlainHttp(host, port))) {
+      return { message: `etcd at ${e} speaks plain HTTP but the datastore URL is etcds:// (TLS)`, hint: 'configure TLS on etcd (--cert-file, --key-file), or use etcd:// on a network only egw reaches' };
+    }
+  }
+  return undefined;
+}
+
+/** True when host:port completes a TLS handshake (the server's certificate is not checked: this only asks "TLS or not"). */
+function answersTls(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = tlsConnect({ host, port, rejectUnauthorized: false, timeout: 2_000, ...(/^[\d.]+$|:/.test(host) ? {} : { servername: host }) });
+    const done = (ok: boolean): void => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.once('secureConnect', () => done(true));
+    socket.once('error', () => done(false));
+    socket.once('timeout', () => done(false));
+  });
+}
+
+/** True when host:port answers a plain HTTP request (etcd's /health). */
+async function answersPlainHttp(host: string, port: number): Promise<boolean> {
+  try {
+    const res = await fetch(`http://${host.includes(':') ? `[${host}]` : host}:${port}/health`, { signal: AbortSignal.timeout(2_000) });
+    await res.body?.cancel();
+    return true;
+  } catch {
+    return false;
+  }
 }

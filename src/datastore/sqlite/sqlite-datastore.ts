@@ -1,10 +1,10 @@
-import { mkdirSync } from 'node:fs';
+import { closeSync, constants as fsConstants, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { DatastoreCapabilities } from '../contract.js';
 import type { Clock } from '../../platform/clock.js';
 import { SystemClock } from '../../platform/clock.js';
-import { EgwError, isEgwError } from '../../platform/errors.js';
+import { EgwError, errorMessage, isEgwError } from '../../platform/errors.js';
 import type {
   CommitResult,
   Datastore,
@@ -43,6 +43,12 @@ export interface SqliteDatastoreOptions {
   compactEvery?: number;
   /** Clock for change timestamps (retention by age) and lock-wait deadlines. */
   clock?: Clock;
+  /**
+   * Open the file read-only (SQLite's `readonly` mode), for programs that never write (`egw gateway`):
+   * nothing is created, commits and compactions fail with `Unsupported`, and a store that does not exist
+   * yet, or is not initialised yet, is `DatastoreUnavailable`/retry (a writer will create it).
+   */
+  readOnly?: boolean;
 }
 
 interface ResourceRow {
@@ -102,6 +108,7 @@ export class SqliteDatastore implements Datastore {
   private closed = false;
   private readonly stmt;
   private readonly commitTx: Database.Transaction<(ops: readonly WriteOp[]) => CommitResult>;
+  private readonly readOnly: boolean;
 
   private constructor(readonly path: string, db: Database.Database, options: SqliteDatastoreOptions) {
     this.location = `sqlite:${path}`;
@@ -111,6 +118,7 @@ export class SqliteDatastore implements Datastore {
     this.retainRevisions = options.retainRevisions ?? 10_000;
     this.retainMs = options.retainMs ?? 10 * 60_000;
     this.compactEvery = options.compactEvery ?? 1_000;
+    this.readOnly = options.readOnly === true;
     this.stmt = {
       state: db.prepare<[], StateRow>('SELECT revision, compacted FROM egw_state WHERE id = 1'),
       get: db.prepare<[string, string, string], ResourceRow>(
@@ -148,14 +156,27 @@ export class SqliteDatastore implements Datastore {
   /**
    * Opens (creating the directory and the file when missing) the store at `path`. Safe to call from
    * several processes at once on the same path.
+   *
+   * Permissions (issue 11, item 6): a directory egw creates is 0700 and a file it creates 0600, and
+   * SQLite gives the `-wal` and `-shm` files the mode of the database file, so the whole store is
+   * readable by its owner only. An existing directory or file keeps its mode (an administrator may have
+   * chosen a group on purpose); docs/security.md says what to give it.
    */
   static async open(path: string, options: SqliteDatastoreOptions = {}): Promise<SqliteDatastore> {
     const abs = resolve(path);
     const where = `sqlite:${abs}`;
+    if (options.readOnly === true) return SqliteDatastore.openReadOnly(abs, where, options);
     try {
-      mkdirSync(dirname(abs), { recursive: true });
+      mkdirSync(dirname(abs), { recursive: true, mode: 0o700 });
     } catch (err) {
       throw unavailable(where, `cannot create the directory ${dirname(abs)}`, err, 'terminal');
+    }
+    try {
+      // Created here, not by SQLite (which would use 0644 less the umask). Without O_EXCL, so that several
+      // processes may race: the one that creates it sets the mode, an existing file is left as it is.
+      closeSync(openSync(abs, fsConstants.O_RDONLY | fsConstants.O_CREAT, 0o600));
+    } catch (err) {
+      throw unavailable(where, `cannot create or open the file: ${errorMessage(err)}`, err, 'terminal', 'check that the path is a file this user may read and write');
     }
     let db: Database.Database;
     try {
@@ -168,6 +189,28 @@ export class SqliteDatastore implements Datastore {
       const store = new SqliteDatastore(abs, await initialise(db, where, options), options);
       await store.autoCompact();
       return store;
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+
+  /** {@link open} with `readOnly`: the file must exist and hold an initialised egw store. */
+  private static async openReadOnly(abs: string, where: string, options: SqliteDatastoreOptions): Promise<SqliteDatastore> {
+    const notYet = (err: unknown): EgwError =>
+      unavailable(where, 'the store does not exist yet (opened read-only: this program never creates it)', err, 'retry', 'start a program that writes the store (the controller, egw apply) or check --datastore');
+    if (!existsSync(abs)) throw notYet(undefined);
+    let db: Database.Database;
+    try {
+      db = new Database(abs, { readonly: true, fileMustExist: true, timeout: 50 });
+    } catch (err) {
+      if (!existsSync(abs)) throw notYet(err);
+      throw mapSqliteError(where, err, 'open');
+    }
+    try {
+      const ready = await retryBusy(options, where, () => db.transaction(() => verify(db, where))());
+      if (!ready) throw unavailable(where, 'the store is not initialised yet (opened read-only)', undefined, 'retry', 'start a program that writes the store');
+      return new SqliteDatastore(abs, db, options);
     } catch (err) {
       db.close();
       throw err;
@@ -204,6 +247,7 @@ export class SqliteDatastore implements Datastore {
 
   async commit(ops: readonly WriteOp[]): Promise<CommitResult> {
     this.assertOpen();
+    this.assertWritable('commit');
     const checked = checkOps(ops);
     const result = await this.withLock('commit', () => this.commitTx.immediate(checked));
     this.notifier.poke();
@@ -217,6 +261,7 @@ export class SqliteDatastore implements Datastore {
    */
   async compact(revision?: number): Promise<number> {
     this.assertOpen();
+    this.assertWritable('compact');
     return this.withLock('compact', () =>
       this.db
         .transaction(() => {
@@ -374,6 +419,10 @@ export class SqliteDatastore implements Datastore {
     if (this.closed) throw new EgwError('DatastoreClosed', `${this.location} is closed`);
   }
 
+  private assertWritable(action: string): void {
+    if (this.readOnly) throw new EgwError('Unsupported', `${this.location} is open read-only: cannot ${action}`, { hint: 'this program only reads the datastore' });
+  }
+
   private async read<T>(fn: () => T): Promise<T> {
     this.assertOpen();
     return this.withLock('read', fn);
@@ -399,19 +448,13 @@ export class SqliteDatastore implements Datastore {
   }
 }
 
-/** Sets WAL mode and creates or verifies the tables, retrying while another process initialises. */
-async function initialise(db: Database.Database, where: string, options: SqliteDatastoreOptions): Promise<Database.Database> {
+/** Runs `fn`, retrying while another process holds a lock, up to the lock timeout. */
+async function retryBusy<T>(options: SqliteDatastoreOptions, where: string, fn: () => T): Promise<T> {
   const clock = options.clock ?? new SystemClock();
   const deadline = clock.now() + (options.lockTimeoutMs ?? 10_000);
   for (let attempt = 0; ; attempt++) {
     try {
-      const mode = db.pragma('journal_mode = WAL', { simple: true });
-      if (mode !== 'wal') throw unavailable(where, `cannot use WAL mode (got ${String(mode)})`, undefined, 'terminal');
-      // NORMAL in WAL mode: a crash of the process loses nothing; a power loss may lose the last commits.
-      db.pragma('synchronous = NORMAL');
-      // The common case, an existing store, needs only a read; creating the tables takes the write lock.
-      if (!db.transaction(() => verify(db, where))()) db.transaction(() => createOrVerify(db, where)).immediate();
-      return db;
+      return fn();
     } catch (err) {
       if (isEgwError(err)) throw err;
       if (isBusy(err) && clock.now() < deadline) {
@@ -421,6 +464,19 @@ async function initialise(db: Database.Database, where: string, options: SqliteD
       throw mapSqliteError(where, err, 'open', options.lockTimeoutMs ?? 10_000);
     }
   }
+}
+
+/** Sets WAL mode and creates or verifies the tables, retrying while another process initialises. */
+async function initialise(db: Database.Database, where: string, options: SqliteDatastoreOptions): Promise<Database.Database> {
+  return retryBusy(options, where, () => {
+    const mode = db.pragma('journal_mode = WAL', { simple: true });
+    if (mode !== 'wal') throw unavailable(where, `cannot use WAL mode (got ${String(mode)})`, undefined, 'terminal');
+    // NORMAL in WAL mode: a crash of the process loses nothing; a power loss may lose the last commits.
+    db.pragma('synchronous = NORMAL');
+    // The common case, an existing store, needs only a read; creating the tables takes the write lock.
+    if (!db.transaction(() => verify(db, where))()) db.transaction(() => createOrVerify(db, where)).immediate();
+    return db;
+  });
 }
 
 /** True when the file holds a usable egw store, false when it is empty; throws when it holds something else. */

@@ -9,6 +9,8 @@ import { canonicalMac } from '../net/mac.js';
 import type { IdRange } from '../ownership.js';
 import { DEFAULT_ENI_RULE_PRIORITY, DEFAULT_ROUTE_TABLE_RANGES, ENI_ROUTE_PROTOCOL, freeTable, tableInRanges } from '../ownership.js';
 import type { Problem } from '../client-node/plan.js';
+import type { SysctlSetting } from '../sysctl.js';
+import { ifaceSysctlKey, readSysctl, writeSysctls } from '../sysctl.js';
 
 /**
  * The Linux side of secondary ENIs on a gateway's node (issue 5, part 2): each ENI's interface, found by
@@ -39,6 +41,12 @@ export interface EniConfig {
   routeTableRanges: readonly IdRange[];
   /** FelixConfiguration `awsSecondaryIPRoutingRulePriority`. */
   rulePriority: number;
+  /**
+   * FelixConfiguration `egressIPHostIfacePattern`, parsed (api `parseIfacePattern`): the host interfaces
+   * that carry gateways' traffic after SNAT get `src_valid_mark=1`, so reverse-path checks of their
+   * return traffic use the packet's mark. Absent or empty: none.
+   */
+  hostIfaces?: { names: readonly string[]; regexes: readonly string[] };
 }
 
 /** Calico's defaults. */
@@ -54,6 +62,8 @@ export interface EniObserved {
 /** The changes, in execution order, plus what could not be done. */
 export interface EniPlan {
   ip: BatchCommand[];
+  /** Interfaces that must have `src_valid_mark=1` (egressIPHostIfacePattern), sorted. */
+  srcValidMark: string[];
   /** Table per interface MAC, as planned. */
   tables: { mac: string; ifname: string; table: number }[];
   problems: Problem[];
@@ -67,7 +77,7 @@ const PROTO = ENI_ROUTE_PROTOCOL;
  * range. Throws `InvalidInput` for a malformed state (a MAC or workload IP listed twice).
  */
 export function planEni(desired: EniState, observed: EniObserved, config: EniConfig = DEFAULT_ENI_CONFIG): EniPlan {
-  const plan: EniPlan = { ip: [], tables: [], problems: [] };
+  const plan: EniPlan = { ip: [], srcValidMark: hostIfacesMatching(observed.links.map((l) => l.name), config.hostIfaces), tables: [], problems: [] };
   const ranges = config.routeTableRanges;
   const ourRoutes = observed.routes.filter((r) => r.protocol === PROTO && tableInRanges(r.table, ranges));
   const ourRules = observed.rules.filter((r) => r.priority === config.rulePriority && r.protocol === PROTO);
@@ -173,6 +183,16 @@ export function planEni(desired: EniState, observed: EniObserved, config: EniCon
   return plan;
 }
 
+/**
+ * The interfaces among `names` that an `egressIPHostIfacePattern` names: equal to a listed name, or a
+ * regex found anywhere in the name (Felix's `iface-list-regexp`; anchor with ^…$). Pure.
+ */
+export function hostIfacesMatching(names: readonly string[], pattern: EniConfig['hostIfaces']): string[] {
+  if (pattern === undefined || (pattern.names.length === 0 && pattern.regexes.length === 0)) return [];
+  const regexes = pattern.regexes.map((r) => new RegExp(r));
+  return [...new Set(names.filter((n) => pattern.names.includes(n) || regexes.some((r) => r.test(n))))].sort();
+}
+
 /** Reads links, routes and rules of the namespace `shell` runs in. Read-only. */
 export async function readEni(shell: Shell): Promise<EniObserved> {
   const [links, routes, rules] = await Promise.all([
@@ -200,5 +220,15 @@ export interface EniApplyResult {
 export async function applyEni(shell: Shell, desired: EniState, config: EniConfig = DEFAULT_ENI_CONFIG): Promise<EniApplyResult> {
   const plan = planEni(desired, await readEni(shell), config);
   const failures = await runBatch(shell, 'ip', plan.ip);
-  return { changed: plan.ip.length > 0, failures, problems: plan.problems, tables: plan.tables };
+  // src_valid_mark is never reverted when an interface stops matching: its previous value is unknowable.
+  const marks: SysctlSetting[] = [];
+  for (const dev of plan.srcValidMark) {
+    if ((await readSysctl(shell, ifaceSysctlKey(dev, 'src_valid_mark'))) !== 1) marks.push({ key: ifaceSysctlKey(dev, 'src_valid_mark'), value: 1 });
+  }
+  try {
+    await writeSysctls(shell, marks);
+  } catch (err) {
+    failures.push({ command: { line: `sysctl ${marks.map((m) => m.key).join(' ')}`, object: 'egressIPHostIfacePattern' }, message: err instanceof Error ? err.message : String(err) });
+  }
+  return { changed: plan.ip.length > 0 || marks.length > 0, failures, problems: plan.problems, tables: plan.tables };
 }

@@ -343,6 +343,7 @@ export class Ec2Engine {
       privateIps: [...eni.privateIps],
       instanceId: eni.attachment?.instanceId,
       deviceIndex: eni.attachment?.deviceIndex,
+      sourceDestCheck: eni.sourceDestCheck,
     };
   }
 
@@ -573,7 +574,9 @@ export class Ec2Engine {
       if (eni.attachment?.attachmentId !== input.attachment.attachmentId) throw awsErrors.attachmentNotFound(input.attachment.attachmentId);
       eni.attachment.deleteOnTermination = input.attachment.deleteOnTermination;
     } else if (input.sourceDestCheck !== undefined) {
+      const changed = eni.sourceDestCheck !== input.sourceDestCheck;
       eni.sourceDestCheck = input.sourceDestCheck;
+      if (changed && this.isRouted(eni)) this.events.push({ kind: 'sourceDestCheckChanged', eni: this.fabricEni(eni) });
     } else if (input.groups !== undefined) {
       if (input.groups.length === 0) throw awsErrors.missingParameter('SecurityGroupId');
       this.checkGroups(input.groups, eni.vpcId);

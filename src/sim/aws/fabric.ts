@@ -14,6 +14,8 @@ export interface FabricEni {
   /** Set while the ENI is attached (or was, for `eniDetached`). */
   instanceId: string | undefined;
   deviceIndex: number | undefined;
+  /** EC2's source/destination check of the ENI (true unless disabled with ModifyNetworkInterfaceAttribute). */
+  sourceDestCheck: boolean;
 }
 
 /** An instance as the fabric sees it. */
@@ -66,6 +68,8 @@ export interface FabricDriver {
   privateIpUnassigned(eni: FabricEni, ip: string): Promise<void>;
   addressAssociated(address: FabricAddress): Promise<void>;
   addressDisassociated(address: FabricAddress): Promise<void>;
+  /** The source/destination check of an attached ENI changed (`eni` carries the new value). Optional: a fabric without the check ignores it. */
+  sourceDestCheckChanged?(eni: FabricEni): Promise<void>;
 }
 
 /** A fabric that does nothing: the default when the emulator runs without a lab. */
@@ -77,6 +81,7 @@ export class NoopFabricDriver implements FabricDriver {
   async privateIpUnassigned(): Promise<void> {}
   async addressAssociated(): Promise<void> {}
   async addressDisassociated(): Promise<void> {}
+  async sourceDestCheckChanged(): Promise<void> {}
 }
 
 /** One committed change, as queued for the driver. */
@@ -86,7 +91,8 @@ export type FabricEvent =
   | { kind: 'privateIpAssigned'; eni: FabricEni; ip: string }
   | { kind: 'privateIpUnassigned'; eni: FabricEni; ip: string }
   | { kind: 'addressAssociated'; address: FabricAddress }
-  | { kind: 'addressDisassociated'; address: FabricAddress };
+  | { kind: 'addressDisassociated'; address: FabricAddress }
+  | { kind: 'sourceDestCheckChanged'; eni: FabricEni };
 
 /** What the dispatcher reports about the driver (in the state dump and stats). */
 export interface FabricStatus {
@@ -215,6 +221,8 @@ async function call(driver: FabricDriver, event: FabricEvent): Promise<void> {
       return driver.addressAssociated(event.address);
     case 'addressDisassociated':
       return driver.addressDisassociated(event.address);
+    case 'sourceDestCheckChanged':
+      return driver.sourceDestCheckChanged?.(event.eni);
   }
 }
 

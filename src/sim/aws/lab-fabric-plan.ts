@@ -45,11 +45,18 @@ function ipNumber(ip: string): number {
   return ip.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
 }
 
+/** Router links of attached ENIs whose source/destination check is disabled, sorted. */
+export function uncheckedLinks(enis: Iterable<FabricEni>): string[] {
+  return [...enis].filter((e) => !e.sourceDestCheck).map((e) => routerLinkName(e.id)).sort();
+}
+
 /**
  * The router's table: packets arriving on an ENI link whose source is not an address of that ENI are
- * dropped before anything else sees them (AWS's source/destination check; egw never disables it).
+ * dropped before anything else sees them — AWS's source/destination check — unless the ENI's check is
+ * disabled (`eni_unchecked`, ModifyNetworkInterfaceAttribute SourceDestCheck=false, what FelixConfiguration
+ * `awsSrcDstCheck: Disable` does to a node's primary ENI).
  */
-export function renderRouterNft(addresses: readonly RoutedAddress[]): string {
+export function renderRouterNft(addresses: readonly RoutedAddress[], unchecked: readonly string[] = []): string {
   const elements = addresses.map((a) => `"${a.dev}" . ${a.ip}`);
   return [
     `table ip ${ROUTER_NFT_TABLE} {`,
@@ -57,18 +64,23 @@ export function renderRouterNft(addresses: readonly RoutedAddress[]): string {
     '    type ifname . ipv4_addr',
     ...(elements.length === 0 ? [] : [`    elements = { ${elements.join(', ')} }`]),
     '  }',
+    '  set eni_unchecked {',
+    '    type ifname',
+    ...(unchecked.length === 0 ? [] : [`    elements = { ${unchecked.map((d) => `"${d}"`).join(', ')} }`]),
+    '  }',
     '  chain srcdst {',
     '    type filter hook prerouting priority raw; policy accept;',
-    `    iifname "${ROUTER_LINK_PREFIX}*" iifname . ip saddr != @eni_src counter drop`,
+    `    iifname "${ROUTER_LINK_PREFIX}*" iifname != @eni_unchecked iifname . ip saddr != @eni_src counter drop`,
     '  }',
     '}',
   ].join('\n');
 }
 
 /** The nft script that replaces only the router's set elements (one transaction). */
-export function renderRouterSetUpdate(addresses: readonly RoutedAddress[]): string {
-  const lines = [`flush set ip ${ROUTER_NFT_TABLE} eni_src`];
+export function renderRouterSetUpdate(addresses: readonly RoutedAddress[], unchecked: readonly string[] = []): string {
+  const lines = [`flush set ip ${ROUTER_NFT_TABLE} eni_src`, `flush set ip ${ROUTER_NFT_TABLE} eni_unchecked`];
   if (addresses.length > 0) lines.push(`add element ip ${ROUTER_NFT_TABLE} eni_src { ${addresses.map((a) => `"${a.dev}" . ${a.ip}`).join(', ')} }`);
+  if (unchecked.length > 0) lines.push(`add element ip ${ROUTER_NFT_TABLE} eni_unchecked { ${unchecked.map((d) => `"${d}"`).join(', ')} }`);
   return lines.join('\n');
 }
 

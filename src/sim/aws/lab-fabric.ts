@@ -37,6 +37,7 @@ import {
   ROUTER_LINK_PREFIX,
   ROUTER_NFT_TABLE,
   routedAddresses,
+  uncheckedLinks,
   routerLinkName,
 } from './lab-fabric-plan.js';
 
@@ -161,6 +162,15 @@ export class LabFabricDriver implements FabricDriver {
     this.log.info({ eni: eni.id, ip }, 'address unrouted');
   }
 
+  async sourceDestCheckChanged(eni: FabricEni): Promise<void> {
+    const known = this.enis.get(eni.id);
+    if (known === undefined) return; // not attached here: its attach event carries the value
+    this.enis.set(eni.id, { ...known, sourceDestCheck: eni.sourceDestCheck });
+    await this.ensureTables();
+    await this.updateRouterSet();
+    this.log.info({ eni: eni.id, sourceDestCheck: eni.sourceDestCheck }, 'source/destination check changed');
+  }
+
   async addressAssociated(address: FabricAddress): Promise<void> {
     this.associations.set(address.allocationId, address);
     await this.ensureTables();
@@ -209,7 +219,7 @@ export class LabFabricDriver implements FabricDriver {
     await runBatch(this.router, 'ip', dels).then(throwFailures);
     await this.routeAll(desired);
 
-    await this.router.run(['nft', '-f', '-'], { input: replaceTableScript(ROUTER_NFT_TABLE, renderRouterNft(desired)) });
+    await this.router.run(['nft', '-f', '-'], { input: replaceTableScript(ROUTER_NFT_TABLE, renderRouterNft(desired, uncheckedLinks(this.enis.values()))) });
     await this.igw.run(['nft', '-f', '-'], { input: replaceTableScript(IGW_NFT_TABLE, renderIgwNft(natPairs(this.associations.values()), this.config.igw)) });
     this.tablesReady = true;
     this.log.info({ enis: this.enis.size, addresses: desired.length, elasticIps: this.associations.size }, 'fabric in sync');
@@ -221,7 +231,7 @@ export class LabFabricDriver implements FabricDriver {
   private async ensureTables(): Promise<void> {
     if (this.tablesReady) return;
     const r = await this.router.run(['nft', 'list', 'table', 'ip', ROUTER_NFT_TABLE], { allowFailure: true });
-    if (r.exitCode !== 0) await this.router.run(['nft', '-f', '-'], { input: replaceTableScript(ROUTER_NFT_TABLE, renderRouterNft(routedAddresses(this.enis.values()))) });
+    if (r.exitCode !== 0) await this.router.run(['nft', '-f', '-'], { input: replaceTableScript(ROUTER_NFT_TABLE, renderRouterNft(routedAddresses(this.enis.values()), uncheckedLinks(this.enis.values()))) });
     const g = await this.igw.run(['nft', 'list', 'table', 'ip', IGW_NFT_TABLE], { allowFailure: true });
     if (g.exitCode !== 0) await this.igw.run(['nft', '-f', '-'], { input: replaceTableScript(IGW_NFT_TABLE, renderIgwNft(natPairs(this.associations.values()), this.config.igw)) });
     this.tablesReady = true;
@@ -288,7 +298,7 @@ export class LabFabricDriver implements FabricDriver {
   }
 
   private async updateRouterSet(): Promise<void> {
-    await this.router.run(['nft', '-f', '-'], { input: `${renderRouterSetUpdate(routedAddresses(this.enis.values()))}\n` });
+    await this.router.run(['nft', '-f', '-'], { input: `${renderRouterSetUpdate(routedAddresses(this.enis.values()), uncheckedLinks(this.enis.values()))}\n` });
   }
 
   private async updateIgw(): Promise<void> {

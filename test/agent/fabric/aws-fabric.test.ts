@@ -12,7 +12,7 @@ import { SystemClock } from '../../../src/platform/clock.js';
 import { startAwsSim } from '../../../src/sim/aws/server.js';
 import type { AwsSimHandle } from '../../../src/sim/aws/server.js';
 import type { SimDefinition } from '../../../src/sim/aws/world.js';
-import { associations, EGRESS_A, EGRESS_B, EIP1, fabricWorld, instanceFacts, NODE_A1, nodeView, sdkFor, secondaryEnis } from '../../aws/helpers.js';
+import { associations, EGRESS_A, EGRESS_B, EIP1, fabricWorld, instanceFacts, NODE_A1, NODE_A2, nodeView, sdkFor, secondaryEnis } from '../../aws/helpers.js';
 import type { TestStore } from './store.js';
 import { awsSubnet, eventually, felix, gatewayPod, ipPool, node, openTestStore, put, remove } from './store.js';
 
@@ -163,6 +163,89 @@ describe('AwsFabric component (datastore → EC2 emulator → status)', () => {
     expect(Object.keys(sim.state().stats.actions)).toEqual([]);
     expect(await podCondition('red-1')).toBeUndefined();
   });
+
+  it('awsSrcDstCheck: Disable turns the primary ENI\'s check off (even with awsSecondaryIPSupport Disabled), Enable turns it back on, DoNothing makes no call', async () => {
+    await start();
+    const primary = (): { id: string; sourceDestCheck: boolean } => {
+      const e = Object.values(sim.state().state.enis).find((x) => x.primaryOf === NODE_A1)!;
+      return { id: e.id, sourceDestCheck: e.sourceDestCheck };
+    };
+    await put(t.store, felix('default', { awsSecondaryIPSupport: 'Disabled', awsSrcDstCheck: 'DoNothing' }));
+    fabric = fabricFor();
+    fabric.start();
+    await eventually(async () => ((await nodeStatus()).capacity?.[RES] === '0' ? true : undefined), 10_000, 'first pass');
+    expect(Object.keys(sim.state().stats.actions)).toEqual([]);
+    expect(fabric.status().srcDstCheck).toBeUndefined();
+
+    await put(t.store, felix('default', { awsSecondaryIPSupport: 'Disabled', awsSrcDstCheck: 'Disable' }));
+    await eventually(async () => (primary().sourceDestCheck ? undefined : true), 10_000, 'check disabled');
+    await eventually(async () => (fabric!.status().srcDstCheck?.state === 'Applied' ? true : undefined), 10_000, 'status applied');
+    expect(fabric.status().srcDstCheck).toMatchObject({ want: 'Disable', networkInterfaceId: primary().id });
+    expect(sim.state().stats.actions['ModifyNetworkInterfaceAttribute']?.calls).toBe(1);
+
+    await put(t.store, felix('default', { awsSecondaryIPSupport: 'EnabledENIPerWorkload', awsSrcDstCheck: 'Enable' }));
+    await eventually(async () => (primary().sourceDestCheck ? true : undefined), 10_000, 'check enabled');
+    // Level-triggered: a pass that finds the wanted value changes nothing.
+    await put(t.store, felix('default', { awsSecondaryIPSupport: 'EnabledENIPerWorkload', awsSrcDstCheck: 'Enable', awsRequestTimeout: '20s' }));
+    await eventually(async () => (fabric!.status().srcDstCheck?.want === 'Enable' && fabric!.status().srcDstCheck?.state === 'Applied' ? true : undefined), 10_000, 'enabled applied');
+    expect(sim.state().stats.actions['ModifyNetworkInterfaceAttribute']?.calls).toBe(2);
+  });
+
+  it('awsSrcDstCheck without the IAM permission: the failure is on the status and retried, nothing else stops', async () => {
+    await start({ allowActions: iamPolicyActions().filter((a) => a !== 'ec2:ModifyNetworkInterfaceAttribute') });
+    await put(t.store, felix('default', { awsSecondaryIPSupport: 'Disabled', awsSrcDstCheck: 'Disable' }));
+    fabric = fabricFor();
+    fabric.start();
+    const st = await eventually(async () => (fabric!.status().srcDstCheck?.state === 'Failed' ? fabric!.status().srcDstCheck : undefined), 10_000, 'failure reported');
+    expect(st?.message).toContain('UnauthorizedOperation');
+    expect((await nodeStatus()).capacity?.[RES]).toBe('0');
+  });
+
+  it('Elastic IP standby: a replica without one takes it over from a holder that is no longer a live gateway, and the old holder does not take it back', async () => {
+    sim = await startAwsSim({
+      // AWS's own request budget (not a tenth): two agents share it here, and the takeover is under test.
+      world: fabricWorld({ throttle: { scale: 1 } }),
+      listen: '127.0.0.1:0',
+      imdsBindings: [{ listen: '127.0.0.1:0', instanceId: NODE_A1 }, { listen: '127.0.0.1:0', instanceId: NODE_A2 }],
+    });
+    ec2 = sdkFor(sim);
+    const on = (nodeName: string, instanceId: string): AwsFabric =>
+      new AwsFabric(
+        { store: t.store, ec2, imds: new SdkImds({ endpoint: sim.imdsBindingUrls[instanceId]! }), linux: new RecordingEniRouting(), clock: new SystemClock() },
+        { nodeName, cluster: 'test', gcCooldownMs: 500, resyncIntervalMs: 2_000, ec2Policy: { retryBaseMs: 5, throttleBaseMs: 20, maxBackoffMs: 200 }, retryBaseMs: 50, retryMaxMs: 200 },
+      );
+    const standby = { 'cni.projectcalico.org/awsElasticIPs': `["${EIP1.publicIp}"]`, 'egw.io/elastic-ip-standby': 'true' };
+    const notReady = (p: ReturnType<typeof gatewayPod>): ReturnType<typeof gatewayPod> => ({ ...p, status: { ...(p.status as object), conditions: [{ type: 'Ready', status: 'False' }] } });
+    await put(t.store, node('node-a2', 'us-west-2a'), felix('default', { awsSecondaryIPSupport: 'EnabledENIPerWorkload' }), gatewayPod('red-1', 'node-a1', '100.64.0.5', standby));
+    fabric = on('node-a1', NODE_A1);
+    fabric.start();
+    await eventually(async () => ((await podCondition('red-1'))?.status === 'True' ? true : undefined), 30_000, 'red-1 holds the Elastic IP');
+    expect(associations(sim)).toEqual({ [EIP1.publicIp]: '100.64.0.5' });
+
+    await put(t.store, gatewayPod('red-2', 'node-a2', '100.64.0.6', standby));
+    const second = on('node-a2', NODE_A2);
+    second.start();
+    try {
+      await eventually(async () => ((await podCondition('red-2'))?.reason === 'NoFreeElasticIP' ? true : undefined), 30_000, 'red-2 on standby');
+      // red-1's node goes: its agent stops, its pod stops being Ready (as the node controller marks it).
+      await fabric.stop();
+      fabric = undefined;
+      await put(t.store, notReady(gatewayPod('red-1', 'node-a1', '100.64.0.5', standby)));
+      await eventually(async () => (associations(sim)[EIP1.publicIp] === '100.64.0.6' ? true : undefined), 30_000, 'the standby took the Elastic IP over');
+      await eventually(async () => ((await podCondition('red-2'))?.status === 'True' ? true : undefined), 30_000, 'red-2 ready');
+      // red-1 comes back Ready: the Elastic IP is held by a live gateway now, so red-1 waits as the standby.
+      await put(t.store, gatewayPod('red-1', 'node-a1', '100.64.0.5', standby));
+      fabric = on('node-a1', NODE_A1);
+      fabric.start();
+      await eventually(async () => ((await podCondition('red-1'))?.reason === 'NoFreeElasticIP' ? true : undefined), 30_000, 'red-1 now the standby');
+      const passes = fabric.status().passes;
+      await eventually(async () => (fabric!.status().passes >= passes + 2 ? true : undefined), 30_000, 'more passes');
+      expect(associations(sim)).toEqual({ [EIP1.publicIp]: '100.64.0.6' });
+      expect(sim.state().stats.actions['AssociateAddress']?.calls).toBe(2);
+    } finally {
+      await second.stop();
+    }
+  }, 120_000);
 
   it('reports an AWS refusal with its code on the pod and the node', async () => {
     await start({ allowActions: iamPolicyActions().filter((a) => a !== 'ec2:CreateNetworkInterface') });

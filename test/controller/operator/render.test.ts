@@ -188,6 +188,13 @@ describe('renderDeployment: variations', () => {
     });
   });
 
+  it('the Elastic IP standby switched on the EgressGateway is passed to its pods', () => {
+    const egw = red((s) => ({ ...s, aws: { nativeIP: 'Enabled', elasticIPs: ['203.0.113.10'] } }));
+    const d = renderDeployment({ ...egw, metadata: { ...egw.metadata, annotations: { 'egw.io/elastic-ip-standby': 'true' } } }, { image: IMAGE });
+    expect(d.spec.template.metadata.annotations['egw.io/elastic-ip-standby']).toBe('true');
+    expect(renderDeployment(egw, { image: IMAGE }).spec.template.metadata.annotations).not.toHaveProperty('egw.io/elastic-ip-standby');
+  });
+
   it('pools given by CIDR are annotated by CIDR', () => {
     const d = renderDeployment(red((s) => ({ ...s, ipPools: [{ cidr: '100.64.0.4/30' }, { name: 'egress-red-west-2', cidr: '100.64.4.4/30' }] })), { image: IMAGE });
     expect(d.spec.template.metadata.annotations['cni.projectcalico.org/ipv4pools']).toBe('["100.64.0.4/30","egress-red-west-2"]');
