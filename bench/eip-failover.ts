@@ -210,7 +210,8 @@ async function variant(root: string, standby: boolean, rows: (string | number)[]
     const settled = async (): Promise<GatewayRow | undefined> => {
       const gws = await redGateways(env, lab);
       const holder = gws.find((g) => g.eip === EIP);
-      const allReady = gws.length === (standby ? 2 : 1) && gws.every((g) => g.ready === 'true' || (standby && g !== holder));
+      // The standby must really stand by: placed with its ENI, waiting for the Elastic IP.
+      const allReady = gws.length === (standby ? 2 : 1) && gws.every((g) => (g === holder ? g.ready === 'true' : g.ready === 'standby'));
       const recent = probes.filter((p) => p.t > Date.now() - 1_000);
       return holder !== undefined && allReady && recent.length > 5 && recent.every((p) => p.seen === EIP) ? holder : undefined;
     };

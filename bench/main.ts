@@ -19,6 +19,7 @@ import { dataplaneBenchmark } from './dataplane.js';
 import { failoverBenchmark } from './failover.js';
 import { eipFailoverBenchmark } from './eip-failover.js';
 import { kubernetesBenchmark } from './kubernetes.js';
+import { rolloutBenchmark } from './rollout.js';
 
 /** Every benchmark, by name. One line each. */
 const benchmarks: readonly Benchmark[] = [
@@ -33,6 +34,7 @@ const benchmarks: readonly Benchmark[] = [
   failoverBenchmark,
   eipFailoverBenchmark,
   kubernetesBenchmark,
+  rolloutBenchmark,
 ];
 
 function usage(): string {

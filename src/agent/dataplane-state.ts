@@ -90,6 +90,8 @@ export function clientNodeStateOf(result: NodeEgressState, ctx: DataplaneContext
     ...(vxlan === undefined ? {} : { vxlanPeers: result.tunnelPeers }),
     // The CNI plugin's placeholders of pods calc does not know yet stay until it does.
     knownPodIps: result.localPodIps,
+    // Terminating gateways keep their established flows until they are gone (docs/linux-dataplane.md).
+    ...(vxlan === undefined || result.draining.length === 0 ? {} : { draining: result.draining.map((g) => g.ip) }),
   };
   const config: ClientNodeConfig = {
     ...DEFAULT_CLIENT_NODE_CONFIG,

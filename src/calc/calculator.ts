@@ -85,6 +85,8 @@ interface ClientCalc {
   /** Gateways its routes name, and the remote ones among them that have a health port. */
   readonly chosen: readonly PodRec[];
   readonly polled: readonly PodRec[];
+  /** Terminating gateways its rules used: they carry its established flows until they are gone. */
+  readonly draining: readonly PodRec[];
   readonly selections: readonly Sel[];
   /** The status with its table, for the table it had last time. */
   withTable?: { id: number | undefined; status: ClientStatus };
@@ -1041,7 +1043,7 @@ export class EgressCalculator {
       this.clientCache.clear();
       this.previousDesired.clear();
       return {
-        ...base, vxlan: undefined, clusterThrows: [], tables: [], clients: [], ignored, gateways: [], tunnelPeers: [], localPodIps, pollTargets: [], returnPath: undefined,
+        ...base, vxlan: undefined, clusterThrows: [], tables: [], clients: [], ignored, gateways: [], draining: [], tunnelPeers: [], localPodIps, pollTargets: [], returnPath: undefined,
         localGateways: [], nextHops: [], staleNextHops: [...owned.keys()].sort(), issues: [],
       };
     }
@@ -1068,9 +1070,14 @@ export class EgressCalculator {
         const want = prev?.maxNextHops ?? n;
         const u = this.usable(s);
         const gateways = chooseNextHops({ keep: (prev?.gateways ?? []).filter((g) => u.keys.has(g)), candidates: u.keyList, want, load: loadOf, seed: rec.facts.uid });
-        if (gateways.length === 0) continue;
+        // A chosen gateway that is terminating stays in the record while it drains (beside its
+        // replacement): the client's established flows still use it, and the controller's maintenance
+        // annotations read the record (docs/egress-calc.md, "Gateway maintenance"). It gets no new flows.
+        const draining = (prev?.gateways ?? []).filter((g) => !u.keys.has(g) && this.isDraining(g, s));
+        if (gateways.length === 0 && draining.length === 0) continue;
         for (const g of gateways) bump(g, 1);
-        (rules ??= {})[s.key] = { maxNextHops: want, gateways };
+        for (const g of draining) bump(g, 1);
+        (rules ??= {})[s.key] = { maxNextHops: want, gateways: draining.length === 0 ? gateways : [...gateways, ...draining].sort() };
       }
       if (rules === undefined) continue;
       const fresh: EgressNextHops = { client: rec.key, podUID: rec.facts.uid, node: local, rules };
@@ -1127,6 +1134,7 @@ export class EgressCalculator {
     const tableOf = new Map<number, { key: string; routes: readonly CalcRoute[]; ips: TableClient[] }>();
     const statuses: ClientStatus[] = [];
     const peerSet = new Set<PodRec>();
+    const drainSet = new Set<PodRec>();
     const polled = new Set<PodRec>();
     calcs.forEach((c, i) => {
       const rec = clients[i]!;
@@ -1153,6 +1161,7 @@ export class EgressCalculator {
         if (c.withTable?.id !== id) c.withTable = { id, status: { ...c.status, table: id } };
         status = c.withTable.status;
         for (const g of c.chosen) peerSet.add(g);
+        for (const g of c.draining) drainSet.add(g);
       }
       for (const g of c.polled) polled.add(g);
       statuses.push(status);
@@ -1246,6 +1255,12 @@ export class EgressCalculator {
     const peerNums = new Set<number>();
     for (const ip of this.nodeIps.values()) if (ip !== undefined) peerNums.add(parseIpv4(ip)!);
     for (const g of gateways) peerNums.add(parseIpv4(g.ip)!);
+    // Draining gateways that are not also in use (a re-created pod with the same address would be) stay peers.
+    const draining: GatewayPeer[] = [...drainSet]
+      .filter((g) => !peerSet.has(g))
+      .sort(byIp)
+      .map((g) => ({ pod: g.key, ip: g.facts.ip!, nodeName: g.node!, nodeIp: this.nodeIpOf(g), local: g.node === local }));
+    for (const g of draining) peerNums.add(parseIpv4(g.ip)!);
     const tunnelPeers = [...peerNums].sort((a, b) => a - b).map(formatIpv4);
     const nextHops = [...desired.values()].sort((a, b) => (a.client < b.client ? -1 : a.client > b.client ? 1 : 0));
     const staleNextHops = [...owned.keys()].filter((k) => !desired.has(k)).sort();
@@ -1257,6 +1272,7 @@ export class EgressCalculator {
       clients: statuses,
       ignored,
       gateways,
+      draining,
       tunnelPeers,
       localPodIps,
       pollTargets,
@@ -1309,6 +1325,7 @@ export class EgressCalculator {
     const ruleStatus: ClientRuleStatus[] = [];
     const routes: { route: CalcRoute; net: Ipv4Net }[] = [];
     const chosenAll: PodRec[] = [];
+    const draining: PodRec[] = [];
     const polled: PodRec[] = [];
     const selections: Sel[] = [];
     let gatewayRules = 0;
@@ -1341,6 +1358,7 @@ export class EgressCalculator {
         const s = r.selection!;
         selections.push(s);
         const chosen = this.effectiveGateways(rec, r, s, this.usable(s).list, choice).sort(byIp);
+        draining.push(...this.drainingGateways(rec, r, s, choice, chosen));
         for (const g of chosen) {
           chosenAll.push(g);
           if (g.node !== this.nodeName && g.facts.healthPort !== undefined) polled.push(g);
@@ -1369,7 +1387,7 @@ export class EgressCalculator {
       rules: ruleStatus,
       notes,
     };
-    return { deps, choice, status, routes: sortedRoutes, key: routeKey(sortedRoutes), chosen: chosenAll, polled, selections };
+    return { deps, choice, status, routes: sortedRoutes, key: routeKey(sortedRoutes), chosen: chosenAll, polled, selections, draining };
   }
 
   /** Records this node owns: those of its pods, and those it wrote for pods that no longer exist. */
@@ -1392,6 +1410,30 @@ export class EgressCalculator {
     return h === undefined || h.ip !== g.facts.ip || h.up;
   }
 
+  /**
+   * The terminating gateways a rule used (docs/egress-calc.md, "Gateway maintenance"): its terminating
+   * members, narrowed for maxNextHops to the stored choice and for PreferNodeLocal to the client's node when
+   * the rule's gateways are there.
+   */
+  private drainingGateways(rec: PodRec, rule: ConfigRule, s: Sel, record: EgressNextHops | undefined, chosen: readonly PodRec[]): PodRec[] {
+    if (s.error !== undefined) return [];
+    let out: PodRec[] = [];
+    for (const g of s.members) if (this.isDraining(g.key, s)) out.push(g);
+    if (out.length === 0) return out;
+    if ((rule.spec.gateway?.maxNextHops ?? 0) > 0) {
+      const names = record?.rules[s.key]?.gateways;
+      if (names !== undefined) out = out.filter((g) => names.includes(g.key));
+    }
+    if (rule.spec.preferNodeLocal && chosen.length > 0 && chosen.every((g) => g.node === rec.node)) out = out.filter((g) => g.node === rec.node);
+    return out;
+  }
+
+  /** A member of `s` that is terminating and still has its address: it drains (no new flows) until it is gone. */
+  private isDraining(gateway: string, s: Sel): boolean {
+    const g = this.pods.get(gateway);
+    return g !== undefined && s.members.has(g) && g.facts.notReadyReason === 'terminating' && g.facts.ip !== undefined && g.node !== undefined;
+  }
+
   private polledDown(g: PodRec): boolean {
     if (!g.facts.ready || g.facts.ip === undefined || g.node === this.nodeName || g.facts.healthPort === undefined) return false;
     const h = this.health.get(g.key);
@@ -1406,7 +1448,8 @@ export class EgressCalculator {
     }
     if ((rule.spec.gateway?.maxNextHops ?? 0) > 0) {
       const choice = record?.rules[s.key];
-      if (choice !== undefined) return choice.gateways.flatMap((k) => this.pods.get(k) ?? []);
+      // The choice may name draining gateways (terminating): they take no new flows.
+      if (choice !== undefined) return choice.gateways.flatMap((k) => this.pods.get(k) ?? []).filter((g) => this.usableGateway(g));
     }
     return [...cands];
   }
@@ -1478,7 +1521,7 @@ function serviceAccountOf(pod: Pod): unknown {
  * The labels a pod selector sees: the pod's labels plus those Calico gives every workload endpoint
  * (`projectcalico.org/namespace`, `projectcalico.org/orchestrator`, `projectcalico.org/serviceaccount`).
  */
-function podLabels(ns: string, pod: Pod): Labels {
+export function podLabels(ns: string, pod: Pod): Labels {
   const out = prepareLabels(pod.metadata.labels ?? {}) as Record<string, string>;
   out['projectcalico.org/namespace'] = ns;
   out['projectcalico.org/orchestrator'] = 'k8s';

@@ -22,3 +22,17 @@ export { egressAnnotationsOf, resolveEgressSource, type EgressAnnotations, type 
 export { invalidPodFacts, podFacts, nodeAddress, type PodFacts } from './pod-facts.js';
 export { selectionKey, type SelectionScope } from './selection.js';
 export type * from './types.js';
+export {
+  currentMaintenance,
+  planGatewayMaintenance,
+  rfc3339,
+  sameAnnotations,
+  terminatingGatewaysByClient,
+  terminationWindow,
+  withMaintenance,
+  type GatewayMaintenance,
+  type MaintenanceInput,
+  type MaintenancePatch,
+  type MaintenancePlan,
+  type TerminationWindow,
+} from './maintenance.js';

@@ -255,6 +255,12 @@ export interface NodeEgressState {
   /** Gateways named by the tables, sorted by IP. */
   gateways: readonly GatewayPeer[];
   /**
+   * Terminating gateways that local clients' rules used and that are not in `gateways`, sorted by IP: they
+   * take no new flows (they are in no route) but carry the established ones until they are gone
+   * (docs/egress-calc.md, "Gateway maintenance"). Their tunnel (neighbour, FDB, nexthop) must stay.
+   */
+  draining: readonly GatewayPeer[];
+  /**
    * The outer sources this node accepts VXLAN from: every known node address and the gateways in
    * `gateways`, sorted by address (empty when egress is disabled). Anything else is dropped.
    */

@@ -3,7 +3,8 @@
  * - the operator (EgressGateway → gateway pods, status),
  * - the IPAM garbage collector,
  * - the AWS subnet facts loop (when an EC2 endpoint or region is configured),
- * - the clean-up of agent records whose pod or node is gone.
+ * - the clean-up of agent records whose pod or node is gone,
+ * - the gateway-maintenance annotations on the clients of terminating gateways (./gateway-maintenance.ts).
  * One failing part never stops the others; each logs and retries on its own schedule.
  * The parts run only while this process holds the controller lease (./leader-election.ts). The validating
  * admission webhook (./webhook/) is not one of them: the CLI runs it beside them on every replica.
@@ -18,6 +19,7 @@ import type { Logger } from '../platform/logger.js';
 import { silentLogger } from '../platform/logger.js';
 import { AgentRecordsGc } from './agent-records-gc.js';
 import { AwsSubnetFactsLoop } from './aws-subnets.js';
+import { GatewayMaintenanceWriter } from './gateway-maintenance.js';
 import { IpamGcLoop } from './ipam-gc.js';
 import { defaultIdentity, LeaderElector, type ElectionOutcome, type LeaderElectorOptions } from './leader-election.js';
 import { EgressGatewayOperator } from './operator/index.js';
@@ -58,6 +60,7 @@ export class Controller {
   private readonly operator: EgressGatewayOperator;
   private readonly gc: IpamGcLoop;
   private readonly records: AgentRecordsGc;
+  private readonly maintenance: GatewayMaintenanceWriter;
   private readonly subnets: AwsSubnetFactsLoop | undefined;
   private readonly abort = new AbortController();
   private loops: Promise<void>[] = [];
@@ -84,6 +87,7 @@ export class Controller {
       },
     );
     this.records = new AgentRecordsGc({ store: deps.store, clock, logger: this.log.child({ part: 'agent-records-gc' }) });
+    this.maintenance = new GatewayMaintenanceWriter({ store: deps.store, clock, logger: this.log.child({ part: 'gateway-maintenance' }) });
     this.subnets =
       deps.ec2 === undefined
         ? undefined
@@ -140,7 +144,11 @@ export class Controller {
     const signal = this.abort.signal;
     const guard = (name: string, p: Promise<void>): Promise<void> =>
       p.catch((err: unknown) => this.log.error({ part: name, err: errorMessage(err) }, 'controller part stopped on an error'));
-    this.loops = [guard('ipam-gc', this.gc.run(signal)), guard('agent-records-gc', this.records.run(signal))];
+    this.loops = [
+      guard('ipam-gc', this.gc.run(signal)),
+      guard('agent-records-gc', this.records.run(signal)),
+      guard('gateway-maintenance', this.maintenance.run(signal)),
+    ];
     if (this.subnets !== undefined) this.loops.push(guard('aws-subnets', this.subnets.run(signal)));
     this.log.info({ awsSubnets: this.subnets !== undefined }, 'controller started');
   }

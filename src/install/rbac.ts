@@ -6,7 +6,7 @@
  * | program | reads | writes |
  * |---|---|---|
  * | agent | the egress configuration, pods, namespaces, nodes, IPAM, agent records | its node's status (capacity), pod status conditions, next-hop and node-status records, IPAM for ENI addresses, Events |
- * | controller | everything it reconciles | gateway Deployments, EgressGateway status, IPPool status, AWSSubnet, IPAM GC, agent-record GC, its Lease, Events |
+ * | controller | everything it reconciles | gateway Deployments, EgressGateway status, IPPool status, AWSSubnet, IPAM GC, agent-record GC, its Lease, Events, the gateway-maintenance annotations of client pods |
  * | gateway | FelixConfiguration, Nodes (its init), the records its readiness reads | nothing |
  * | cni (egw-ipam) | pods, namespaces, nodes, pools, reservations, subnets | IPAM, Events (no address for a pod) |
  */
@@ -52,8 +52,10 @@ export const GRANTS: Readonly<Record<Program, readonly Grant[]>> = {
     { kinds: ['IPReservation', 'FelixConfiguration', 'EgressGatewayPolicy'], verbs: READ },
     { kinds: ['AWSSubnet', ...IPAM, ...AGENT_RECORDS], verbs: WRITE },
     { kinds: WORKLOADS, verbs: READ },
-    // Deleting a pod is how the operator replaces a gateway pod whose spec is stale.
-    { kinds: ['Pod'], verbs: ['delete'] },
+    // Deleting a pod is how the operator replaces a gateway pod whose spec is stale. Updating one writes the
+    // gateway-maintenance annotations on client pods (src/controller/gateway-maintenance.ts); the admission
+    // policy lets this identity change those three annotations and nothing else of a pod.
+    { kinds: ['Pod'], verbs: ['delete', 'update'] },
   ],
   gateway: [
     { kinds: ['FelixConfiguration', 'EgressGateway'], verbs: READ },

@@ -59,7 +59,7 @@ export function renderInstall(o: InstallOptions): KubeObject[] {
     ...rbacObjects(namespace, map),
     ...agentObjects(workload),
     ...controllerObjects(workload),
-    ...admissionPolicyObjects(),
+    ...admissionPolicyObjects(namespace),
   ];
   if (o.awsMode !== undefined && o.awsMode !== 'none') {
     objects.push({

@@ -4,7 +4,7 @@
  * Node), gateways (pod, node, zone, IP, Elastic IP, ready), clients (pod, rules → gateways, as their
  * node's agent reports them), pools (used/free, from IPAM), and the lab's processes.
  */
-import { AWS_SECONDARY_IPV4_RESOURCE } from '../api/index.js';
+import { AWS_SECONDARY_IPV4_RESOURCE, elasticIpStandby } from '../api/index.js';
 import type { Pod } from '../api/index.js';
 import { describeClient } from '../agent/status.js';
 import type { PoolSummary } from '../ipam/index.js';
@@ -71,7 +71,13 @@ export function statusTables(s: LabSnapshot, scenario: Scenario, types: Instance
         ip ?? '',
         ip === undefined ? '' : (elasticIpOf(s.sim, ip) ?? '-'),
         eni?.id ?? '-',
-        podGone(p) ? 'terminating' : ready ? 'true' : fabric?.status === 'False' ? `false (${fabric.reason ?? ''})` : 'false',
+        podGone(p)
+          ? 'terminating'
+          : ready && fabric?.status === 'False' && fabric.reason === 'NoFreeElasticIP' && elasticIpStandby(p.metadata.annotations)
+            ? 'standby'
+            : ready
+              ? 'true'
+              : fabric?.status === 'False' ? `false (${fabric.reason ?? ''})` : 'false',
       ];
     }),
   };

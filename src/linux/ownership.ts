@@ -11,6 +11,8 @@ import { EgwError } from '../platform/errors.js';
  * | route (ENI)       | protocol {@link ENI_ROUTE_PROTOCOL} in a table of the route-table range    |
  * | rule (egress)     | priority = egressIPRoutingRulePriority and protocol EGRESS_ROUTE_PROTOCOL  |
  * | rule (ENI)        | priority = awsSecondaryIPRoutingRulePriority and protocol ENI_ROUTE_PROTOCOL |
+ * | rule (drain)      | priority = egressIPRoutingRulePriority − 1, protocol EGRESS_ROUTE_PROTOCOL, fwmark only |
+ * | marks             | conntrack/packet mark bits {@link DEFAULT_DRAIN_MARK_MASK}, on connections through egw.vxlan |
  * | nexthop           | id in the nexthop-id range and protocol EGRESS_ROUTE_PROTOCOL              |
  * | nftables          | the one table `ip` {@link EGW_NFT_TABLE}                                   |
  */
@@ -32,6 +34,14 @@ export const DEFAULT_EGRESS_RULE_PRIORITY = 100;
 
 /** FelixConfiguration `awsSecondaryIPRoutingRulePriority` default. */
 export const DEFAULT_ENI_RULE_PRIORITY = 101;
+
+/**
+ * The packet- and conntrack-mark bits egw's drain uses on client nodes (docs/linux-dataplane.md, "Draining a
+ * terminating gateway"): 63 gateway slots in 0x3f00, clear of kube-proxy's 0x4000/0x8000 and of Calico's
+ * default `iptablesMarkMask` 0xffff0000. A drain rule is ours when its priority is
+ * egressIPRoutingRulePriority − 1, its protocol EGRESS_ROUTE_PROTOCOL and it selects on fwmark only.
+ */
+export const DEFAULT_DRAIN_MARK_MASK = 0x3f00;
 
 /** FelixConfiguration `egressIPVXLANVNI` default. */
 export const DEFAULT_VXLAN_VNI = 4097;

@@ -48,7 +48,10 @@ describe('client-node driver (fake kernel)', () => {
       '10.20.1.5': [{ cidr: '198.51.100.0/24', kind: 'throw' }, { cidr: '198.18.0.0/15', kind: 'unreachable' }, ...via('100.64.0.6', '100.64.0.5')],
     }));
     expect(r).toMatchObject({ changed: true, failures: [], problems: [], assignments: [{ table: 1, clients: ['10.20.1.5'], returnPath: false }] });
+    // The nft table first (the drain's conntrack marking: the peers have slots), then the tunnel. Peers take
+    // the first 63 nexthop ids (their drain slots), groups the ids after them.
     expect(k.log).toEqual([
+      'nft: table ip egw {}',
       'ip: link add egw.vxlan address 0e:67:0a:0a:01:0a mtu 1450 type vxlan id 4097 dstport 4790 local 10.10.1.10 nolearning',
       'ip: link set dev egw.vxlan up',
       'ip: addr replace 10.10.1.10/32 dev egw.vxlan scope link noprefixroute',
@@ -60,9 +63,9 @@ describe('client-node driver (fake kernel)', () => {
       'ip: neigh replace 100.64.0.6 lladdr 0e:67:64:40:00:06 dev egw.vxlan nud permanent',
       `ip: nexthop add id ${ID} via 100.64.0.5 dev egw.vxlan onlink proto 233`,
       `ip: nexthop add id ${ID + 1} via 100.64.0.6 dev egw.vxlan onlink proto 233`,
-      `ip: nexthop add id ${ID + 2} group ${ID}/${ID + 1} type resilient buckets 128 idle_timer 120 unbalanced_timer 0 proto 233`,
+      `ip: nexthop add id ${ID + 63} group ${ID}/${ID + 1} type resilient buckets 128 idle_timer 120 unbalanced_timer 0 proto 233`,
       'ip: route replace unreachable 198.18.0.0/15 table 1 proto 233',
-      `ip: route replace 0.0.0.0/0 table 1 proto 233 nhid ${ID + 2}`,
+      `ip: route replace 0.0.0.0/0 table 1 proto 233 nhid ${ID + 63}`,
       'ip: route replace throw 198.51.100.0/24 table 1 proto 233',
       'ip: rule add priority 100 from 10.20.1.5/32 table 1 protocol 233',
     ]);
@@ -97,6 +100,8 @@ describe('client-node driver (fake kernel)', () => {
     k.log = [];
     await applyClientNode(k, state({ '10.20.1.5': via('100.64.0.5', '100.64.0.7') }));
     expect(k.log).toEqual([
+      // The drain's gateway map loses 100.64.0.6 (the table is replaced; conntrack marks stay).
+      'nft: table ip egw {}',
       `ip: nexthop replace id ${group.id} group ${ID}/${ID + 2} type resilient buckets 128 idle_timer 120 unbalanced_timer 0 proto 233`,
       `ip: nexthop del id ${ID + 1}`,
       'ip: neigh del 100.64.0.6 dev egw.vxlan',
@@ -127,11 +132,12 @@ describe('client-node driver (fake kernel)', () => {
     k.log = [];
     await applyClientNode(k, state({ '10.20.1.5': via() }));
     expect(k.log[0]).toBe('ip: route replace unreachable 0.0.0.0/0 table 1 proto 233');
-    expect(k.log.slice(1)).toEqual([`ip: nexthop del id ${ID}`, 'ip: neigh del 100.64.0.5 dev egw.vxlan', 'bridge: fdb del 0e:67:64:40:00:05 dev egw.vxlan dst 100.64.0.5 self']);
+    // No peer left: the drain's chains (the only content of the table here) go last.
+    expect(k.log.slice(1)).toEqual([`ip: nexthop del id ${ID}`, 'ip: neigh del 100.64.0.5 dev egw.vxlan', 'bridge: fdb del 0e:67:64:40:00:05 dev egw.vxlan dst 100.64.0.5 self', 'nft: delete table ip egw']);
     await applyClientNode(k, state({ '10.20.1.5': via('100.64.0.5') }));
     k.log = [];
     await applyClientNode(k, { vxlan: undefined, clients: [{ ip: '10.20.1.5', routes: via('100.64.0.5') }] });
-    expect(k.log).toEqual(['ip: route replace unreachable 0.0.0.0/0 table 1 proto 233', `ip: nexthop del id ${ID}`, 'ip: link del egw.vxlan']);
+    expect(k.log).toEqual(['ip: route replace unreachable 0.0.0.0/0 table 1 proto 233', `ip: nexthop del id ${ID}`, 'ip: link del egw.vxlan', 'nft: delete table ip egw']);
     expect(k.rules.filter((r) => r.protocol === 233)).toEqual([expect.objectContaining({ from: '10.20.1.5/32', table: 1 })]);
   });
 

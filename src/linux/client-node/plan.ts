@@ -8,7 +8,7 @@ import { canonicalIpv4Net, formatIpv4, requireIpv4 } from '../../platform/ipv4.j
 import { tunnelMac } from '../net/mac.js';
 import type { NftPlan, NftTableSpec, ObservedNftTable } from '../nft/nft-table.js';
 import { planNftTable } from '../nft/nft-table.js';
-import { EGRESS_ROUTE_PROTOCOL, EGW_NFT_TABLE, EGW_VXLAN_DEVICE, freeTable, tableInRanges, validIfname } from '../ownership.js';
+import { DEFAULT_DRAIN_MARK_MASK, EGRESS_ROUTE_PROTOCOL, EGW_NFT_TABLE, EGW_VXLAN_DEVICE, freeTable, tableInRanges, validIfname } from '../ownership.js';
 import type { SysctlSetting } from '../sysctl.js';
 import { tunnelAddressLines } from '../iproute/tunnel.js';
 import { ifaceSysctlKey } from '../sysctl.js';
@@ -160,16 +160,56 @@ export function vxlanFilterRule(port: number): string {
   return `udp dport ${port} ip saddr != @${VXLAN_PEERS_SET} counter drop`;
 }
 
+/** The drain's marks (docs/linux-dataplane.md, "Draining a terminating gateway"): by gateway IP. */
+export interface DrainMarks {
+  mask: number;
+  /** Every tunnel gateway that has a slot, with its mark (connections through it are marked so). */
+  gateways: ReadonlyMap<string, number>;
+  /** The draining ones among them. */
+  draining: ReadonlyMap<string, number>;
+}
+
+export const EGRESS_MARK_CHAIN = 'egress_mark';
+export const DRAIN_ROUTE_CHAIN = 'drain_route';
+
+function hex(n: number): string {
+  return `0x${n.toString(16)}`;
+}
+
 /**
  * The nftables table of a client node: natOutgoing (Calico's pool option), and with a tunnel, the
- * VXLAN source filter (only `vxlanPeers` may send to the tunnel port; the rest is counted and dropped).
+ * VXLAN source filter (only `vxlanPeers` may send to the tunnel port; the rest is counted and dropped)
+ * and, given `marks`, the drain's two chains: every new connection that leaves through the tunnel has its
+ * gateway's mark put in its conntrack entry (only a connection nobody else marked); the packets of an
+ * established connection through a draining gateway get that mark as packet mark, for the fwmark rule.
  */
-export function nodeNftSpec(state: ClientNodeState): NftTableSpec | undefined {
+export function nodeNftSpec(state: ClientNodeState, marks?: DrainMarks): NftTableSpec | undefined {
   const nat = state.natOutgoing;
   const peers = state.vxlan === undefined ? undefined : state.vxlanPeers;
-  if (nat === undefined && peers === undefined) return undefined;
+  const drain = state.vxlan !== undefined && marks !== undefined && marks.gateways.size > 0 ? marks : undefined;
+  if (nat === undefined && peers === undefined && drain === undefined) return undefined;
   const sets: NftTableSpec['sets'][number][] = [];
   const chains: NftTableSpec['chains'][number][] = [];
+  if (drain !== undefined) {
+    const byIp = [...drain.gateways].sort((a, b) => requireIpv4(a[0]) - requireIpv4(b[0]));
+    const inv = (~drain.mask >>> 0) & 0xffffffff;
+    // `rt ip nexthop`: the gateway the route (the resilient group's bucket) chose for this packet. Then the
+    // drain's packet mark is cleared: the VXLAN device routes the outer packet with the inner one's mark,
+    // and the fwmark rule would send the outer packet into the tunnel again.
+    chains.push({
+      name: EGRESS_MARK_CHAIN, type: 'filter', hook: 'postrouting', priority: -150, policy: 'accept',
+      rules: [
+        `oifname "${DEV}" ct mark 0 ct mark set rt ip nexthop map { ${byIp.map(([ip, m]) => `${ip} : ${hex(m)}`).join(', ')} }`,
+        `oifname "${DEV}" meta mark and ${hex(drain.mask)} != 0 meta mark set meta mark and ${hex(inv >>> 0)}`,
+      ],
+    });
+    const draining = [...drain.draining].sort((a, b) => a[1] - b[1]);
+    // Other mark bits are kept: they may be kube-proxy's or Calico's.
+    chains.push({
+      name: DRAIN_ROUTE_CHAIN, type: 'filter', hook: 'prerouting', priority: -150, policy: 'accept',
+      rules: draining.map(([, m]) => `iifname != "${DEV}" ct direction original ct mark and ${hex(drain.mask)} == ${hex(m)} meta mark set meta mark and ${hex(inv >>> 0)} or ${hex(m)}`),
+    });
+  }
   if (peers !== undefined && state.vxlan !== undefined) {
     sets.push({ name: VXLAN_PEERS_SET, interval: false, elements: [...new Set(peers)] });
     // A drop in any base chain is final whatever other chains accept, so the priority is not a matter of
@@ -215,7 +255,7 @@ function natChain(): NftTableSpec['chains'][number] {
 export function planClientNode(desired: ClientNodeState, observed: ClientNodeObserved, config: ClientNodeConfig): ClientNodePlan {
   const plan: ClientNodePlan = {
     recreateVtep: false, interlock: [], link: [], sysctls: [], fdbAdd: [], ip: [], fdbDel: [], linkDel: [],
-    nft: planNftTable(nodeNftSpec(desired), observed.nft, EGW_NFT_TABLE), assignments: [], problems: [],
+    nft: { kind: 'none' }, assignments: [], problems: [],
   };
   const ranges = config.routeTableRanges;
   const vx = desired.vxlan;
@@ -302,6 +342,32 @@ export function planClientNode(desired: ClientNodeState, observed: ClientNodeObs
       groups.set(key, { key, selectors: [...new Set(selectors)].sort(), clients: [...byIp.keys()], returnPath: true, routes });
     }
   }
+  // Draining gateways (not in any route): a table each, looked up by a fwmark rule, through the gateway's
+  // own nexthop — which exists since the gateway was in use. Its mark is the slot of that nexthop's id.
+  const mask = config.drainMarkMask ?? DEFAULT_DRAIN_MARK_MASK;
+  const shift = Math.max(0, 31 - Math.clz32(mask & -mask));
+  const slots = mask >>> shift;
+  const inRangeEarly = (id: number): boolean => id >= config.nexthopIds.min && id <= config.nexthopIds.max;
+  const markOfId = (id: number): number | undefined => {
+    const slot = id - config.nexthopIds.min + 1;
+    return slot >= 1 && slot <= slots ? (slot << shift) >>> 0 : undefined;
+  };
+  const inUse = new Set<string>();
+  for (const g of groups.values()) if (!g.returnPath) for (const r of g.routes) for (const gw of r.gateways) inUse.add(gw);
+  const drainMarks = new Map<string, number>();
+  if (tunnel) {
+    for (const d of desired.draining ?? []) {
+      const ip = ip4(d, 'draining gateway');
+      if (inUse.has(ip)) continue;
+      const nh = observed.nexthops.filter((n) => n.protocol === PROTO && inRangeEarly(n.id) && n.group === undefined && n.gateway === ip).sort((a, b) => a.id - b.id)[0];
+      const mark = nh === undefined ? undefined : markOfId(nh.id);
+      // Without a marked nexthop its connections cannot be told apart: nothing to keep.
+      if (mark === undefined) continue;
+      drainMarks.set(ip, mark);
+      const key = `drain|${ip}`;
+      groups.set(key, { key, selectors: [`fwmark:${hex(mark)}/${hex(mask)}`], clients: [], returnPath: false, routes: [{ dst: '0.0.0.0/0', kind: 'via', gateways: [ip] }] });
+    }
+  }
   const groupList = [...groups.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   const groupOfSelector = new Map<string, DesiredGroup>();
   for (const g of groupList) for (const s of g.selectors) groupOfSelector.set(s, g);
@@ -313,7 +379,9 @@ export function planClientNode(desired: ClientNodeState, observed: ClientNodeObs
   const ourGroups = new Map(ourNh.filter((n) => n.group !== undefined).map((n) => [n.id, n]));
   const gatewayOfNh = new Map(ourSingles.filter((n) => n.gateway !== undefined).map((n) => [n.id, n.gateway!]));
   const usedIds = new Set(observed.nexthops.map((n) => n.id));
-  const ourRules = observed.rules.filter((r) => r.priority === config.rulePriority && r.protocol === PROTO);
+  const drainPriority = config.rulePriority - 1;
+  const isDrainRule = (r: ObservedRule): boolean => r.priority === drainPriority && r.protocol === PROTO && r.fwmark !== undefined && r.from === undefined && r.iif === undefined && r.to === undefined && r.oif === undefined;
+  const ourRules = observed.rules.filter((r) => (r.priority === config.rulePriority && r.protocol === PROTO) || isDrainRule(r));
   const ourRuleSet = new Set(ourRules);
   const foreignTables = new Set<number>();
   for (const r of observed.routes) if (r.protocol !== PROTO && tableInRanges(r.table, ranges)) foreignTables.add(r.table);
@@ -337,6 +405,7 @@ export function planClientNode(desired: ClientNodeState, observed: ClientNodeObs
   };
 
   const selectorOfRule = (r: ObservedRule): string | undefined => {
+    if (isDrainRule(r) && r.table !== undefined) return `fwmark:${normalMark(r.fwmark!)}`;
     if (r.to !== undefined || r.oif !== undefined || r.fwmark !== undefined || r.table === undefined) return undefined;
     if (r.iif !== undefined && r.from === undefined) return `iif:${r.iif}`;
     if (r.from !== undefined && r.iif === undefined) return `from:${r.from}`;
@@ -405,11 +474,17 @@ export function planClientNode(desired: ClientNodeState, observed: ClientNodeObs
       for (const m of ourGroups.get(r.nhid)?.group ?? []) retainedNh.add(m);
     }
   }
-  const allocate = (): number => {
-    for (let id = config.nexthopIds.min; id <= config.nexthopIds.max; id++) {
-      if (!usedIds.has(id)) {
-        usedIds.add(id);
-        return id;
+  // A peer's nexthop id gives its drain slot, so peers take the first `slots` ids and groups the rest
+  // (either falls back to the other part when its own is full; a peer without a slot cannot drain).
+  const allocate = (peer = false): number => {
+    const split = Math.min(config.nexthopIds.max + 1, config.nexthopIds.min + slots);
+    const order = peer ? [[config.nexthopIds.min, split - 1], [split, config.nexthopIds.max]] : [[split, config.nexthopIds.max], [config.nexthopIds.min, split - 1]];
+    for (const [lo, hi] of order) {
+      for (let id = lo!; id <= hi!; id++) {
+        if (!usedIds.has(id)) {
+          usedIds.add(id);
+          return id;
+        }
       }
     }
     throw new EgwError('NexthopIdsExhausted', `no free nexthop id in ${config.nexthopIds.min}-${config.nexthopIds.max}`, {
@@ -429,7 +504,7 @@ export function planClientNode(desired: ClientNodeState, observed: ClientNodeObs
         nhLines.push({ line: `nexthop replace id ${existing.id} via ${p} dev ${DEV} onlink proto ${PROTO}`, object: `peer ${p}` });
       }
     } else {
-      const id = allocate();
+      const id = allocate(true);
       peerId.set(p, id);
       keptSingles.add(id);
       nhLines.push({ line: `nexthop add id ${id} via ${p} dev ${DEV} onlink proto ${PROTO}`, object: `peer ${p}` });
@@ -443,12 +518,14 @@ export function planClientNode(desired: ClientNodeState, observed: ClientNodeObs
   const routeDels: BatchCommand[] = [];
   const keptGroups = new Set<number>();
   const ruleAdds: BatchCommand[] = [];
+  const drainRuleAdds: BatchCommand[] = [];
+  const drainRouteSets: BatchCommand[] = [];
   const ruleDels: BatchCommand[] = [];
   const desiredRuleKeys = new Set<string>();
   for (const [g, t] of [...assigned].sort((a, b) => a[1] - b[1])) {
     const object = g.returnPath ? `return table ${t}` : `table ${t}`;
     const sorted = g.clients.map((c) => [requireIpv4(c), c] as const).sort((a, b) => a[0] - b[0]).map(([, c]) => c);
-    plan.assignments.push({ table: t, clients: sorted, returnPath: g.returnPath });
+    if (!g.key.startsWith('drain|')) plan.assignments.push({ table: t, clients: sorted, returnPath: g.returnPath });
     const have = new Map((routesOfTable.get(t) ?? []).filter((r) => r.metric === 0).map((r) => [r.dst, r]));
     for (const r of g.routes) {
       const o = have.get(r.dst);
@@ -479,7 +556,10 @@ export function planClientNode(desired: ClientNodeState, observed: ClientNodeObs
         target = `${r.kind} ${r.dst} table ${t} proto ${PROTO}`;
       }
       const same = o !== undefined && (r.kind === 'via' ? o.type === 'unicast' && o.nhid === nhid : o.type === r.kind);
-      if (!same) routeSets.push({ kind: r.kind, cmd: { line: `route replace ${target}`, object } });
+      if (!same) {
+        if (g.key.startsWith('drain|')) drainRouteSets.push({ line: `route replace ${target}`, object: `drain table ${t}` });
+        else routeSets.push({ kind: r.kind, cmd: { line: `route replace ${target}`, object } });
+      }
       have.delete(r.dst);
     }
     for (const o of routesOfTable.get(t) ?? []) {
@@ -520,7 +600,8 @@ export function planClientNode(desired: ClientNodeState, observed: ClientNodeObs
     if (seenRuleKeys.has(key)) continue;
     const [sel, table] = key.split('|') as [string, string];
     const [kind, value] = [sel.slice(0, sel.indexOf(':')), sel.slice(sel.indexOf(':') + 1)];
-    ruleAdds.push({ line: `rule add priority ${config.rulePriority} ${kind === 'iif' ? `iif ${value}` : `from ${value}`} table ${table} protocol ${PROTO}`, object: sel });
+    if (kind === 'fwmark') drainRuleAdds.push({ line: `rule add priority ${drainPriority} fwmark ${value} table ${table} protocol ${PROTO}`, object: `drain ${value}` });
+    else ruleAdds.push({ line: `rule add priority ${config.rulePriority} ${kind === 'iif' ? `iif ${value}` : `from ${value}`} table ${table} protocol ${PROTO}`, object: sel });
   }
 
   // ---- 7. Neighbours and FDB of the peers.
@@ -564,6 +645,10 @@ export function planClientNode(desired: ClientNodeState, observed: ClientNodeObs
   plan.ip = [
     ...neighSets,
     ...nhLines,
+    // A draining gateway's table and rule go in before the group change that takes it out of the new-flow
+    // selection, so that its established connections never see a moment without it.
+    ...drainRouteSets,
+    ...drainRuleAdds,
     ...groupLines,
     ...routeSets.map((r) => r.cmd),
     ...ruleAdds,
@@ -576,7 +661,20 @@ export function planClientNode(desired: ClientNodeState, observed: ClientNodeObs
     // The device goes last and takes its neighbours and FDB with it.
     plan.fdbDel = [];
   }
+  const gatewayMarks = new Map<string, number>();
+  for (const [p, id] of peerId) {
+    const m = markOfId(id);
+    if (m !== undefined) gatewayMarks.set(p, m);
+  }
+  plan.nft = planNftTable(nodeNftSpec(desired, { mask, gateways: gatewayMarks, draining: drainMarks }), observed.nft, EGW_NFT_TABLE);
   return plan;
+}
+
+/** `0x100/0x3f00` as iproute2 prints it, in our canonical form (lower-case hex, no padding). */
+function normalMark(text: string): string {
+  const [v, m] = text.split('/');
+  const n = (t: string | undefined): string => (t === undefined ? '' : hex(Number(t) >>> 0));
+  return m === undefined ? n(v) : `${n(v)}/${n(m)}`;
 }
 
 function isIp(text: string): boolean {

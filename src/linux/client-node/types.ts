@@ -85,6 +85,13 @@ export interface ClientNodeState {
    * kept: its pod is not known yet. Undefined: every placeholder that is not a desired client goes.
    */
   knownPodIps?: readonly string[];
+  /**
+   * Gateways that take no new flows but keep carrying the established ones (a terminating gateway in its
+   * grace period; calc's `draining`): connections whose conntrack mark says they went through one of them
+   * are routed to it by a fwmark rule before the client rules; everything else follows the client tables,
+   * where it no longer is. Ignored for an address that is also in a route (it is in use).
+   */
+  draining?: readonly string[];
 }
 
 /** Resilient nexthop group parameters (see `ip-nexthop(8)`). */
@@ -105,6 +112,8 @@ export interface ClientNodeConfig {
   rulePriority: number;
   nexthopIds: IdRange;
   resilient: ResilientSpec;
+  /** The mark bits of the drain (contiguous; one slot per value); default DEFAULT_DRAIN_MARK_MASK (src/linux/ownership.ts). */
+  drainMarkMask?: number;
 }
 
 /** Calico's defaults plus egw's choices. */
