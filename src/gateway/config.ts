@@ -36,6 +36,11 @@ export interface GatewayConfig {
   datastoreTimeoutMs: number;
   /** pino level from `LOG_SEVERITY`. */
   logLevel: string;
+  /**
+   * After SIGTERM, keep forwarding this long before removing the data plane and exiting (0: at once), so
+   * that established flows the clients' drain keeps on this gateway can finish (docs/gateway.md, "Drain").
+   */
+  drainSeconds: number;
 }
 
 /** The flags of `egw gateway` (strings as typed; undefined when not given). */
@@ -53,6 +58,7 @@ export interface GatewayFlags {
   httpProbeTimeout?: string | undefined;
   healthTimeoutDatastore?: string | undefined;
   logSeverity?: string | undefined;
+  drainSeconds?: string | undefined;
 }
 
 /** The environment variable behind each flag (Calico's gateway image names). */
@@ -70,6 +76,7 @@ export const GATEWAY_ENV: Readonly<Record<keyof GatewayFlags, string>> = {
   httpProbeTimeout: 'HTTP_PROBE_TIMEOUT',
   healthTimeoutDatastore: 'HEALTH_TIMEOUT_DATASTORE',
   logSeverity: 'LOG_SEVERITY',
+  drainSeconds: 'EGW_DRAIN_SECONDS',
 };
 
 /** The flag spelling of each setting, for messages. */
@@ -168,5 +175,6 @@ export function gatewayConfig(flags: GatewayFlags, env: Readonly<Record<string, 
     http: httpUrls.length === 0 ? undefined : { targets: httpUrls, intervalMs: httpInterval, timeoutMs: httpTimeout },
     datastoreTimeoutMs: duration('healthTimeoutDatastore') ?? DATASTORE_TIMEOUT_DEFAULT_MS,
     logLevel: logLevel ?? 'info',
+    drainSeconds: int('drainSeconds', 0, 86_400) ?? 0,
   };
 }

@@ -55,7 +55,7 @@ const canRun = process.getuid?.() === 0;
 describe.skipIf(!canRun)('egw agent with an unreachable datastore', () => {
   it('keeps running and retrying (never exits), and stops on SIGTERM', async () => {
     // In a throwaway network namespace of its own: nothing there to program, nothing reachable.
-    const ns = `egwwait${process.pid % 100000}`;
+    const ns = `egwwait${process.pid.toString(36)}`; // unique per run: a second suite never meets it
     spawnSync('ip', ['netns', 'del', ns]);
     execFileSync('ip', ['netns', 'add', ns]);
     try {

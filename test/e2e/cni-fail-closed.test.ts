@@ -19,10 +19,12 @@ import { EGRESS_ROUTE_PROTOCOL } from '../../src/linux/ownership.js';
 import { ExecShell } from '../../src/platform/shell.js';
 import { distPath } from '../support/dist.js';
 import { namespace, node, pod, pool, seed } from '../ipam/helpers.js';
+import { deadRunPrefixes, runPrefix, sweepNetns } from './support/run-prefix.js';
 
 const PTP = '/usr/lib/cni/ptp';
 const canRun = process.getuid?.() === 0 && existsSync(PTP);
-const tag = `egwcfc${process.pid % 100000}`;
+// Unique per run (tag + pid): a second suite beside this one never meets these namespaces.
+const tag = runPrefix('cfc');
 const NODE_NS = `${tag}-node`;
 const SRV_NS = `${tag}-srv`;
 const NODE_IP = '203.0.113.1';
@@ -87,6 +89,9 @@ function ourRules(): string[] {
 
 beforeAll(async () => {
   if (!canRun) return;
+  // Leftovers of this run's pid and of dead runs of this file only: never another live run's.
+  sweepNetns(tag);
+  for (const dead of deadRunPrefixes('cfc')) sweepNetns(dead);
   mkdirSync(binDir);
   const plugin = distPath('src/cni/main.ts');
   chmodSync(plugin, 0o755);

@@ -13,10 +13,12 @@ import { SqliteDatastore } from '../../src/datastore/sqlite/sqlite-datastore.js'
 import { IPAM_HANDLE_KIND } from '../../src/ipam/records.js';
 import { distPath } from '../support/dist.js';
 import { awsPool, namespace, node, pod, pool, seed, subnet } from '../ipam/helpers.js';
+import { deadRunPrefixes, runPrefix, sweepNetns } from './support/run-prefix.js';
 
 const PTP = '/usr/lib/cni/ptp';
 const canRun = process.getuid?.() === 0 && existsSync(PTP);
-const tag = `egwcni${process.pid % 100000}`;
+// Unique per run (tag + pid): a second suite beside this one never meets these namespaces.
+const tag = runPrefix('cni');
 const NODE_NS = `${tag}-node`;
 const dir = mkdtempSync(join(tmpdir(), 'egw-cni-ptp-'));
 const storePath = join(dir, 'egw.db');
@@ -86,6 +88,9 @@ async function handles(): Promise<string[]> {
 
 beforeAll(async () => {
   if (!canRun) return;
+  // Leftovers of this run's pid and of dead runs of this file only: never another live run's.
+  sweepNetns(tag);
+  for (const dead of deadRunPrefixes('cni')) sweepNetns(dead);
   mkdirSync(binDir);
   const plugin = distPath('src/cni/main.ts');
   chmodSync(plugin, 0o755);

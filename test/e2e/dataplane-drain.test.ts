@@ -2,12 +2,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyClientNode } from '../../src/linux/client-node/driver.js';
 import { echoFrom, openFlows, startEchoServer, tally } from '../../src/linux/topology/echo.js';
 import type { EgressWorld } from '../linux/fixtures/egress-world.js';
+import { runPrefix } from './support/run-prefix.js';
 import { applyWorld, buildEgressWorld, clientNodeState, viaGateways } from '../linux/fixtures/egress-world.js';
 
 // Real kernel, real packets: a client node with one client pod, three gateway nodes each with a gateway
-// pod, a router and an external echo server, all in namespaces prefixed "mdrn" (docs/linux-dataplane.md,
+// pod, a router and an external echo server, all in namespaces prefixed "drn<pid>" (docs/linux-dataplane.md,
 // "Draining a terminating gateway").
-const PREFIX = 'mdrn';
+const PREFIX = runPrefix('drn');
 let w: EgressWorld;
 let c1: string;
 let g1: string, g2: string, g3: string;

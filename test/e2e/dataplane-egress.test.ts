@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { echoFrom, startEchoServer, tally } from '../../src/linux/topology/echo.js';
 import { MiniCluster, namespace, policy } from './support/mini-cluster.js';
+import { runPrefix } from './support/run-prefix.js';
 
 // Real processes, real packets: `egw agent` on three nodes, `egw gateway` in three gateway pods, client
-// pods on n1, echo servers behind the "VPC" router. Prefix "dpeg".
+// pods on n1, echo servers behind the "VPC" router. Prefix "deg<pid>" (unique per run).
 const SEL = 'egress.projectcalico.org/selector';
 const NSSEL = 'egress.projectcalico.org/namespaceSelector';
 const POLICY = 'egress.projectcalico.org/egressGatewayPolicy';
@@ -17,7 +18,7 @@ let red1: string, red2: string, blue1: string, n1: string;
 
 beforeAll(async () => {
   c = await MiniCluster.create({
-    prefix: 'dpeg',
+    prefix: runPrefix('deg'),
     nodes: ['n1', 'n2', 'n3'],
     agentArgs: ['--metrics-listen', '127.0.0.1:9091'],
     pods: [
@@ -125,7 +126,7 @@ describe('egw agent + egw gateway, real packets', () => {
     }
     await c.waitForClient('c1', 'routed again', (x) => x?.state === 'routed');
     expect(Object.keys(tally(await c.connect('c1', 'internet', { count: 5 }))).every((ip) => ip === red1 || ip === red2)).toBe(true);
-  });
+  }, 90_000);
 
   it("all gateways failing their own ICMP probes: n1's polls see /readiness 503 and fail closed; probes pass again: routed", async () => {
     // Drop the gateways' pings at the probe target: each red gateway goes not-ready after 1 s of silence.
@@ -144,10 +145,14 @@ describe('egw agent + egw gateway, real packets', () => {
     }
     await c.waitForClient('c1', 'routed again', (x) => MiniCluster.gatewaysOf(x).join() === [red1, red2].join(), 20_000);
     expect(Object.keys(tally(await c.connect('c1', 'internet', { count: 5 }))).every((ip) => ip === red1 || ip === red2)).toBe(true);
-  });
+  }, 90_000);
 
   it("the agent's metrics: remote gateways by status, polls, applies", async () => {
-    const r = await c.httpGet('n1', 'http://127.0.0.1:9091/metrics');
+    // The gauges follow the polls: after the previous test's recovery, wait until they show all three up.
+    const r = await c.waitFor('metrics with all three remote gateways up', async () => {
+      const m = await c.httpGet('n1', 'http://127.0.0.1:9091/metrics');
+      return m.status === 200 && /^egw_egress_gateway_remote_polls\{status="up"\} 3$/m.test(m.body ?? '') ? m : undefined;
+    });
     expect(r.status).toBe(200);
     expect(r.body).toMatch(/^egw_egress_gateway_remote_polls\{status="total"\} 3$/m);
     expect(r.body).toMatch(/^egw_egress_gateway_remote_polls\{status="up"\} 3$/m);
@@ -166,5 +171,5 @@ describe('egw agent + egw gateway, real packets', () => {
     }
     await c.waitForClient('c1', 'routed again', (x) => x?.state === 'routed');
     expect(Object.keys(tally(await c.connect('c1', 'internet', { count: 5 }))).every((ip) => ip === red1 || ip === red2)).toBe(true);
-  });
+  }, 90_000);
 });

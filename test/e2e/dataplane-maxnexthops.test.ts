@@ -3,9 +3,10 @@ import { NEXT_HOPS_KIND, parseNextHops } from '../../src/agent/records.js';
 import { tally } from '../../src/linux/topology/echo.js';
 import type { MiniPod } from './support/mini-cluster.js';
 import { MiniCluster, namespace } from './support/mini-cluster.js';
+import { runPrefix } from './support/run-prefix.js';
 
 // maxNextHops with real processes and packets: 30 clients on two nodes, created over time as a cluster
-// creates pods (batches of 5, the nodes taking turns), 6 gateways on two nodes, maxNextHops 2. Prefix "dpmh".
+// creates pods (batches of 5, the nodes taking turns), 6 gateways on two nodes, maxNextHops 2. Prefix "dmh<pid>" (unique per run).
 const SEL = 'egress.projectcalico.org/selector';
 const NSSEL = 'egress.projectcalico.org/namespaceSelector';
 const MAXHOPS = 'egress.projectcalico.org/maxNextHops';
@@ -23,7 +24,7 @@ beforeAll(async () => {
     clients.push({ name: `c${i + 1}`, namespace: 'app', node, ip: `10.20.${node === 'n1' ? 1 : 2}.${10 + i}`, record: false });
   }
   c = await MiniCluster.create({
-    prefix: 'dpmh',
+    prefix: runPrefix('dmh'),
     nodes: ['n1', 'n2', 'n3', 'n4'],
     pods: [...gateways, ...clients],
     resources: [namespace('egw'), namespace('app', { [SEL]: "egress-code == 'red'", [NSSEL]: "projectcalico.org/name == 'egw'", [MAXHOPS]: '2' })],
@@ -71,5 +72,5 @@ describe('maxNextHops 2 over 6 gateways, 30 clients', () => {
       const seen = Object.keys(tally(await c.connect(p.name, 'internet', { count: 8 })));
       expect(seen.every((ip) => mine.includes(ip)), `${p.name}: saw ${seen.join()} but has ${mine.join()}`).toBe(true);
     }
-  });
+  }, 120_000); // 240 connections one after another: slow on a busy machine
 });

@@ -3,10 +3,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseRules } from '../../src/linux/iproute/parse.js';
 import { ExecShell } from '../../src/platform/shell.js';
 import { MiniCluster, namespace, waitFor } from './support/mini-cluster.js';
+import { runPrefix } from './support/run-prefix.js';
 
 // Restarts with real processes and packets: the agents are stopped (SIGTERM) and killed (SIGKILL) and
 // started again while connections run; foreign kernel state planted before egw ever ran must come
-// through untouched, and teardown must leave nothing. Prefix "dprs".
+// through untouched, and teardown must leave nothing. Prefix "drs<pid>" (unique per run).
 const SEL = 'egress.projectcalico.org/selector';
 const NSSEL = 'egress.projectcalico.org/namespaceSelector';
 
@@ -31,7 +32,7 @@ async function ourRules(node: string): Promise<{ from?: string; iif?: string; ta
 
 beforeAll(async () => {
   c = await MiniCluster.create({
-    prefix: 'dprs',
+    prefix: runPrefix('drs'),
     nodes: ['n1', 'n2', 'n3'],
     pods: [
       { name: 'g1', namespace: 'egw', node: 'n2', ip: '100.64.0.41', labels: { 'egress-code': 'red' }, gateway: true },
@@ -96,7 +97,7 @@ describe('agent restarts', () => {
     expect(await ourRules('n1')).toEqual(rulesBefore);
     for (const n of ['n2', 'n3']) expect((await ourRules(n)).length).toBe(1);
     expect(await foreignSnapshot()).toBe(foreignBefore);
-  });
+  }, 180_000);
 
   it('a gateway stopped with SIGTERM exits 0 and removes what it made in its namespace', async () => {
     expect(await c.stopGateway('g2')).toBe(0);
@@ -110,7 +111,7 @@ describe('agent restarts', () => {
     expect(existsSync(`${tmp}/egw.db`)).toBe(true);
     await c.teardown();
     const shell = new ExecShell();
-    expect((await shell.run(['ip', 'netns', 'list'])).stdout.split('\n').filter((l) => l.startsWith('dprs-'))).toEqual([]);
+    expect((await shell.run(['ip', 'netns', 'list'])).stdout.split('\n').filter((l) => l.startsWith(`${runPrefix('drs')}-`))).toEqual([]);
     expect(existsSync(tmp)).toBe(false);
     for (const pid of pids) expect(existsSync(`/proc/${pid}`), `process ${pid}`).toBe(false);
   });

@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MiniCluster, namespace } from './support/mini-cluster.js';
+import { runPrefix } from './support/run-prefix.js';
 
 // Issue 11, item 1: a client node accepts VXLAN only from the cluster's nodes and gateway pods. Real
 // processes and packets: `egw agent` on two nodes, `egw gateway` on n2, a client pod on n1. A crafted
 // VXLAN packet (a UDP datagram to port 4790 carrying an Ethernet frame with an ICMP echo from a spoofed
 // inner source to the client pod) is sent from a VPC host that is not a node, from the gateway's node
-// and from the gateway pod; a counter in the client pod's namespace shows what arrived. Prefix "dpvx".
+// and from the gateway pod; a counter in the client pod's namespace shows what arrived. Prefix "dvx<pid>" (unique per run).
 const SEL = 'egress.projectcalico.org/selector';
 const NSSEL = 'egress.projectcalico.org/namespaceSelector';
 
@@ -61,7 +62,7 @@ async function sendCrafted(fromNs: string, innerSrc: string, count: number): Pro
 
 beforeAll(async () => {
   c = await MiniCluster.create({
-    prefix: 'dpvx',
+    prefix: runPrefix('dvx'),
     nodes: ['n1', 'n2'],
     pods: [
       { name: 'red1', namespace: 'egw', node: 'n2', ip: '100.64.0.11', labels: { 'egress-code': 'red' }, gateway: true },

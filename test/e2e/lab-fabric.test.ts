@@ -26,10 +26,12 @@ import { FABRIC_ROUTE_PROTOCOL, routerLinkName } from '../../src/sim/aws/lab-fab
 import { startAwsSim } from '../../src/sim/aws/index.js';
 import type { AwsSimHandle } from '../../src/sim/aws/index.js';
 import { ExecShell } from '../../src/platform/shell.js';
+import { waitFor } from './support/mini-cluster.js';
+import { runPrefix, sweepDeadRuns } from './support/run-prefix.js';
 
 // The lab fabric driver with the real emulator and real namespaces: ENI links, routes, the source/
-// destination check, Elastic IP NAT, restart convergence. Namespaces prefixed "lfab".
-const PREFIX = 'lfab';
+// destination check, Elastic IP NAT, restart convergence. Namespaces prefixed "fab<pid>" (unique per run).
+const PREFIX = runPrefix('fab');
 const shell = new ExecShell();
 const EGRESS = 'subnet-0a1b2c3d4e5f60718';
 const EIP = 'eipalloc-0123456789abcdef0';
@@ -93,20 +95,19 @@ async function routeOf(ip: string): Promise<string> {
   return /dev (\S+)/.exec(r.stdout)?.[1] ?? r.stdout;
 }
 
+/** Waits (generously: the machine may be busy) until the emulator reports `eni` in `status`, then until its fabric is idle. */
+async function waitStatus(eni: string, status: 'in-use' | 'available'): Promise<void> {
+  await waitFor(`${eni} ${status}`, async () => (await ec2.send(new DescribeNetworkInterfacesCommand({ NetworkInterfaceIds: [eni] }))).NetworkInterfaces?.[0]?.Status === status, 30_000, 20);
+  await sim!.idle();
+}
+
 async function waitAttached(eni: string): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    const r = await ec2.send(new DescribeNetworkInterfacesCommand({ NetworkInterfaceIds: [eni] }));
-    if (r.NetworkInterfaces?.[0]?.Status === 'in-use') {
-      await sim!.idle();
-      return;
-    }
-    await new Promise((res) => setTimeout(res, 20));
-  }
-  throw new Error(`${eni} not attached`);
+  await waitStatus(eni, 'in-use');
 }
 
 beforeAll(async () => {
   await sweepWorld(shell, PREFIX);
+  await sweepDeadRuns(PREFIX, (dead) => sweepWorld(shell, dead));
   dir = mkdtempSync(join(tmpdir(), 'egw-lab-fabric-'));
   scenario = parseScenario(scenarioDoc, 'fabric-test', dir);
   names = labNames(PREFIX, scenario);
@@ -121,11 +122,8 @@ beforeAll(async () => {
   for (const [name, ns] of [['internet', names.inet], ['onprem', names.onprem], ['local', names.vpcServers['local']!]] as const) {
     procs.start({ name: `echo-${name}`, netns: ns, argv: [process.execPath, echo, String(SERVER_PORT), name] });
   }
-  // Servers listen within a moment; wait for the first answer.
-  for (let i = 0; i < 100; i++) {
-    if ((await probe(names.nodes['n1']!, '100.64.32.20')).seen !== undefined) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  // Servers listen within a moment (longer on a busy machine); wait for the first answer.
+  await waitFor('the local echo server answering', async () => (await probe(names.nodes['n1']!, '100.64.32.20')).seen !== undefined, 30_000);
 }, 60_000);
 
 afterAll(async () => {
@@ -135,7 +133,8 @@ afterAll(async () => {
   expect(await labNamespaces(shell, PREFIX)).toEqual([]);
 });
 
-describe('lab fabric driver', () => {
+// Each test drives the emulator and probes through real namespaces: minutes, not seconds, on a busy machine.
+describe('lab fabric driver', { timeout: 120_000 }, () => {
   it('gives every instance its primary ENI as eth0, as EC2 and its DHCP would', async () => {
     const link = JSON.parse(await inNs(names.nodes['n1']!, 'ip', '-json', '-4', 'addr', 'show', 'dev', 'eth0')) as { address: string; addr_info: { local: string; prefixlen: number }[] }[];
     expect(link[0]?.addr_info.map((a) => `${a.local}/${a.prefixlen}`)).toEqual(['100.64.16.10/22']);
@@ -248,12 +247,7 @@ describe('lab fabric driver', () => {
 
     // Detaching removes the link and its routes.
     await ec2.send(new DetachNetworkInterfaceCommand({ AttachmentId: att.AttachmentId! }));
-    for (let i = 0; i < 100; i++) {
-      const r = await ec2.send(new DescribeNetworkInterfacesCommand({ NetworkInterfaceIds: [eni] }));
-      if (r.NetworkInterfaces?.[0]?.Status === 'available') break;
-      await new Promise((res) => setTimeout(res, 20));
-    }
-    await sim.idle();
+    await waitStatus(eni, 'available');
     expect((await shell.run(['ip', 'netns', 'exec', n1, 'ip', 'link', 'show', 'dev', 'eth1'], { allowFailure: true })).exitCode).not.toBe(0);
     expect(await routeOf('100.64.0.5')).toBe('unreachable');
   });

@@ -4,6 +4,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO } from '../support/dist.js';
 import { egwRunner, prefixedNamespaces, processesNaming, rootLinks, verifyTable, type Run } from './support/lab-cli.js';
+import { ExecShell } from '../../src/platform/shell.js';
+import { sweepWorld } from '../../src/lab/world.js';
+import { runPrefix, sweepDeadRuns } from './support/run-prefix.js';
 
 // The reference document followed step by step with kubectl, in a lab on a real Kubernetes control plane
 // (issues 9 and 10), with the real CLI: `egw lab up --kubernetes` (etcd, kube-apiserver,
@@ -17,7 +20,7 @@ import { egwRunner, prefixedNamespaces, processesNaming, rootLinks, verifyTable,
 // a gateway pod deleted with kubectl and replaced by its Deployment; red scaled down; down with no leftovers.
 // Namespaces prefixed "lk<pid>": unique per run, so a second suite running beside this one never meets it;
 // state in a temp dir.
-const PREFIX = `lk${process.pid.toString(36).slice(-4)}`;
+const PREFIX = runPrefix('lk');
 const stateRoot = mkdtempSync(join(tmpdir(), 'egw-lab-k8s-'));
 const STATE = join(stateRoot, 'lab');
 const egw = egwRunner({ ...process.env, EGW_LAB_DIR: STATE });
@@ -84,6 +87,7 @@ describe('the reference step by step with kubectl, on egw lab up --kubernetes (r
   beforeAll(async () => {
     linksBefore = await rootLinks();
     await egw(lab('down'), { timeoutMs: 60_000 });
+    await sweepDeadRuns(PREFIX, (dead) => sweepWorld(new ExecShell(), dead));
   }, 90_000);
 
   afterAll(async () => {

@@ -6,13 +6,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Etcd3 } from 'etcd3';
 import { ExecShell } from '../../src/platform/shell.js';
 import { EGW_CLI, REPO } from '../support/dist.js';
+import { sweepWorld } from '../../src/lab/world.js';
+import { runPrefix, sweepDeadRuns } from './support/run-prefix.js';
 
 // The Secondary-IP-per-workload scenario, started by an `up` that is killed half-way (a crash), then by
 // a second `up` that must clean up and succeed; verify; status (capacity of the mode); down without
 // leftovers. When EGW_TEST_ETCD is set (scripts/test runs a throwaway etcd), the lab runs on that etcd
 // through the relay, and down must leave none of its keys (EGW_LAB_TEST_ETCD=0 opts out). Namespaces
-// prefixed "labsip".
-const PREFIX = 'labsip';
+// (and etcd keys) prefixed "sip<pid>": unique per run, so a second suite beside this one never meets them.
+const PREFIX = runPrefix('sip');
 const shell = new ExecShell();
 const stateRoot = mkdtempSync(join(tmpdir(), 'egw-lab-sip-'));
 const STATE = join(stateRoot, 'lab');
@@ -49,6 +51,7 @@ async function namespaces(): Promise<string[]> {
 
 beforeAll(async () => {
   await egw(lab('down'));
+  await sweepDeadRuns(PREFIX, (dead) => sweepWorld(shell, dead));
 }, 60_000);
 
 afterAll(async () => {

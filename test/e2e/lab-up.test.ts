@@ -6,11 +6,18 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO } from '../support/dist.js';
 import { egwRunner, prefixedNamespaces, processesNaming, rootLinks, verifyTable } from './support/lab-cli.js';
+import { ExecShell } from '../../src/platform/shell.js';
+import { sweepWorld } from '../../src/lab/world.js';
+import { runPrefix, sweepDeadRuns } from './support/run-prefix.js';
+import { nodeStatusKey, parseNodeStatus } from '../../src/agent/records.js';
+import { openDatastore } from '../../src/datastore/open.js';
+import { waitFor } from './support/mini-cluster.js';
 
 // The lab end to end, with the real CLI: up → verify → status → a policy change → verify → an agent
 // killed and restarted under long-lived flows → red scaled to 0 and back → down, then no leftovers.
-// Namespaces prefixed "labe2e"; state in a temp dir (EGW_LAB_DIR), never the user's lab.
-const PREFIX = 'labe2e';
+// Namespaces prefixed "lup<pid>" (unique per run, so a second suite beside this one never meets them);
+// state in a temp dir (EGW_LAB_DIR), never the user's lab.
+const PREFIX = runPrefix('lup');
 const stateRoot = mkdtempSync(join(tmpdir(), 'egw-lab-e2e-'));
 const STATE = join(stateRoot, 'lab');
 const env = { ...process.env, EGW_LAB_DIR: STATE };
@@ -45,7 +52,7 @@ readline.createInterface({ input: process.stdin }).on('line', async (line) => {
   if (line === 'quit') { for (const f of flows) f.s.destroy(); process.exit(0); }
   const probe = 'p' + (++n) + '\\n';
   for (const f of flows) if (!f.broken) { f.buf = ''; f.s.write(probe); }
-  const deadline = Date.now() + 3000;
+  const deadline = Date.now() + 15000; // generous: ends as soon as every live flow has echoed
   while (Date.now() < deadline && flows.some((f) => !f.broken && !f.buf.includes(probe))) await new Promise((r) => setTimeout(r, 20));
   console.log(JSON.stringify({ alive: flows.filter((f) => !f.broken && f.buf.includes(probe)).length }));
 });
@@ -56,6 +63,7 @@ let linksBefore = '';
 beforeAll(async () => {
   linksBefore = await rootLinks();
   await egw(lab('down'));
+  await sweepDeadRuns(PREFIX, (dead) => sweepWorld(new ExecShell(), dead));
 }, 60_000);
 
 afterAll(async () => {
@@ -130,7 +138,7 @@ describe('egw lab, end to end', () => {
     flows.stdout.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter((l) => l !== '')));
     const next = async (): Promise<Record<string, unknown>> => {
       const start = lines.length;
-      for (let i = 0; i < 200 && lines.length === start; i++) await new Promise((r) => setTimeout(r, 50));
+      await waitFor('the next line of the flows program', () => lines.length > start, 60_000).catch(() => undefined);
       return JSON.parse(lines[start] ?? '{}') as Record<string, unknown>;
     };
     try {
@@ -144,8 +152,17 @@ describe('egw lab, end to end', () => {
       expect(up.out).toContain('started 1 processes: agent');
       const restarted = JSON.parse(readFileSync(join(STATE, 'run', `agent-${node}.json`), 'utf8')) as { pid: number };
       expect(restarted.pid).not.toBe(agent.pid);
-      // Give the new agent time to read the kernel back and converge (it must change nothing).
-      await new Promise((r) => setTimeout(r, 3000));
+      // Wait until the new agent has read the kernel back and converged (it must change nothing): its own
+      // status record, with its first apply done.
+      const store = await openDatastore(join(STATE, 'egw.db'));
+      try {
+        await waitFor(`the restarted agent on ${node} reporting its first apply`, async () => {
+          const st = parseNodeStatus(await store.get(nodeStatusKey(node)));
+          return st?.agent.pid === restarted.pid && st.dataplane.ok;
+        }, 60_000);
+      } finally {
+        await store.close();
+      }
       flows.stdin.write('check\n');
       expect(await next()).toEqual({ alive: 20 });
     } finally {

@@ -8,13 +8,14 @@ import { gatewayNftSpec } from '../../src/linux/gateway-pod/gateway-pod.js';
 import { parseNexthops, parseRules } from '../../src/linux/iproute/parse.js';
 import { echoFrom, openFlows, startEchoServer, tally } from '../../src/linux/topology/echo.js';
 import type { EgressWorld } from '../linux/fixtures/egress-world.js';
+import { runPrefix } from './support/run-prefix.js';
 import {
   applyWorld, buildEgressWorld, clientNodeState, gatewayState, installProbe, readProbe, viaGateways,
 } from '../linux/fixtures/egress-world.js';
 
 // Real kernel, real packets: a client node with three client pods, three gateway nodes each with a
-// gateway pod, a router and two external echo servers, all in namespaces prefixed "lteg".
-const PREFIX = 'lteg';
+// gateway pod, a router and two external echo servers, all in namespaces prefixed "teg<pid>" (unique per run).
+const PREFIX = runPrefix('teg');
 let w: EgressWorld;
 let foreignBefore: string;
 let c1: string, c2: string, c3: string;
@@ -85,13 +86,15 @@ describe('client node + gateways, real packets', () => {
     expect(tally(await echoFrom(w.topo, 'c1', w.server2, w.port, { count: 3 }))).toEqual({ [w.clientNodeIp]: 3 });
     const before = await readProbe(w.topo, 'ext');
     // The node answers "host unreachable" (rate-limited by the kernel, so later attempts just time out).
+    // The timeout is generous: on a busy machine a stalled client could see its timer fire before the
+    // error it already has.
     for (const pod of ['c2', 'c3']) {
-      const results = await echoFrom(w.topo, pod, w.server, w.port, { count: 5, timeoutMs: 500 });
+      const results = await echoFrom(w.topo, pod, w.server, w.port, { count: 5, timeoutMs: 1500 });
       expect(results.every((r) => r.error === 'EHOSTUNREACH' || r.error === 'ETIMEDOUT')).toBe(true);
       expect(results.some((r) => r.error === 'EHOSTUNREACH')).toBe(true);
     }
     expect(await readProbe(w.topo, 'ext')).toBe(before);
-  });
+  }, 60_000);
 
   it('two gateways: 200 connections spread over both, each at least 30%', async () => {
     await applyWorld(w, { [c1]: viaGateways(g1, g2) });

@@ -10,12 +10,13 @@ import { echoFrom, startEchoServer, tally } from '../../src/linux/topology/echo.
 import { TopologyBuilder } from '../../src/linux/topology/spec.js';
 import type { Topology } from '../../src/linux/topology/topology.js';
 import { createTopology, sweepTopology } from '../../src/linux/topology/topology.js';
+import { runPrefix, sweepDeadRuns } from './support/run-prefix.js';
 
 // The full packet path of docs/architecture.md with the gateway on a secondary ENI: client pod →
 // client node → tunnel → gateway pod (SNAT) → gateway node → rule 101 → ENI table → the ENI → router
 // (which, like AWS's source/destination check, drops what a link sends from an address not its own)
-// → external server. Namespaces prefixed "lteni".
-const PREFIX = 'lteni';
+// → external server. Namespaces prefixed "eni<pid>" (unique per run).
+const PREFIX = runPrefix('eni');
 const ENI_MAC = '02:00:00:00:aa:01';
 const GW = '100.64.4.20';
 const CLIENT = '10.40.1.5';
@@ -42,6 +43,7 @@ async function foreign(): Promise<string> {
 
 beforeAll(async () => {
   await sweepTopology(PREFIX, { shell });
+  await sweepDeadRuns(PREFIX, (dead) => sweepTopology(dead, { shell }));
   const spec = new TopologyBuilder(PREFIX)
     .namespace('rt', { forwarding: true })
     .namespace('ext')

@@ -5,10 +5,12 @@ import { isEgwError } from '../../src/platform/errors.js';
 import { echoFrom, startEchoServer } from '../../src/linux/topology/echo.js';
 import { TopologyBuilder } from '../../src/linux/topology/spec.js';
 import { createTopology, sweepTopology, topologyTmpDir } from '../../src/linux/topology/topology.js';
+import { runPrefix } from './support/run-prefix.js';
 
-// Namespaces prefixed "lttopa" / "lttopb" / "lttopc".
+// Namespaces prefixed "tpa<pid>" / "tpb<pid>" / "tpc<pid>": unique per run, so a second suite beside this one never meets them.
 const shell = new ExecShell();
-const prefixes = ['lttopa', 'lttopb', 'lttopc'];
+const [A, B, C] = [runPrefix('tpa'), runPrefix('tpb'), runPrefix('tpc')];
+const prefixes = [A, B, C];
 
 async function namespaces(prefix: string): Promise<string[]> {
   return (await shell.run(['ip', 'netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => n.startsWith(`${prefix}-`)).sort();
@@ -39,39 +41,39 @@ afterAll(async () => {
 
 describe('topology helper', () => {
   it('builds namespaces, bridges, veths and pods that pass real traffic, then tears down leaving nothing', async () => {
-    await sweepTopology('lttopa', { shell });
+    await sweepTopology(A, { shell });
     const linksBefore = await rootLinks();
-    const topo = await createTopology(smallWorld('lttopa').build(), { shell });
+    const topo = await createTopology(smallWorld(A).build(), { shell });
     // Nothing was created in the root namespace.
     expect(await rootLinks()).toBe(linksBefore);
-    expect(await namespaces('lttopa')).toEqual(['lttopa-node', 'lttopa-pod', 'lttopa-rt', 'lttopa-srv']);
+    expect(await namespaces(A)).toEqual([`${A}-node`, `${A}-pod`, `${A}-rt`, `${A}-srv`]);
     const server = await startEchoServer(topo, 'srv');
     expect(await echoFrom(topo, 'pod', '10.50.1.20', server.port, { count: 3 })).toEqual([{ seen: '10.60.0.5' }, { seen: '10.60.0.5' }, { seen: '10.60.0.5' }]);
     expect(existsSync(topo.tmpDir)).toBe(true);
     await topo.teardown();
-    expect(await namespaces('lttopa')).toEqual([]);
+    expect(await namespaces(A)).toEqual([]);
     expect(await alive(server.process.pid)).toBe(false);
-    expect(existsSync(topologyTmpDir('lttopa'))).toBe(false);
+    expect(existsSync(topologyTmpDir(A))).toBe(false);
     expect(await rootLinks()).toBe(linksBefore);
     await topo.teardown(); // idempotent
   });
 
   it('sweep removes the leftovers of a crashed run from the prefix alone, and nothing of another prefix', async () => {
-    await sweepTopology('lttopb', { shell });
-    await sweepTopology('lttopc', { shell });
-    const crashed = await createTopology(smallWorld('lttopb').build(), { shell });
-    const other = await createTopology(smallWorld('lttopc').build(), { shell });
+    await sweepTopology(B, { shell });
+    await sweepTopology(C, { shell });
+    const crashed = await createTopology(smallWorld(B).build(), { shell });
+    const other = await createTopology(smallWorld(C).build(), { shell });
     try {
       const orphan = crashed.spawn('node', ['sleep', '600']);
       const server = await startEchoServer(crashed, 'srv');
       // "Crash": forget the handle, keep everything running, sweep from the prefix only.
-      const report = await sweepTopology('lttopb', { shell });
-      expect(report.namespaces.sort()).toEqual(['lttopb-node', 'lttopb-pod', 'lttopb-rt', 'lttopb-srv']);
+      const report = await sweepTopology(B, { shell });
+      expect(report.namespaces.sort()).toEqual([`${B}-node`, `${B}-pod`, `${B}-rt`, `${B}-srv`]);
       expect(report.killedPids).toEqual(expect.arrayContaining([orphan.pid, server.process.pid]));
       await orphan.exited;
-      expect(await namespaces('lttopb')).toEqual([]);
-      expect(existsSync(topologyTmpDir('lttopb'))).toBe(false);
-      expect(await namespaces('lttopc')).toHaveLength(4);
+      expect(await namespaces(B)).toEqual([]);
+      expect(existsSync(topologyTmpDir(B))).toBe(false);
+      expect(await namespaces(C)).toHaveLength(4);
       const s2 = await startEchoServer(other, 'srv');
       expect(await echoFrom(other, 'pod', '10.50.1.20', s2.port)).toEqual([{ seen: '10.60.0.5' }]);
     } finally {
@@ -81,10 +83,10 @@ describe('topology helper', () => {
   });
 
   it('a build the kernel refuses removes what it had made', async () => {
-    await sweepTopology('lttopa', { shell });
-    const bad = smallWorld('lttopa').route({ ns: 'srv', dst: '10.70.0.0/16', via: '10.99.9.9' }).build();
+    await sweepTopology(A, { shell });
+    const bad = smallWorld(A).route({ ns: 'srv', dst: '10.70.0.0/16', via: '10.99.9.9' }).build();
     const err: unknown = await createTopology(bad, { shell }).catch((e: unknown) => e);
     expect(isEgwError(err, 'CommandFailed')).toBe(true);
-    expect(await namespaces('lttopa')).toEqual([]);
+    expect(await namespaces(A)).toEqual([]);
   });
 });

@@ -40,7 +40,14 @@ describe('gateway configuration', () => {
       http: { targets: ['http://192.0.2.1/health'], intervalMs: 10000, timeoutMs: 30000 },
       datastoreTimeoutMs: 90000,
       logLevel: 'info',
+      drainSeconds: 0,
     });
+  });
+
+  it('EGW_DRAIN_SECONDS: how long to keep forwarding after SIGTERM (0 by default, an integer up to a day)', () => {
+    expect(gatewayConfig({}, { ...RENDERED, EGW_DRAIN_SECONDS: '28' }).drainSeconds).toBe(28);
+    expect(gatewayConfig({ drainSeconds: '5' }, RENDERED).drainSeconds).toBe(5);
+    expect(errorOf(() => gatewayConfig({}, { ...RENDERED, EGW_DRAIN_SECONDS: '-1' }))).toMatch(/EGW_DRAIN_SECONDS "-1" is not an integer from 0 to 86400/);
   });
 
   it('has Calico defaults; probes only with targets; empty variables count as unset', () => {

@@ -24,7 +24,8 @@ function gatewayFlags(cmd: Command, withProbes: boolean): Command {
       .option('--http-probe-interval <duration>', `default 10s${env('httpProbeInterval')}`)
       .option('--http-probe-timeout <duration>', `not ready after all GETs failed this long; default 30s${env('httpProbeTimeout')}`)
       .option('--health-timeout-datastore <duration>', `not ready after the datastore was unreachable this long; default 90s${env('healthTimeoutDatastore')}`)
-      .option('--log-severity <level>', `Fatal, Error, Warn, Info, Debug, Trace; default Info${env('logSeverity')}`);
+      .option('--log-severity <level>', `Fatal, Error, Warn, Info, Debug, Trace; default Info${env('logSeverity')}`)
+      .option('--drain-seconds <n>', `after SIGTERM keep forwarding this long, then clean up and exit; default 0${env('drainSeconds')}`);
   }
   return cmd;
 }
@@ -59,6 +60,20 @@ export function registerGatewayCommands(program: Command): void {
       });
       await gw.start();
       const received = await signal;
+      if (received === 'SIGTERM' && config.drainSeconds > 0) {
+        // The pod is being deleted: its clients send it no new flows (they drain it), but the established
+        // ones still come through it until the grace period ends. A second signal ends the drain.
+        logger.info({ drainSeconds: config.drainSeconds }, 'gateway draining: forwarding established flows until the drain ends');
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, config.drainSeconds * 1000);
+          const early = (): void => {
+            clearTimeout(timer);
+            resolve();
+          };
+          process.once('SIGTERM', early);
+          process.once('SIGINT', early);
+        });
+      }
       logger.info({ signal: received }, 'gateway shutting down');
       // SIGTERM (pod deletion): remove what we made; the pod's clients have already moved away.
       await gw.stop({ removeDataplane: true });

@@ -155,6 +155,9 @@ export function renderPodTemplate(egw: EgressGateway, ctx: RenderContext = {}): 
     podIps(),
     { name: 'EGRESS_VXLAN_VNI', value: String(vni) },
     { name: 'LOG_SEVERITY', value: spec.logSeverity ?? 'Info' },
+    // Drain after SIGTERM for the grace period (Kubernetes' default 30 s when unset), less 2 s to clean up
+    // before the SIGKILL: established flows finish through the terminating gateway.
+    { name: 'EGW_DRAIN_SECONDS', value: String(Math.max(0, (spec.template?.spec?.terminationGracePeriodSeconds ?? 30) - 2)) },
   ];
   const fd = spec.egressGatewayFailureDetection;
   const icmp = fd?.icmpProbe;

@@ -76,6 +76,8 @@ describe('renderDeployment: the reference egress-gateway-red', () => {
       { name: 'EGRESS_POD_IPS', valueFrom: { fieldRef: { fieldPath: 'status.podIPs' } } },
       { name: 'EGRESS_VXLAN_VNI', value: '4097' },
       { name: 'LOG_SEVERITY', value: 'Info' },
+      // The reference's red sets terminationGracePeriodSeconds 0: no drain.
+      { name: 'EGW_DRAIN_SECONDS', value: '0' },
     ]);
     expect(c.ports).toEqual([{ name: 'health', containerPort: 8080, protocol: 'TCP' }]);
     expect(c.readinessProbe).toEqual({ httpGet: { path: '/readiness', port: 8080 }, initialDelaySeconds: 10 });
@@ -156,7 +158,7 @@ describe('renderDeployment: variations', () => {
       HEALTH_TIMEOUT_DATASTORE: '30s',
     });
     expect(main(d).env.map((e) => e.name)).toEqual([
-      'HEALTH_PORT', 'EGRESS_POD_IP', 'EGRESS_POD_IPS', 'EGRESS_VXLAN_VNI', 'LOG_SEVERITY',
+      'HEALTH_PORT', 'EGRESS_POD_IP', 'EGRESS_POD_IPS', 'EGRESS_VXLAN_VNI', 'LOG_SEVERITY', 'EGW_DRAIN_SECONDS',
       'ICMP_PROBE_IPS', 'ICMP_PROBE_INTERVAL', 'ICMP_PROBE_TIMEOUT',
       'HTTP_PROBE_URLS', 'HTTP_PROBE_INTERVAL', 'HTTP_PROBE_TIMEOUT',
       'HEALTH_TIMEOUT_DATASTORE',
@@ -193,6 +195,13 @@ describe('renderDeployment: variations', () => {
     const d = renderDeployment({ ...egw, metadata: { ...egw.metadata, annotations: { 'egw.io/elastic-ip-standby': 'true' } } }, { image: IMAGE });
     expect(d.spec.template.metadata.annotations['egw.io/elastic-ip-standby']).toBe('true');
     expect(renderDeployment(egw, { image: IMAGE }).spec.template.metadata.annotations).not.toHaveProperty('egw.io/elastic-ip-standby');
+  });
+
+  it('the gateway drains for the grace period less 2 s (Kubernetes\' default 30 s when unset)', () => {
+    const withGrace = (g: number | undefined) =>
+      envOf(main(renderDeployment(red((s) => ({ ...s, template: { ...s.template, spec: { ...s.template?.spec, ...(g === undefined ? {} : { terminationGracePeriodSeconds: g }) } } })), { image: IMAGE })));
+    expect(withGrace(10)['EGW_DRAIN_SECONDS']).toBe('8');
+    expect(withGrace(1)['EGW_DRAIN_SECONDS']).toBe('0');
   });
 
   it('pools given by CIDR are annotated by CIDR', () => {

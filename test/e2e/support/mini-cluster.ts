@@ -14,8 +14,9 @@
  * - One real `egw agent` per node and one real `egw gateway` per gateway pod, the compiled CLI started
  *   with `ip netns exec` — exactly what the lab runs.
  * - Teardown stops every process, deletes every namespace and the temp dir (the database with it), also
- *   after a failure; a unique prefix per user keeps parallel test files apart, and a crashed run's
- *   leftovers are swept at the next create.
+ *   after a failure; a prefix unique per test file and run (`runPrefix`) keeps parallel test files and
+ *   parallel copies of the suite apart, and a crashed run's leftovers are swept at a later create once its
+ *   process is gone.
  */
 import { randomUUID } from 'node:crypto';
 import type { AnyResource, EgressGatewayPolicy, FelixConfigurationSpec, IPPool, Namespace, Node, Pod } from '../../../src/api/index.js';
@@ -32,6 +33,7 @@ import type { Topology } from '../../../src/linux/topology/topology.js';
 import { createTopology, sweepTopology } from '../../../src/linux/topology/topology.js';
 import { ExecShell } from '../../../src/platform/shell.js';
 import { EGW_CLI } from '../../support/dist.js';
+import { sweepDeadRuns } from './run-prefix.js';
 import { CONN_PROBER_SOURCE, HTTP_GET_SOURCE } from './scripts.js';
 
 /** A pod of the mini cluster. Client pods just exist (tests run commands in them); gateways run `egw gateway`. */
@@ -67,7 +69,10 @@ export interface MiniServer {
 
 /** What to build. */
 export interface MiniClusterSpec {
-  /** 2–8 characters `[a-z][a-z0-9]*`, unique per test file. */
+  /**
+   * 2–8 characters `[a-z][a-z0-9]*`, unique per test file and run: tests pass `runPrefix(tag)` (see
+   * run-prefix.ts), so two copies of the suite never share a namespace.
+   */
   prefix: string;
   /** Node names, in order: node K (1-based) gets 10.10.K.10. At most 200. */
   nodes: string[];
@@ -146,7 +151,9 @@ export class MiniCluster {
   /** Builds everything (sweeping leftovers of the prefix first); on failure removes what it made. */
   static async create(spec: MiniClusterSpec): Promise<MiniCluster> {
     const shell = new ExecShell();
+    // Only this run's leftovers and those of dead runs of the same file: never another live run's.
     await sweepTopology(spec.prefix, { shell });
+    await sweepDeadRuns(spec.prefix, (dead) => sweepTopology(dead, { shell }));
     const servers = spec.servers ?? DEFAULT_SERVERS;
     const b = new TopologyBuilder(spec.prefix).namespace('rt', { forwarding: true });
     servers.forEach((s, i) => {
@@ -506,12 +513,23 @@ export class MiniCluster {
 
   /**
    * A new connection from `pod` to `server` every `intervalMs` until `stop()`, which returns each
-   * connection's start time and outcome.
+   * connection's start time and outcome. `succeeded(since)` counts the connections started after
+   * `since` (ms since the epoch) that have succeeded so far: tests wait on it instead of sleeping.
    */
-  async prober(pod: string, server: string, intervalMs: number, timeoutMs: number): Promise<{ stop(): Promise<{ t: number; ms: number; seen?: string; error?: string }[]> }> {
+  async prober(pod: string, server: string, intervalMs: number, timeoutMs: number): Promise<{ succeeded(since: number): Promise<number>; stop(): Promise<{ t: number; ms: number; seen?: string; error?: string }[]> }> {
     const p = this.topo.spawn(pod, [process.execPath, this.script('conn-prober.mjs', CONN_PROBER_SOURCE), this.server(server), String(ECHO_PORT), String(intervalMs), String(timeoutMs)]);
     await p.waitForLine(/^started$/, 15_000);
+    let asking = Promise.resolve(0);
     return {
+      succeeded: (since: number) => {
+        // One question at a time: each answer is the first "count" line after the question.
+        asking = asking.catch(() => 0).then(async () => {
+          const offset = p.stdout().length;
+          p.write(`count ${since}\n`);
+          return Number((await p.waitForLine(/^count \d+$/, 15_000, offset)).slice(6));
+        });
+        return asking;
+      },
       stop: async () => {
         const offset = p.stdout().length;
         p.write('quit\n');

@@ -56,6 +56,8 @@ once();
 console.log('started');
 const rl = readline.createInterface({ input: process.stdin });
 rl.on('line', async (line) => {
+  // "count SINCE": how many connections started after SINCE (ms since the epoch) have succeeded so far.
+  if (line.startsWith('count ')) { const since = Number(line.slice(6)); console.log('count ' + results.filter((r) => r.t > since && r.seen !== undefined).length); return; }
   if (line !== 'quit') return;
   clearInterval(ticker);
   const deadline = Date.now() + timeout + 500;
