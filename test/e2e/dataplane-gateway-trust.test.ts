@@ -2,10 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AnyResource } from '../../src/api/index.js';
 import { tally } from '../../src/linux/topology/echo.js';
 import { MINI_GATEWAY_OWNER, MiniCluster, namespace } from './support/mini-cluster.js';
+import { runPrefix } from './support/run-prefix.js';
 
 // Who may act as a gateway (docs/security.md, 7), with real processes and packets: an owned gateway and an
 // intruder pod with the same labels running a real `egw gateway`; the client's traffic leaves only through
-// the owned one; with the EgressGateway deleted it drops, never with the node IP. Prefix "dpgt".
+// the owned one; with the EgressGateway deleted it drops, never with the node IP. Prefix runPrefix('dgt').
 const SEL = 'egress.projectcalico.org/selector';
 const NSSEL = 'egress.projectcalico.org/namespaceSelector';
 const RED = "egress-code == 'red'";
@@ -22,7 +23,7 @@ let red1: string, intruder: string, n1: string;
 
 beforeAll(async () => {
   c = await MiniCluster.create({
-    prefix: 'dpgt',
+    prefix: runPrefix('dgt'),
     nodes: ['n1', 'n2', 'n3'],
     pods: [
       { name: 'red1', namespace: 'egw', node: 'n2', ip: '100.64.0.11', labels: { 'egress-code': 'red' }, gateway: true },

@@ -4,7 +4,7 @@
  * packet. Real kernel, real packets: a peer reaches the gateway pod's namespace, and a host behind it,
  * over IPv6 before the driver runs; afterwards neither ping6 nor UDP arrives, and the drops are counted.
  *
- * Namespaces prefixed "gw6d", never connected to the host. IPv6 addresses come from the documentation
+ * Namespaces prefixed runPrefix('g6d'), never connected to the host. IPv6 addresses come from the documentation
  * prefix 2001:db8::/32 (the IPv6 twin of the IPv4 documentation ranges).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,8 +13,9 @@ import type { RunningProcess } from '../../src/linux/topology/process.js';
 import { TopologyBuilder } from '../../src/linux/topology/spec.js';
 import { createTopology, sweepTopology, type Topology } from '../../src/linux/topology/topology.js';
 import { ExecShell } from '../../src/platform/shell.js';
+import { runPrefix } from './support/run-prefix.js';
 
-const PREFIX = 'gw6d';
+const PREFIX = runPrefix('g6d');
 const shell = new ExecShell();
 const PEER6 = '2001:db8:6d::1';
 const GW6 = '2001:db8:6d::2';
@@ -101,8 +102,9 @@ afterAll(async () => {
 
 describe('IPv6 into and through a gateway pod (real packets)', () => {
   it('before egw: IPv6 reaches the pod and crosses it (the link works)', async () => {
-    expect(await ping6('px', GW6)).toBe(true);
-    expect(await ping6('px', FAR6)).toBe(true);
+    // Neighbour discovery on fresh links may lose the first echoes: wait for the path, do not assume it.
+    await waitFor('ping6 to the pod', () => ping6('px', GW6), 20_000);
+    await waitFor('ping6 through the pod', () => ping6('px', FAR6), 20_000);
     const got = await listen('gw');
     await sendUdp(GW6, 3);
     await waitFor('3 datagrams', () => got().length === 3);
