@@ -71,7 +71,14 @@ function gatewayPod(d: number, k: number, node: string, ready: boolean): Pod {
   return {
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: { name: `${code(d)}-${k}`, namespace: gwNs(d), uid: `gw-uid-${i}`, labels: { 'egress-code': code(d), 'projectcalico.org/egw': code(d) } },
+    // Owned as on Kubernetes: the ReplicaSet `<EgressGateway>-<pod-template-hash>` (only such pods act as gateways).
+    metadata: {
+      name: `${code(d)}-${k}`,
+      namespace: gwNs(d),
+      uid: `gw-uid-${i}`,
+      labels: { 'egress-code': code(d), 'projectcalico.org/egw': code(d), 'pod-template-hash': '5d8f7' },
+      ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: `${code(d)}-5d8f7`, controller: true }],
+    },
     spec: { nodeName: node, containers: [{ name: 'egress-gateway', ports: [{ name: 'health', containerPort: 8080 }] }] },
     status: { phase: 'Running', podIP: ip(GW_BASE, i), conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] } as Pod['status'] & object,
   };
@@ -134,6 +141,7 @@ function build(r: Random): Cluster {
   }
   const gateways: Pod[] = [];
   for (let d = 0; d < DEPLOYMENTS; d++) {
+    add({ apiVersion: 'operator.tigera.io/v1', kind: 'EgressGateway', metadata: { name: code(d), namespace: gwNs(d) }, spec: { ipPools: [{ name: 'egress' }] } });
     for (let k = 0; k < REPLICAS; k++) {
       // The local node hosts the first replica of a few deployments: its return path is not empty.
       const node = k === 0 && d % 25 === 0 ? LOCAL : nodeName(r.int(NODES));

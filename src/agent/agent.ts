@@ -28,9 +28,9 @@ import { NEXT_HOPS_KIND, nextHopsKey, nodeStatusKey, nodeStatusValue, parseNextH
 import { buildNodeStatus, describeClient } from './status.js';
 
 /** The kinds the agent follows. */
-export const AGENT_KINDS = ['FelixConfiguration', 'IPPool', 'Namespace', 'Node', 'EgressGatewayPolicy', 'Pod', NEXT_HOPS_KIND] as const;
+export const AGENT_KINDS = ['FelixConfiguration', 'IPPool', 'Namespace', 'Node', 'EgressGatewayPolicy', 'EgressGateway', 'Pod', NEXT_HOPS_KIND] as const;
 
-const CALC_KINDS: ReadonlySet<string> = new Set<CalcKind>(['Pod', 'Namespace', 'Node', 'EgressGatewayPolicy', 'FelixConfiguration']);
+const CALC_KINDS: ReadonlySet<string> = new Set<CalcKind>(['Pod', 'Namespace', 'Node', 'EgressGatewayPolicy', 'EgressGateway', 'FelixConfiguration']);
 
 /** Side effects the agent uses, injected. */
 export interface AgentDeps {
@@ -134,6 +134,7 @@ export class EgressAgent {
   private lastApplyKey: string | undefined;
   private lastKernelAt = -Infinity;
   private readonly loggedClients = new Map<string, string>();
+  private loggedIssues = new Set<string>();
   private warnedNodeIp = false;
 
   constructor(deps: AgentDeps, options: AgentOptions) {
@@ -463,7 +464,15 @@ export class EgressAgent {
       if (seen.has(pod)) continue;
       this.loggedClients.delete(pod);
       this.log.info({ pod }, 'client egress removed');
+    }    // calc's issues (tables exhausted, refused gateways…): each logged once while it lasts; the set holds
+    // only the current ones, so it never grows past the (bounded) issue list.
+    const current = new Set(status.issues.map((i) => `${i.code}: ${i.message}`));
+    for (const i of status.issues) {
+      const line = `${i.code}: ${i.message}`;
+      if (this.loggedIssues.has(line)) continue;
+      this.log.warn({ code: i.code }, i.message);
     }
+    this.loggedIssues = current;
   }
 
   private async writeStatus(status: NodeStatus): Promise<boolean> {

@@ -2,14 +2,18 @@
  * Checks that need more than one resource, run at apply time over the documents of one apply together
  * with what is already stored. Pure; the result does not depend on the order of the documents.
  */
+import { ALLOWED_ELASTIC_IPS, ALLOWED_IPV4_POOLS, describeAllowList, elasticIpsNotAllowed, poolsNotAllowed, readAllowList, type PoolName } from './allow-list.js';
 import {
+  CNI_AWS_ELASTIC_IPS,
   CNI_IPV4_POOLS,
   EGRESS_GATEWAY_POLICY,
   EGRESS_MAX_NEXT_HOPS,
   EGRESS_NAMESPACE_SELECTOR,
   EGRESS_SELECTOR,
   parsePoolList,
+  parseStringArray,
 } from './annotations.js';
+import type { Namespace } from './kinds/kubernetes.js';
 import { cidrContains, cidrLast, cidrsOverlap, formatCidr, parseCidr, parseCidrOrIp, type Cidr } from './ip.js';
 import { IssueSink, type DocumentLocation, type Issue } from './issues.js';
 import type { AnyResource } from './kinds.js';
@@ -152,6 +156,10 @@ export function crossCheck(incoming: readonly IncomingResource[], existing: read
           sink.warn(['metadata', 'namespace'], 'apply.namespace-missing', `Namespace "${r.metadata.namespace ?? 'default'}" does not exist (yet)`, 'the Namespace to be created first, or in the same apply');
         }
         checkClientAnnotations(r.kind, r.metadata.annotations, sink, pools, policies, felix.egressIPSupport);
+        if (r.kind === 'Pod') {
+          const ns = all.find((n): n is Namespace => n.kind === 'Namespace' && n.metadata.name === (r.metadata.namespace ?? 'default'));
+          checkAllowLists(r.metadata.annotations, ns, sink, [...pools.byName.values()].map((p) => ({ name: p.metadata.name, cidr: p.spec.cidr })));
+        }
         break;
       }
       default:
@@ -283,6 +291,34 @@ function checkGateway(
   }
   if (native && awsSecondaryIPSupport === 'Disabled') {
     sink.warn(['spec', 'aws', 'nativeIP'], 'EgressGateway.aws-support-disabled', 'aws.nativeIP is Enabled but FelixConfiguration default has awsSecondaryIPSupport Disabled, so no secondary ENIs are provisioned for the gateways', 'awsSecondaryIPSupport: EnabledENIPerWorkload (or Enabled) in FelixConfiguration default');
+  }
+}
+
+/**
+ * A pod's pools and Elastic IPs against its namespace's allow-lists (docs/security.md, 7): errors, so
+ * `egw apply` refuses what the IPAM plugin and the AWS fabric would refuse later. Unparseable pod
+ * annotations are validation's to report.
+ */
+function checkAllowLists(annotations: Readonly<Record<string, string>> | undefined, ns: Namespace | undefined, sink: IssueSink, pools: readonly PoolName[]): void {
+  if (annotations === undefined) return;
+  const at = (key: string) => ['metadata', 'annotations', key];
+  const poolText = annotations[CNI_IPV4_POOLS];
+  const requested = poolText === undefined ? undefined : parsePoolList(poolText);
+  if (requested !== undefined) {
+    const allow = readAllowList(ns?.metadata.annotations, ALLOWED_IPV4_POOLS);
+    const refused = poolsNotAllowed(requested, allow, pools);
+    if (refused.length > 0) {
+      sink.error(at(CNI_IPV4_POOLS), 'annotations.pool-not-allowed', `IPPool ${refused.join(', ')} is not allowed in namespace ${ns?.metadata.name ?? ''} (${ALLOWED_IPV4_POOLS}: ${describeAllowList(allow)})`, `a pool the namespace's ${ALLOWED_IPV4_POOLS} lists (an administrator decides)`);
+    }
+  }
+  const eipText = annotations[CNI_AWS_ELASTIC_IPS];
+  const claimed = eipText === undefined ? undefined : parseStringArray(eipText);
+  if (claimed !== undefined) {
+    const allow = readAllowList(ns?.metadata.annotations, ALLOWED_ELASTIC_IPS);
+    const refused = elasticIpsNotAllowed(claimed, allow);
+    if (refused.length > 0) {
+      sink.error(at(CNI_AWS_ELASTIC_IPS), 'annotations.elastic-ip-not-allowed', `Elastic IP ${refused.join(', ')} is not allowed in namespace ${ns?.metadata.name ?? ''} (${ALLOWED_ELASTIC_IPS}: ${describeAllowList(allow)})`, `an address the namespace's ${ALLOWED_ELASTIC_IPS} lists (an administrator decides)`);
+    }
   }
 }
 

@@ -14,6 +14,8 @@
  * ```
  */
 export * from './annotations.js';
+export * from './gateway-trust.js';
+export * from './allow-list.js';
 export { checkStructure, describeSchema, type SchemaNode, type StructuralProblem, type StructuralResult } from './structural.js';
 export { crossCheck, resourceKey, type IncomingResource } from './cross-check.js';
 export { applyDefaults } from './defaults.js';

@@ -312,6 +312,7 @@ class Pass {
       return this.report();
     }
     this.validate();
+    this.forgetGoneWorkloads();
     this.computeSlots();
     if (this.desired.mode === 'EnabledENIPerWorkload') await this.placeEniPerWorkload();
     else await this.placeSecondaryIp();
@@ -322,6 +323,15 @@ class Pass {
       if (this.desired.mode === 'Enabled') await this.collectHostHandles();
     }
     return this.report();
+  }
+
+  /**
+   * The first "address in use" sighting of an address is kept only while a workload wants it: a pod
+   * deleted while it waited would otherwise be held for as long as the agent runs (docs/security.md, 11).
+   */
+  private forgetGoneWorkloads(): void {
+    const wanted = new Set(this.desired.workloads.map((w) => w.ip));
+    for (const ip of [...this.r.inUseSince.keys()]) if (!wanted.has(ip)) this.r.inUseSince.delete(ip);
   }
 
   // ------------------------------------------------------------------------------------------ read

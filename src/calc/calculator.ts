@@ -3,7 +3,8 @@
  * no I/O, no clock, no randomness, and its result depends only on the current inputs — whatever the
  * order, repetition or batching of the events that brought them.
  */
-import type { EgressGatewayPolicy, FelixConfiguration, Namespace, Node, Pod } from '../api/index.js';
+import type { EgressGateway, EgressGatewayPolicy, FelixConfiguration, Namespace, Node, Pod } from '../api/index.js';
+import { gatewayPodsAllowed, gatewayTrust } from '../api/index.js';
 import { effectiveFelixSettings, type EffectiveFelixSettings, type EgressIPSupport } from '../api/kinds/felix-configuration.js';
 import { namespaceLabels, prepareLabels, type Labels } from '../api/selector/index.js';
 import { egressAnnotationsOf, resolveEgressSource, sameEgressAnnotations, type EgressAnnotations, type EgressSource } from './egress-source.js';
@@ -108,6 +109,8 @@ interface ClusterDestinations {
 /** Two-level index: label → value → members. */
 type LabelIndex<T> = Map<string, Map<string, Set<T>>>;
 
+/** At most this many refused gateway pods are named in the issues (the rest are counted). */
+const MAX_REFUSED_ISSUES = 20;
 const ALL: Ipv4Net = ipv4Net(0, 0);
 const ALL_TEXT = '0.0.0.0/0';
 const FAIL_CLOSED_ROUTES: readonly CalcRoute[] = [{ cidr: ALL_TEXT, kind: 'unreachable' }];
@@ -125,6 +128,12 @@ function sameStringMap(a: Readonly<Record<string, string>> | undefined, b: Reado
   const ka = Object.keys(a ?? {});
   if (ka.length !== Object.keys(b ?? {}).length) return false;
   return ka.every((k) => a?.[k] === b?.[k]);
+}
+
+/** True when every member of a selection is refused as a gateway (not merely unready). */
+function allRefused(members: Iterable<PodRec>): boolean {
+  for (const g of members) if (g.facts.refused === undefined) return false;
+  return true;
 }
 
 function podKeyOf(namespace: string | undefined, name: string): string {
@@ -177,6 +186,8 @@ export class EgressCalculator {
   /** Stored Pods and Namespaces that failed validation (fail closed; see {@link setInvalidPod}). */
   private readonly invalidPods = new Map<string, InvalidPod>();
   private readonly invalidNamespaces = new Map<string, string>();
+  /** EgressGateways by namespace (name → uid): a gateway pod must belong to one (see {@link gatewayTrust}). */
+  private readonly egressGateways = new Map<string, Map<string, string | undefined>>();
   private felixDefault: FelixConfiguration | undefined;
   private felixNode: FelixConfiguration | undefined;
   private settings: EffectiveFelixSettings;
@@ -235,6 +246,9 @@ export class EgressCalculator {
       case 'FelixConfiguration':
         this.setFelix(resource.metadata.name, resource);
         break;
+      case 'EgressGateway':
+        this.setEgressGateway(resource.metadata.namespace ?? 'default', resource.metadata.name, resource);
+        break;
     }
   }
 
@@ -255,6 +269,9 @@ export class EgressCalculator {
         break;
       case 'FelixConfiguration':
         this.setFelix(name, undefined);
+        break;
+      case 'EgressGateway':
+        this.setEgressGateway(namespace ?? 'default', name, undefined);
         break;
     }
   }
@@ -339,7 +356,7 @@ export class EgressCalculator {
   /** Feeds a whole snapshot (on top of what is there; use a fresh calculator for a clean start). */
   load(snapshot: Omit<EgressCalcSnapshot, 'nodeName'>): this {
     // Settings, namespaces and policies first: pods then resolve once, straight to their configuration.
-    const order = { FelixConfiguration: 0, Node: 1, Namespace: 2, EgressGatewayPolicy: 3, Pod: 4 } as const;
+    const order = { FelixConfiguration: 0, Node: 1, Namespace: 2, EgressGatewayPolicy: 3, EgressGateway: 3, Pod: 4 } as const;
     for (let pass = 0; pass <= 4; pass++) for (const r of snapshot.resources) if (order[r.kind] === pass) this.upsert(r);
     for (const r of snapshot.nextHops ?? []) this.upsertNextHops(r);
     this.setClusterCidrs(snapshot.clusterCidrs ?? []);
@@ -368,7 +385,7 @@ export class EgressCalculator {
     const key = podKeyOf(pod.metadata.namespace, pod.metadata.name);
     const old = this.pods.get(key);
     if (old !== undefined && old.raw === pod) return;
-    const facts = podFacts(pod);
+    const facts = this.factsOf(pod);
     const node = pod.spec.nodeName === undefined || pod.spec.nodeName === '' ? undefined : pod.spec.nodeName;
     const ann = egressAnnotationsOf(pod.metadata.annotations);
     if (old === undefined) {
@@ -389,7 +406,7 @@ export class EgressCalculator {
     old.raw = pod;
     const labelsChanged = !sameStringMap(oldRaw.metadata.labels, pod.metadata.labels) || serviceAccountOf(oldRaw) !== serviceAccountOf(pod);
     const nodeChanged = old.node !== node;
-    const factsChanged = gatewayFactsDiffer(old.facts, facts) || old.facts.uid !== facts.uid || old.facts.hostNetwork !== facts.hostNetwork || old.facts.finished !== facts.finished;
+    const factsChanged = gatewayFactsDiffer(old.facts, facts) || old.facts.refused !== facts.refused || old.facts.uid !== facts.uid || old.facts.hostNetwork !== facts.hostNetwork || old.facts.finished !== facts.finished;
     const annChanged = !sameEgressAnnotations(old.ann, ann);
     if (!labelsChanged && !nodeChanged && !factsChanged && !annChanged) {
       // Same content: keep the prepared labels valid for the new object.
@@ -420,6 +437,42 @@ export class EgressCalculator {
     this.pendingPods.add(old);
   }
 
+  /**
+   * A pod's facts, with the gateway trust folded in: a pod that may not act as a gateway is never a
+   * usable one (`refused`, and not ready with the reason), so its users fail closed (docs/security.md, 7).
+   */
+  private factsOf(pod: Pod): PodFacts {
+    const base = podFacts(pod);
+    const ns = pod.metadata.namespace ?? 'default';
+    const trust = gatewayTrust(pod, gatewayPodsAllowed(this.namespaces.get(ns)?.rawLabels), this.egressGateways.get(ns));
+    if (trust.allowed) return base;
+    return { ...base, ready: false, notReadyReason: `not allowed as a gateway: ${trust.reason}`, refused: trust.reason };
+  }
+
+  /** Recomputes the trust of a namespace's pods (its labels or its EgressGateways changed). */
+  private refreshTrust(ns: string): void {
+    for (const rec of this.podsByNs.get(ns) ?? []) {
+      const facts = this.factsOf(rec.raw);
+      if (facts.refused === rec.facts.refused) continue;
+      rec.facts = facts;
+      for (const s of rec.memberOf) s.version++;
+      if (rec.node === this.nodeName || this.touchesLocal(rec.memberOf)) this.localDirty = true;
+      this.pendingPods.add(rec);
+    }
+  }
+
+  private setEgressGateway(ns: string, name: string, egw: EgressGateway | undefined): void {
+    const byName = this.egressGateways.get(ns);
+    const uid = egw?.metadata.uid;
+    if (egw === undefined ? byName?.has(name) !== true : byName?.has(name) === true && byName.get(name) === uid) return;
+    if (egw === undefined) {
+      byName!.delete(name);
+      if (byName!.size === 0) this.egressGateways.delete(ns);
+    } else if (byName === undefined) this.egressGateways.set(ns, new Map([[name, uid]]));
+    else byName.set(name, uid);
+    this.refreshTrust(ns);
+  }
+
   private deletePod(key: string): void {
     const rec = this.pods.get(key);
     if (rec === undefined) return;
@@ -429,6 +482,7 @@ export class EgressCalculator {
     this.setConfig(rec, undefined);
     this.indexLabels(rec, rec.raw.metadata.labels, false);
     removeFrom(this.podsByNs, rec.ns, rec);
+    this.forgetNamespaceIfGone(rec.ns);
     if (rec.node !== undefined) removeFrom(this.podsByNode, rec.node, rec);
     this.pods.delete(key);
     rec.deleted = true;
@@ -646,11 +700,22 @@ export class EgressCalculator {
     if (ns === undefined) this.namespaces.delete(name);
     else this.namespaces.set(name, { labels: namespaceLabels({ name, labels: rawLabels }), rawLabels, ann });
     this.localDirty = true;
+    if (labelsChanged) this.refreshTrust(name);
     if (labelsChanged) for (const s of this.nssSelections) this.refreshNamespace(s, name);
     if (annChanged) {
       this.nsConfigKeys.delete(name);
       for (const rec of this.podsByNs.get(name) ?? []) this.updateConfig(rec);
     }
+    if (ns === undefined) this.forgetNamespaceIfGone(name);
+  }
+
+  /**
+   * Drops what is cached per namespace once neither the Namespace nor any of its pods is left: an agent
+   * runs for months while namespaces come and go (docs/security.md, 11: maps pruned).
+   */
+  private forgetNamespaceIfGone(ns: string): void {
+    if (this.namespaces.has(ns) || (this.podsByNs.get(ns)?.size ?? 0) > 0) return;
+    this.nsConfigKeys.delete(ns);
   }
 
   private refreshNamespace(s: Sel, ns: string): void {
@@ -1039,6 +1104,18 @@ export class EgressCalculator {
     }
     this.clientCache = cache;
 
+    // ---- pods a selector in use here matches but that may not act as gateways: said, never used.
+    const refused = new Map<string, string>();
+    for (const c of calcs) for (const sel of c.selections) for (const g of sel.members) if (g.facts.refused !== undefined) refused.set(g.key, g.facts.refused);
+    if (refused.size > 0) {
+      const keys = [...refused.keys()].sort();
+      // Bounded: anyone who can label pods can make many of them match.
+      for (const k of keys.slice(0, MAX_REFUSED_ISSUES)) {
+        issues.push({ code: 'GatewayRefused', message: `pod ${k} matches a gateway selector in use on this node but may not act as a gateway: ${refused.get(k)!}; it is not used (clients that have no other gateway drop)` });
+      }
+      if (keys.length > MAX_REFUSED_ISSUES) issues.push({ code: 'GatewayRefused', message: `${keys.length - MAX_REFUSED_ISSUES} more refused gateway pods` });
+    }
+
     // ---- tables: one per distinct route set among the clients that have an address.
     const keys = [...new Set(calcs.filter((c) => c.status.ip !== undefined).map((c) => c.key))];
     if (invalid.closed.some((c) => c.ip !== undefined) && !keys.includes(failClosedKey)) keys.push(failClosedKey);
@@ -1288,7 +1365,7 @@ export class EgressCalculator {
         }
         if (chosen.length === 0) {
           closedRules++;
-          const reason: CalcReason = s.error ?? (s.members.size === 0 ? 'no-gateway-matches' : 'no-gateway-ready');
+          const reason: CalcReason = s.error ?? (s.members.size === 0 ? 'no-gateway-matches' : allRefused(s.members) ? 'no-gateway-allowed' : 'no-gateway-ready');
           routes.push({ route: { cidr: spec.destination, kind: 'unreachable' }, net: spec.net });
           ruleStatus.push({ destination: spec.destination, action: 'unreachable', gateways: [], reason, ...description });
         } else {

@@ -25,6 +25,8 @@ export interface PodFacts {
   readonly healthPort: number | undefined;
   /** `metadata.uid`, or the key when there is none. */
   readonly uid: string;
+  /** Why the pod may not act as a gateway (set by the calculator from its owner; undefined: allowed). */
+  readonly refused?: string | undefined;
 }
 
 function readyCondition(pod: Pod, type = 'Ready'): string | undefined {

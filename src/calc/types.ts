@@ -2,10 +2,10 @@
  * The inputs and outputs of egw's egress calculation (docs/egress-calc.md). Plain data: everything here
  * can be compared with deep equality and printed as JSON.
  */
-import type { EgressGatewayPolicy, FelixConfiguration, Namespace, Node, Pod } from '../api/index.js';
+import type { EgressGateway, EgressGatewayPolicy, FelixConfiguration, Namespace, Node, Pod } from '../api/index.js';
 
 /** The resources calc reads, as validated by the agent at the boundary (invalid ones are left out). */
-export type CalcResource = Pod | Namespace | Node | EgressGatewayPolicy | FelixConfiguration;
+export type CalcResource = Pod | Namespace | Node | EgressGatewayPolicy | EgressGateway | FelixConfiguration;
 
 /** The kinds of {@link CalcResource}. */
 export type CalcKind = CalcResource['kind'];
@@ -136,6 +136,7 @@ export type CalcReason =
   | 'invalid-namespace-selector'
   | 'no-gateway-matches'
   | 'no-gateway-ready'
+  | 'no-gateway-allowed'
   | 'cluster-destination'
   | 'invalid-destination'
   | 'ipv6-destination'
@@ -217,7 +218,7 @@ export interface LocalGateway {
 
 /** A problem of the whole node's calculation (per-client problems are in {@link ClientStatus}). */
 export interface CalcIssue {
-  code: 'RouteTablesExhausted' | 'NodeAddressUnknown' | 'InvalidClusterCidr';
+  code: 'RouteTablesExhausted' | 'NodeAddressUnknown' | 'InvalidClusterCidr' | 'GatewayRefused';
   message: string;
 }
 

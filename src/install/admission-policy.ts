@@ -10,12 +10,18 @@
  * so in a usual RBAC set-up only cluster administrators can set it. Gateway namespaces need it too: the
  * operator's gateway pods carry the pool and Elastic IP annotations.
  *
+ * Who may act as a gateway (docs/security.md, 7): calc uses a pod as a gateway only when an existing
+ * EgressGateway of its namespace owns it, or its namespace carries {@link GATEWAY_PODS_ALLOWED_LABEL}. The
+ * policy keeps both in opted-in namespaces: EgressGateways, pods that name one as their controller, and
+ * the gateway-pods label itself are refused in a namespace without the opt-in.
+ *
  * The gateway-maintenance annotations (`egress.projectcalico.org/gatewayMaintenance*`) are not the user's:
  * only egw's controller (its ServiceAccount) may add, change or remove them, and when it updates a pod it
  * may change nothing but them (labels, other annotations and spec stay as they were), so its permission
  * to update pods cannot be turned into choosing which pods are gateways.
  */
 import { CNI_AWS_ELASTIC_IPS, CNI_IPV4_POOLS, GATEWAY_MAINTENANCE_ANNOTATIONS } from '../api/annotations.js';
+import { EGRESS_GATEWAY_OWNER_API_VERSION, GATEWAY_PODS_ALLOWED_LABEL } from '../api/gateway-trust.js';
 import { egwLabels, type KubeObject } from './objects.js';
 
 /** The namespace label that opts a namespace in. */
@@ -72,6 +78,7 @@ export function admissionPolicyObjects(namespace: string = DEFAULT_NAMESPACE): K
         matchConstraints: {
           resourceRules: [
             { apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['pods', 'namespaces'] },
+            { apiGroups: ['operator.tigera.io'], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['egressgateways'] },
           ],
         },
         variables: [
@@ -93,6 +100,29 @@ export function admissionPolicyObjects(namespace: string = DEFAULT_NAMESPACE): K
             messageExpression:
               `'namespace ' + object.metadata.name + ' uses an egress or IP-pool annotation but is not labelled ` +
               `${EGRESS_ALLOWED_LABEL}=true: ${fix}'`,
+            reason: 'Forbidden',
+          },
+          {
+            expression: `request.kind.kind != 'Namespace' || !(${ownLabels}).exists(k, k == '${GATEWAY_PODS_ALLOWED_LABEL}') || (${allowed(ownLabels)})`,
+            messageExpression:
+              `'namespace ' + object.metadata.name + ' carries ${GATEWAY_PODS_ALLOWED_LABEL} (its pods may act as egress gateways) but is not labelled ` +
+              `${EGRESS_ALLOWED_LABEL}=true: ${fix}'`,
+            reason: 'Forbidden',
+          },
+          {
+            expression: `request.kind.kind != 'EgressGateway' || (${allowed(nsLabels)})`,
+            messageExpression:
+              `'EgressGateway ' + object.metadata.name + ' in namespace ' + request.namespace + ' makes egress gateways, ` +
+              `but the namespace is not labelled ${EGRESS_ALLOWED_LABEL}=true: ${fix}'`,
+            reason: 'Forbidden',
+          },
+          {
+            expression:
+              `request.kind.kind != 'Pod' || !has(object.metadata.ownerReferences) || ` +
+              `!object.metadata.ownerReferences.exists(r, r.kind == 'EgressGateway' && r.apiVersion == '${EGRESS_GATEWAY_OWNER_API_VERSION}') || (${allowed(nsLabels)})`,
+            messageExpression:
+              `'pod ' + object.metadata.name + ' in namespace ' + request.namespace + ' names an EgressGateway as its owner, ` +
+              `but the namespace is not labelled ${EGRESS_ALLOWED_LABEL}=true: ${fix}'`,
             reason: 'Forbidden',
           },
           {

@@ -8,7 +8,8 @@
  * writers can never both take one address: the second commit's expectation fails, and it is retried from
  * fresh reads (counted in {@link IpamStats.conflictsRetried}). docs/ipam.md explains the algorithm.
  */
-import { AWS_SECONDARY_IPV4_RESOURCE } from '../api/annotations.js';
+import { AWS_SECONDARY_IPV4_RESOURCE, CNI_IPV4_POOLS } from '../api/annotations.js';
+import { ALLOWED_IPV4_POOLS, describeAllowList, poolsNotAllowed, readAllowList } from '../api/allow-list.js';
 import type { AWSSubnet } from '../api/kinds/aws-subnet.js';
 import type { IPPool } from '../api/kinds/ip-pool.js';
 import type { IPReservation } from '../api/kinds/ip-reservation.js';
@@ -221,6 +222,16 @@ export class Ipam {
           : request.pools === undefined || request.pools.length === 0
             ? undefined
             : { pools: request.pools, source: 'request' as const };
+      if (requested?.source === 'pod annotation') {
+        // The namespace's allow-list (docs/security.md, 7): a pod names only pools its namespace allows.
+        const allow = readAllowList(ctx.namespace?.metadata.annotations, ALLOWED_IPV4_POOLS);
+        const refused = poolsNotAllowed(requested.pools, allow, ctx.pools.map((p) => ({ name: p.metadata.name, cidr: p.spec.cidr })));
+        if (refused.length > 0) {
+          throw new EgwError('InvalidInput', `${subject} names IPPool ${refused.join(', ')} in ${CNI_IPV4_POOLS}, which namespace ${ctx.namespace?.metadata.name ?? '?'} does not allow (${ALLOWED_IPV4_POOLS}: ${describeAllowList(allow)})`, {
+            hint: `an administrator adds the pool to the namespace's ${ALLOWED_IPV4_POOLS}, or the pod stops naming it`,
+          });
+        }
+      }
       const choice = choosePools({
         pools: ctx.pools,
         node: ctx.node,

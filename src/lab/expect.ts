@@ -45,7 +45,8 @@ export function clientPods(s: LabSnapshot): Pod[] {
 
 /** calc's result for every node that hosts a client, computed as that node's agent computes it. */
 export function calcByNode(s: LabSnapshot): Map<string, NodeEgressState> {
-  const resources = [...s.pods, ...s.namespaces, ...s.nodes, ...s.policies, ...s.felix];
+  // The EgressGateways too: calc uses a pod as a gateway only when one of them owns it (docs/security.md, 7).
+  const resources = [...s.pods, ...s.namespaces, ...s.nodes, ...s.policies, ...s.gateways, ...s.felix];
   const clusterCidrs = clusterCidrsOf(s.pools, []);
   const out = new Map<string, NodeEgressState>();
   for (const node of new Set(clientPods(s).map((p) => p.spec.nodeName!))) {

@@ -130,6 +130,8 @@ export class ReconcileRunner {
   private readonly queue = new KeyedQueue();
   private readonly delayed = new Map<string, Delayed>();
   private readonly statuses = new Map<string, KeyStatus>();
+  /** Keys whose status was seen gone at the last resync (see {@link forgetStatuses}). */
+  private goneOnce = new Set<string>();
   private readonly abort = new AbortController();
   private running: Promise<void> | undefined;
   private stopped: Promise<void> | undefined;
@@ -399,14 +401,36 @@ export class ReconcileRunner {
 
   /** Enqueues the keys that exist in the actual state but are not desired: their pass removes them. */
   private async prune(desired: ReadonlySet<string>): Promise<void> {
-    if (this.owner.listActualKeys === undefined || !this.firstPassDone) return;
+    if (!this.firstPassDone) return;
+    if (this.owner.listActualKeys === undefined) {
+      this.forgetStatuses(desired, undefined);
+      return;
+    }
     try {
-      const orphans = [...(await this.owner.listActualKeys())].filter((k) => !desired.has(k));
+      const actual = new Set(await this.owner.listActualKeys());
+      const orphans = [...actual].filter((k) => !desired.has(k));
       for (const k of orphans) this.add(k);
       if (orphans.length > 0) this.log.info({ keys: orphans.length }, 'pruning keys that are no longer desired');
+      this.forgetStatuses(desired, actual);
     } catch (err) {
       this.log.warn({ err: errorMessage(err) }, 'listing the actual keys failed; prune waits for the next resync');
     }
+  }
+
+  /**
+   * Forgets the failure status of keys that are neither desired nor present (a pod deleted while its key
+   * failed terminally would otherwise be reported, and held, for as long as the program runs). A key still
+   * waiting for a pass or a retry keeps its status: the pass decides. Gone at two resyncs in a row, so
+   * that an event key failing between a listing and its prune is still reported until the next one.
+   */
+  private forgetStatuses(desired: ReadonlySet<string>, actual: ReadonlySet<string> | undefined): void {
+    const gone = new Set<string>();
+    for (const key of [...this.statuses.keys()]) {
+      if (desired.has(key) || actual?.has(key) === true || this.delayed.has(key) || this.queue.isQueued(key)) continue;
+      if (this.goneOnce.has(key)) this.statuses.delete(key);
+      else gone.add(key);
+    }
+    this.goneOnce = gone;
   }
 
   private async waitForResync(ms: number | undefined, signal: AbortSignal): Promise<void> {

@@ -1,4 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { Writable } from 'node:stream';
+import pino from 'pino';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -28,7 +30,15 @@ function podRec(ns: string, name: string, node: string, ip: string, o: { labels?
   return {
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: { name, namespace: ns, uid: `uid-${name}`, ...(o.labels === undefined ? {} : { labels: o.labels }), ...(o.annotations === undefined ? {} : { annotations: o.annotations }) },
+    metadata: {
+      name,
+      namespace: ns,
+      uid: `uid-${name}`,
+      ...(o.labels === undefined ? {} : { labels: o.labels }),
+      ...(o.annotations === undefined ? {} : { annotations: o.annotations }),
+      // Gateway pods belong to an EgressGateway (only such pods act as gateways; docs/security.md, 7).
+      ...(o.gateway === true ? { ownerReferences: [{ apiVersion: 'operator.tigera.io/v1', kind: 'EgressGateway', name: 'gateways', controller: true }] } : {}),
+    },
     spec: { nodeName: node, containers: [{ name: 'main', ...(o.gateway === true ? { ports: [{ name: 'health', containerPort: 8080 }] } : {}) }] },
     status: { phase: 'Running', podIP: ip, conditions: [{ type: 'Ready', status: o.ready === false ? 'False' : 'True' }] } as NonNullable<Pod['status']>,
   };
@@ -80,8 +90,8 @@ async function until<T>(what: string, check: () => Promise<T | undefined | false
   throw new Error(`never: ${what}; status ${JSON.stringify(await status())}`);
 }
 
-function agent(s: Datastore = store, node = 'n1'): EgressAgent {
-  const a = new EgressAgent({ store: s, shell: kernel, clock, probe }, { nodeName: node, debounceMs: 0, resyncIntervalMs: 3_600_000 });
+function agent(s: Datastore = store, node = 'n1', logger?: pino.Logger): EgressAgent {
+  const a = new EgressAgent({ store: s, shell: kernel, clock, probe, ...(logger === undefined ? {} : { logger }) }, { nodeName: node, debounceMs: 0, resyncIntervalMs: 3_600_000 });
   agents.push(a);
   return a;
 }
@@ -113,6 +123,7 @@ beforeEach(async () => {
     nodeRec('n2', '10.10.2.10'),
     nodeRec('n3', '10.10.3.10'),
     nsRec('egw'),
+    { apiVersion: 'operator.tigera.io/v1', kind: 'EgressGateway', metadata: { name: 'gateways', namespace: 'egw' }, spec: { ipPools: [{ name: 'egress' }] } },
     nsRec('app', { [SEL]: "egress-code == 'red'", [NSSEL]: "projectcalico.org/name == 'egw'" }),
     podRec('egw', 'g1', 'n2', G1, { labels: { 'egress-code': 'red' }, gateway: true }),
     podRec('egw', 'g2', 'n3', G2, { labels: { 'egress-code': 'red' }, gateway: true }),
@@ -266,6 +277,33 @@ describe('egw agent', () => {
     await put(podRec('app', 'c1', 'n1', C1));
     await until('routed again', async () => kernelGateways().length === 2);
     expect((await status())?.clients.find((c) => c.pod === 'app/c1')?.state).toBe('routed');
+  });
+
+  it('a hand-made pod matching the selector is not a gateway; with its EgressGateway gone its clients drop, and the status and the log say why', async () => {
+    const logged: { msg?: string; code?: string }[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        for (const l of chunk.toString().split('\n')) if (l.trim() !== '') logged.push(JSON.parse(l) as { msg?: string; code?: string });
+        cb();
+      },
+    });
+    const a = agent(store, 'n1', pino({ level: 'warn' }, sink));
+    a.start();
+    await until('programmed', async () => kernelGateways().length === 2);
+    // An intruder in the gateways' namespace with the right labels but no owner: named, never used.
+    await put(podRec('egw', 'gx', 'n2', '100.64.0.99', { labels: { 'egress-code': 'red' } }));
+    const issue = await until('refusal reported', async () => (await status())?.issues.find((i) => i.code === 'GatewayRefused'));
+    expect(issue.message).toContain('pod egw/gx');
+    expect(kernelGateways().length).toBe(2);
+    expect(kernelGateways()).not.toContain('100.64.0.99');
+    // The EgressGateway deleted: its pods are no longer gateways; the client drops (never the node IP).
+    await store.commit([{ op: 'delete', key: { kind: 'EgressGateway', namespace: 'egw', name: 'gateways' } }]);
+    await until('fail closed', async () => kernelGateways().join() === 'unreachable');
+    expect((await status())?.clients.find((c) => c.pod === 'app/c1')?.rules[0]?.reason).toBe('no-gateway-allowed');
+    // Logged once per refusal while it lasts (the status is rewritten; the line is not repeated).
+    const refusals = logged.filter((l) => l.code === 'GatewayRefused');
+    expect(refusals.filter((l) => l.msg?.startsWith('pod egw/gx ') === true)).toHaveLength(1);
+    expect(refusals.some((l) => l.msg?.includes('its owner EgressGateway egw/gateways does not exist') === true)).toBe(true);
   });
 
   it('a malformed unrelated annotation on a selected pod fails it closed, not open', async () => {

@@ -3,7 +3,7 @@ import { clientNodeStateOf, clusterCidrsOf, natOutgoingOf, type DataplaneContext
 import { buildNodeStatus, describeClient } from '../../src/agent/status.js';
 import { statusContent } from '../../src/agent/records.js';
 import type { IPPool } from '../../src/api/index.js';
-import { compute, felix, gateway, namespace, node, pod, policy, NSSEL, POLICY, SEL } from '../calc/fixtures.js';
+import { compute, egressGateway, felix, gateway, namespace, node, pod, policy, NSSEL, POLICY, SEL } from '../calc/fixtures.js';
 
 function pool(name: string, cidr: string, natOutgoing = false): IPPool {
   return { apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name }, spec: { cidr, natOutgoing } };
@@ -19,6 +19,7 @@ const RESOURCES = [
   node('n2', '10.10.2.10'),
   node('n3', '10.10.3.10'),
   namespace('egw'),
+  egressGateway('egw'),
   namespace('app', { [SEL]: "egress-code == 'red'", [NSSEL]: 'all()' }),
   namespace('pol', { [POLICY]: 'p' }),
   policy('p', [

@@ -138,6 +138,20 @@ describe('client annotations', () => {
     expect(cross(docs(ns), stored(join(felixOn, policy)))).toEqual([]);
   });
 
+  test("a pod's pools and Elastic IPs outside its namespace's allow-lists are errors; without allow-lists, anything goes", () => {
+    const POD = (ns: string, annotations: string) => `apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  namespace: ${ns}\n  annotations:\n${annotations}spec:\n  containers: [{name: c}]\n`;
+    const asks = `    cni.projectcalico.org/ipv4pools: '["pool-a", "100.64.0.8/30"]'\n    cni.projectcalico.org/awsElasticIPs: '["203.0.113.7", "203.0.113.8"]'\n`;
+    const pools = stored(join(AWS_POOL('pool-a', '100.64.0.4/30'), AWS_POOL('pool-b', '100.64.0.8/30')));
+    const limited = NS('red', `    egw.io/allowed-ipv4pools: '["pool-b"]'\n    egw.io/allowed-elastic-ips: '["203.0.113.8"]'\n`);
+    expect(cross(docs(join(limited, POD('red', asks))), pools)).toEqual([
+      'error annotations.pool-not-allowed metadata.annotations["cni.projectcalico.org/ipv4pools"]: IPPool pool-a is not allowed in namespace red (egw.io/allowed-ipv4pools: ["pool-b"])',
+      'error annotations.elastic-ip-not-allowed metadata.annotations["cni.projectcalico.org/awsElasticIPs"]: Elastic IP 203.0.113.7 is not allowed in namespace red (egw.io/allowed-elastic-ips: ["203.0.113.8"])',
+    ]);
+    // The namespace stored earlier counts as well; pool-b named by its CIDR is the same pool.
+    expect(cross(docs(POD('red', `    cni.projectcalico.org/ipv4pools: '["100.64.0.8/30"]'\n`)), [...pools, ...stored(limited)])).toEqual([]);
+    expect(cross(docs(join(NS('red'), POD('red', asks))), pools)).toEqual([]);
+  });
+
   test('ipv4pools naming unknown pools warns, by name or CIDR', () => {
     const ns = NS('red', `    cni.projectcalico.org/ipv4pools: '["pool-a", "100.64.0.8/30", "pool-b"]'\n`);
     expect(cross(docs(ns), stored(AWS_POOL('pool-a', '100.64.0.4/30')))).toEqual([

@@ -122,6 +122,20 @@ describe('fabric reconciler, Secondary-IP-per-workload mode (emulator over HTTP)
     expect(nodeView(sim, NODE_A1).map((e) => e.ips.slice(1))).toEqual([[]]);
   });
 
+  it('an address-in-use sighting is forgotten once no workload wants the address (the map returns to zero)', async () => {
+    const a1 = reconciler('node-a1', NODE_A1);
+    await converge(a1, secondary(gateways(3)));
+    // node-a2 waits for three addresses node-a1 still holds, then the three pods are deleted.
+    const a2 = new FabricReconciler({ ec2, clock, hostIps }, { cluster: 'test', node: 'node-a2', instance: instanceFacts(sim, NODE_A2), reassignAfterMs: 600_000 });
+    await passUntil(a2, secondary(gateways(3)), (r) => r.workloads.every((w) => w.reason === 'AddressInUse'));
+    expect(a2.inUseSince.size).toBe(3);
+    // (A pass whose read failed — the emulator throttles — keeps everything: it knows nothing new.)
+    await passUntil(a2, secondary(gateways(1)), (r) => r.stale !== true);
+    expect([...a2.inUseSince.keys()]).toEqual(['100.64.0.10']);
+    await passUntil(a2, secondary([]), (r) => r.stale !== true);
+    expect(a2.inUseSince.size).toBe(0);
+  });
+
   it('switching to ENI-per-workload removes the shared ENIs (and releases their host addresses), then places one ENI per workload', async () => {
     const r = reconciler();
     await converge(r, secondary(gateways(2)));

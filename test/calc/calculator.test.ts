@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import type { EgressGatewayRule } from '../../src/api/index.js';
+import { GATEWAY_PODS_ALLOWED_LABEL, type EgressGatewayRule } from '../../src/api/index.js';
 import { EgressCalculator } from '../../src/calc/calculator.js';
 import { selectionKey } from '../../src/calc/selection.js';
 import type { CalcResource, EgressNextHops } from '../../src/calc/types.js';
-import { clientRoutes, compute, felix, gateway, MAXHOPS, namespace, node, NODES, NSSEL, pod, policy, POLICY, SEL } from './fixtures.js';
+import { clientRoutes, compute, egressGateway, OWNER, felix, gateway, MAXHOPS, namespace, node, NODES, NSSEL, pod, policy, POLICY, SEL } from './fixtures.js';
 
 const EGW_NS = "projectcalico.org/name == 'egw'";
 const RED = "egress-code == 'red'";
@@ -13,6 +13,8 @@ const BLUE = "egress-code == 'blue'";
 function gateways(): CalcResource[] {
   return [
     namespace('egw'),
+    egressGateway('egw'),
+    egressGateway('app'),
     gateway('egw', 'red-1', 'n2', '100.64.0.10', 'red'),
     gateway('egw', 'red-2', 'n3', '100.64.0.11', 'red'),
     gateway('egw', 'blue-1', 'n1', '100.64.0.20', 'blue'),
@@ -178,6 +180,115 @@ describe('the policy method', () => {
   });
 });
 
+describe('who may act as a gateway (docs/security.md, 7)', () => {
+  const base = (more: CalcResource[], egwNsLabels?: Record<string, string>) =>
+    world('EnabledPerNamespace', { [SEL]: RED, [NSSEL]: EGW_NS }, [namespace('egw', undefined, egwNsLabels), ...more]);
+  const onlyRed = (o: Parameters<typeof gateway>[5]) => [
+    gateway('egw', 'red-1', 'n2', '100.64.0.10', 'red', o),
+    gateway('egw', 'red-2', 'n3', '100.64.0.11', 'red', o),
+  ];
+  const rsOwned = (rs: string, hash: string) => ({ owner: { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: rs }, labels: { 'egress-code': 'red', 'pod-template-hash': hash } });
+  const refusedIssues = (s: ReturnType<typeof compute>) => s.issues.filter((i) => i.code === 'GatewayRefused').map((i) => i.message.split(' ')[1]);
+
+  it('a matching pod without an EgressGateway owner is not a gateway: its users drop, and the node says why', () => {
+    const s = compute(base(onlyRed({ owner: null })));
+    expect(clientRoutes(s, '10.2.0.11')).toEqual([unreachable('0.0.0.0/0')]);
+    expect(s.clients[0]).toMatchObject({ state: 'fail-closed', rules: [{ action: 'unreachable', reason: 'no-gateway-allowed' }] });
+    expect(refusedIssues(s)).toEqual(['egw/red-1', 'egw/red-2']);
+    expect(s.issues.find((i) => i.code === 'GatewayRefused')?.message).toContain('not owned by an EgressGateway');
+    // Still never a client (it is matched), and nothing polls it.
+    expect(s.pollTargets).toEqual([]);
+  });
+
+  it('one refused pod among allowed ones is left out; the others carry the traffic', () => {
+    const intruder = gateway('egw', 'red-x', 'n2', '100.64.0.99', 'red', { owner: null });
+    const s = compute(base([intruder]));
+    expect(clientRoutes(s, '10.2.0.11')).toEqual([via('0.0.0.0/0', '100.64.0.10', '100.64.0.11')]);
+    expect(refusedIssues(s)).toEqual(['egw/red-x']);
+  });
+
+  it('Kubernetes shape: a ReplicaSet <egw>-<pod-template-hash> of an existing EgressGateway is allowed, another is not', () => {
+    const ok = compute(base(onlyRed(rsOwned('gateways-5d8f7', '5d8f7'))));
+    expect(clientRoutes(ok, '10.2.0.11')).toEqual([via('0.0.0.0/0', '100.64.0.10', '100.64.0.11')]);
+    expect(refusedIssues(ok)).toEqual([]);
+    const other = compute(base(onlyRed(rsOwned('web-5d8f7', '5d8f7'))));
+    expect(other.clients[0]?.rules[0]?.reason).toBe('no-gateway-allowed');
+    expect(other.issues[0]?.message).toContain('belongs to no EgressGateway (egw/web does not exist)');
+    const badHash = compute(base(onlyRed(rsOwned('gateways-5d8f7', 'zzz'))));
+    expect(badHash.clients[0]?.rules[0]?.reason).toBe('no-gateway-allowed');
+  });
+
+  it('the owner must exist in the pod’s namespace, with the uid the reference names', () => {
+    const noOwner = compute(base(onlyRed({})).filter((r) => !(r.kind === 'EgressGateway' && r.metadata.namespace === 'egw')));
+    expect(clientRoutes(noOwner, '10.2.0.11')).toEqual([unreachable('0.0.0.0/0')]);
+    expect(noOwner.issues[0]?.message).toContain('its owner EgressGateway egw/gateways does not exist');
+    const withUid = (uid: string) => onlyRed({ owner: { apiVersion: 'operator.tigera.io/v1', kind: 'EgressGateway', name: 'gateways', uid } });
+    const stored = [egressGateway('egw', 'gateways', 'uid-1')];
+    expect(clientRoutes(compute(base([...stored, ...withUid('uid-1')])), '10.2.0.11')).toEqual([via('0.0.0.0/0', '100.64.0.10', '100.64.0.11')]);
+    const stale = compute(base([...stored, ...withUid('uid-0')]));
+    expect(clientRoutes(stale, '10.2.0.11')).toEqual([unreachable('0.0.0.0/0')]);
+    expect(stale.issues[0]?.message).toContain('with uid uid-0, the stored one has uid-1');
+    // Another kind of controller is not a gateway owner.
+    const job = compute(base(onlyRed({ owner: { apiVersion: 'batch/v1', kind: 'Job', name: 'gateways' } })));
+    expect(job.clients[0]?.rules[0]?.reason).toBe('no-gateway-allowed');
+  });
+
+  it(`a namespace labelled ${GATEWAY_PODS_ALLOWED_LABEL}=true may run hand-made gateways`, () => {
+    const s = compute(base(onlyRed({ owner: null }), { [GATEWAY_PODS_ALLOWED_LABEL]: 'true' }));
+    expect(clientRoutes(s, '10.2.0.11')).toEqual([via('0.0.0.0/0', '100.64.0.10', '100.64.0.11')]);
+    const other = compute(base(onlyRed({ owner: null }), { [GATEWAY_PODS_ALLOWED_LABEL]: 'yes' }));
+    expect(clientRoutes(other, '10.2.0.11')).toEqual([unreachable('0.0.0.0/0')]);
+  });
+
+  it('events: the owner deleted, re-created, the namespace label added and removed — each matches a fresh computation', () => {
+    const res = base(onlyRed({ owner: null }).map((p, i) => (i === 0 ? gateway('egw', 'red-1', 'n2', '100.64.0.10', 'red') : p)));
+    const calc = new EgressCalculator('n1').load({ resources: res });
+    expect(clientRoutes(calc.result(), '10.2.0.11')).toEqual([via('0.0.0.0/0', '100.64.0.10')]);
+    calc.delete('EgressGateway', 'gateways', 'egw');
+    expect(clientRoutes(calc.result(), '10.2.0.11')).toEqual([unreachable('0.0.0.0/0')]);
+    calc.upsert(namespace('egw', undefined, { [GATEWAY_PODS_ALLOWED_LABEL]: 'true' }));
+    expect(clientRoutes(calc.result(), '10.2.0.11')).toEqual([via('0.0.0.0/0', '100.64.0.10', '100.64.0.11')]);
+    calc.upsert(namespace('egw'));
+    expect(clientRoutes(calc.result(), '10.2.0.11')).toEqual([unreachable('0.0.0.0/0')]);
+    calc.upsert(egressGateway('egw'));
+    const last = calc.result();
+    expect(clientRoutes(last, '10.2.0.11')).toEqual([via('0.0.0.0/0', '100.64.0.10')]);
+    expect(JSON.stringify(last)).toBe(JSON.stringify(compute([...res.filter((r) => r.kind !== 'Namespace' || r.metadata.name !== 'egw'), namespace('egw')])));
+  });
+
+  it('a refused local gateway pod says why in localGateways', () => {
+    const s = compute(base([gateway('egw', 'red-9', 'n1', '100.64.0.19', 'red', { owner: null })]));
+    const local = s.localGateways.find((g) => g.pod === 'egw/red-9');
+    expect(local?.ready).toBe(false);
+    expect(local?.reason).toContain('not allowed as a gateway: not owned by an EgressGateway');
+  });
+});
+
+describe('long-running: per-key state is pruned when its keys go (docs/security.md, 11)', () => {
+  it('the per-namespace configuration cache returns to zero once namespaces and their pods are gone', () => {
+    const calc = new EgressCalculator('n1').load({ resources: world('EnabledPerNamespace', { [SEL]: RED, [NSSEL]: EGW_NS }) });
+    const size = () => (calc as unknown as { nsConfigKeys: Map<string, unknown>; egressGateways: Map<string, unknown> });
+    const base = size().nsConfigKeys.size;
+    for (let i = 0; i < 100; i++) {
+      calc.upsert(namespace(`tmp-${i}`, i % 2 === 0 ? { [SEL]: RED, [NSSEL]: EGW_NS } : undefined));
+      calc.upsert(pod(`tmp-${i}`, 'p', { node: 'n1', ip: `10.2.1.${i + 1}` }));
+      calc.upsert(egressGateway(`tmp-${i}`));
+    }
+    calc.result();
+    expect(size().nsConfigKeys.size).toBe(base + 100);
+    for (let i = 0; i < 100; i++) {
+      // Either order: the namespace first, or its pod first.
+      if (i % 3 === 0) calc.delete('Namespace', `tmp-${i}`);
+      calc.delete('Pod', 'p', `tmp-${i}`);
+      if (i % 3 !== 0) calc.delete('Namespace', `tmp-${i}`);
+      calc.delete('EgressGateway', OWNER, `tmp-${i}`);
+    }
+    calc.result();
+    expect(size().nsConfigKeys.size).toBe(base);
+    expect([...size().egressGateways.keys()].sort()).toEqual(['app', 'egw']);
+  });
+});
+
 describe('gateways: readiness, polls, and never clients', () => {
   const base = (more: CalcResource[]) => world('EnabledPerNamespace', { [SEL]: RED, [NSSEL]: EGW_NS }, more);
   const cases: { name: string; red1: Parameters<typeof gateway>[5]; usable: boolean }[] = [
@@ -220,7 +331,7 @@ describe('gateways: readiness, polls, and never clients', () => {
   });
 
   it('only remote gateways with a health port are polled; others rely on the datastore', () => {
-    const noPort = pod('egw', 'red-2', { node: 'n3', ip: '100.64.0.11', labels: { 'egress-code': 'red' } });
+    const noPort = gateway('egw', 'red-2', 'n3', '100.64.0.11', 'red', { health: false });
     const local = gateway('egw', 'red-9', 'n1', '100.64.0.19', 'red');
     const s = compute(base([noPort, local]));
     expect(s.pollTargets).toEqual([{ gateway: 'egw/red-1', ip: '100.64.0.10', port: 8080 }]);

@@ -1,4 +1,4 @@
-import type { EgressGatewayPolicy, EgressGatewayRule, FelixConfiguration, Namespace, Node, Pod } from '../../src/api/index.js';
+import type { EgressGateway, EgressGatewayPolicy, EgressGatewayRule, FelixConfiguration, Namespace, Node, Pod } from '../../src/api/index.js';
 import { EgressCalculator } from '../../src/calc/calculator.js';
 import type { CalcResource, EgressCalcSnapshot, NodeEgressState } from '../../src/calc/types.js';
 
@@ -14,6 +14,8 @@ export interface PodOptions {
   hostNetwork?: boolean;
   deleting?: boolean;
   hostIP?: string;
+  /** The controller owner reference (gateway pods: the EgressGateway {@link OWNER}). */
+  owner?: { apiVersion: string; kind: string; name: string; uid?: string } | null;
 }
 
 /** A pod; Running with its IP by default. */
@@ -32,6 +34,7 @@ export function pod(namespace: string, name: string, o: PodOptions = {}): Pod {
       ...(o.annotations === undefined ? {} : { annotations: o.annotations }),
       ...(o.uid === undefined ? {} : { uid: o.uid }),
       ...(o.deleting === true ? { deletionTimestamp: '2024-01-01T00:00:00Z' } : {}),
+      ...(o.owner === undefined || o.owner === null ? {} : { ownerReferences: [{ ...o.owner, controller: true }] }),
     },
     spec: {
       ...(o.node === undefined ? {} : { nodeName: o.node }),
@@ -42,9 +45,20 @@ export function pod(namespace: string, name: string, o: PodOptions = {}): Pod {
   };
 }
 
-/** A gateway pod (label egress-code=<code>, health port) in namespace `namespace`. */
+/** The EgressGateway the {@link gateway} pods belong to (in their namespace): only such pods act as gateways. */
+export const OWNER = 'gateways';
+
+/** An EgressGateway (the owner gateway pods need; docs/security.md, 7). */
+export function egressGateway(namespace: string, name = OWNER, uid?: string): EgressGateway {
+  return { apiVersion: 'operator.tigera.io/v1', kind: 'EgressGateway', metadata: { name, namespace, ...(uid === undefined ? {} : { uid }) }, spec: {} };
+}
+
+/**
+ * A gateway pod (label egress-code=<code>, health port) in namespace `namespace`, owned by the
+ * EgressGateway {@link OWNER} of its namespace (add `egressGateway(namespace)` to the resources).
+ */
 export function gateway(namespace: string, name: string, node: string, ip: string, code: string, o: PodOptions = {}): Pod {
-  return pod(namespace, name, { node, ip, labels: { 'egress-code': code }, health: true, ...o });
+  return pod(namespace, name, { node, ip, labels: { 'egress-code': code }, health: true, owner: { apiVersion: 'operator.tigera.io/v1', kind: 'EgressGateway', name: OWNER }, ...o });
 }
 
 export function namespace(name: string, annotations?: Record<string, string>, labels?: Record<string, string>): Namespace {

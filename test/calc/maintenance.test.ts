@@ -4,7 +4,7 @@ import { EgressCalculator } from '../../src/calc/calculator.js';
 import { planGatewayMaintenance, terminatingGatewaysByClient, withMaintenance, type MaintenancePlan } from '../../src/calc/maintenance.js';
 import { selectionKey } from '../../src/calc/selection.js';
 import type { CalcResource, EgressNextHops } from '../../src/calc/types.js';
-import { felix, gateway, MAXHOPS, namespace, NODES, pod, policy, POLICY, SEL } from './fixtures.js';
+import { egressGateway, felix, gateway, MAXHOPS, namespace, NODES, pod, policy, POLICY, SEL } from './fixtures.js';
 
 const [IP, STARTED, FINISHED] = GATEWAY_MAINTENANCE_ANNOTATIONS;
 const RED = "egress-code == 'red'";
@@ -19,7 +19,8 @@ const red1 = gateway('app', 'red-1', 'n2', '100.64.0.1', 'red');
 const red2 = gateway('app', 'red-2', 'n3', '100.64.0.2', 'red');
 const client = pod('app', 'c1', { node: 'n1', ip: '10.2.0.1', uid: 'u-c1' });
 const other = pod('other', 'o1', { node: 'n1', ip: '10.2.0.2' });
-const base: CalcResource[] = [felix('EnabledPerNamespaceOrPerPod'), ...NODES, namespace('app', { [SEL]: RED }), namespace('other'), client, other];
+// The gateways' owner (only EgressGateway-owned pods act as gateways; docs/security.md, 7).
+const base: CalcResource[] = [felix('EnabledPerNamespaceOrPerPod'), ...NODES, namespace('app', { [SEL]: RED }), egressGateway('app'), namespace('other'), client, other];
 
 /** Applies the plan's patches to the pods of `resources` (as the reconciler does). */
 function apply(resources: CalcResource[], plan: MaintenancePlan): CalcResource[] {

@@ -3,7 +3,7 @@ import { EgressCalculator } from '../../src/calc/calculator.js';
 import { chooseNextHops, fnv1a, sameNextHops } from '../../src/calc/next-hops.js';
 import { selectionKey } from '../../src/calc/selection.js';
 import type { CalcResource, EgressNextHops } from '../../src/calc/types.js';
-import { felix, gateway, MAXHOPS, namespace, node, NSSEL, pod, policy, POLICY, SEL } from './fixtures.js';
+import { egressGateway, felix, gateway, MAXHOPS, namespace, node, NSSEL, pod, policy, POLICY, SEL } from './fixtures.js';
 
 const EGW_NS = "projectcalico.org/name == 'egw'";
 const RED = "egress-code == 'red'";
@@ -89,7 +89,7 @@ class Cluster {
 const NODE_NAMES = ['n1', 'n2', 'n3'];
 const nodes = NODE_NAMES.map((n, i) => node(n, `10.1.0.${i + 1}`));
 const sixGateways = Array.from({ length: 6 }, (_, i) => gateway('egw', `red-${i}`, NODE_NAMES[i % 3]!, `100.64.0.${10 + i}`, 'red'));
-const base = (maxNextHops: string): CalcResource[] => [felix('EnabledPerNamespaceOrPerPod'), ...nodes, namespace('egw'), namespace('app', { [SEL]: RED, [NSSEL]: EGW_NS, [MAXHOPS]: maxNextHops }), ...sixGateways];
+const base = (maxNextHops: string): CalcResource[] => [felix('EnabledPerNamespaceOrPerPod'), ...nodes, namespace('egw'), egressGateway('egw'), namespace('app', { [SEL]: RED, [NSSEL]: EGW_NS, [MAXHOPS]: maxNextHops }), ...sixGateways];
 const client = (i: number, n = NODE_NAMES[i % 3]!) => pod('app', `c${String(i).padStart(2, '0')}`, { node: n, ip: `10.2.${i % 3}.${10 + i}`, uid: `uid-${i}` });
 
 function expectBalanced(load: Map<string, number>, gateways: number, per: number): void {
@@ -149,7 +149,7 @@ describe('maxNextHops', () => {
   });
 
   it('refills up to N when too few gateways existed at creation', () => {
-    const c = new Cluster(['n1'], [felix('EnabledPerNamespaceOrPerPod'), ...nodes, namespace('egw'), namespace('app', { [SEL]: RED, [NSSEL]: EGW_NS, [MAXHOPS]: '2' }), sixGateways[0]!, client(1, 'n1')]);
+    const c = new Cluster(['n1'], [felix('EnabledPerNamespaceOrPerPod'), ...nodes, namespace('egw'), egressGateway('egw'), namespace('app', { [SEL]: RED, [NSSEL]: EGW_NS, [MAXHOPS]: '2' }), sixGateways[0]!, client(1, 'n1')]);
     c.settle();
     expect(c.store.get('app/c01')?.rules[RED_KEY]?.gateways).toEqual(['egw/red-0']);
     c.upsert(sixGateways[1]!);

@@ -4,12 +4,12 @@
  * shuffled, repeated and results taken mid-way — and compare every result with a fresh computation.
  */
 import { describe, expect, it } from 'vitest';
-import type { EgressGatewayRule } from '../../src/api/index.js';
+import { GATEWAY_PODS_ALLOWED_LABEL, type EgressGatewayRule } from '../../src/api/index.js';
 import { EgressCalculator } from '../../src/calc/calculator.js';
 import { computeNodeEgress } from '../../src/calc/compute.js';
 import { selectionKey } from '../../src/calc/selection.js';
 import type { CalcResource, EgressNextHops, GatewayHealth, TableBinding } from '../../src/calc/types.js';
-import { felix, MAXHOPS, namespace, node, NSSEL, pod, policy, POLICY, SEL } from './fixtures.js';
+import { egressGateway, felix, MAXHOPS, namespace, node, NSSEL, OWNER, pod, policy, POLICY, SEL } from './fixtures.js';
 
 interface State {
   resources: Map<string, CalcResource>;
@@ -86,6 +86,8 @@ function gatewayPod(r: Rng, i: number) {
     ...(r.chance(0.1) ? { phase: 'Pending' as const } : {}),
     ...(r.chance(0.1) ? { deleting: true } : {}),
     uid: `g${i}-${r.int(2)}`,
+    // Mostly owned by the namespace's EgressGateway; some by nothing, some by one that may not exist.
+    owner: r.chance(0.1) ? null : { apiVersion: 'operator.tigera.io/v1', kind: 'EgressGateway', name: r.chance(0.9) ? OWNER : 'other' },
   });
 }
 
@@ -123,6 +125,14 @@ function randomRecord(r: Rng, state: State): EgressNextHops | undefined {
   return { client, podUID: r.chance(0.7) ? (c.metadata.uid ?? client) : 'other', node: r.chance(0.7) ? ((c.kind === 'Pod' ? c.spec.nodeName : undefined) ?? 'n1') : r.pick(NODE_NAMES), rules: { [key]: { maxNextHops: 1 + r.int(2), gateways } } };
 }
 
+/** Labels of a gateway namespace: sometimes `team`, sometimes opened to hand-made gateways. */
+function gwNsLabels(r: Rng): Record<string, string> | undefined {
+  const labels: Record<string, string> = {};
+  if (r.chance(0.5)) labels['team'] = 'net';
+  if (r.chance(0.15)) labels[GATEWAY_PODS_ALLOWED_LABEL] = 'true';
+  return Object.keys(labels).length === 0 ? undefined : labels;
+}
+
 function randomState(r: Rng): State {
   const s: State = { resources: new Map(), records: new Map(), health: new Map(), clusterCidrs: [], previousTables: [] };
   const add = (x: CalcResource) => s.resources.set(keyOf(x), x);
@@ -131,7 +141,8 @@ function randomState(r: Rng): State {
   NODE_NAMES.forEach((n, i) => {
     if (r.chance(0.9)) add(node(n, r.chance(0.9) ? `10.1.0.${i + 1}` : undefined));
   });
-  for (const ns of ['egw', 'egw2']) if (r.chance(0.9)) add(namespace(ns, undefined, r.chance(0.5) ? { team: 'net' } : undefined));
+  for (const ns of ['egw', 'egw2']) if (r.chance(0.9)) add(namespace(ns, undefined, gwNsLabels(r)));
+  for (const ns of GW_NS) if (r.chance(0.9)) add(egressGateway(ns));
   for (const ns of APP_NS) if (r.chance(0.9)) add(namespace(ns, annotations(r), r.chance(0.3) ? { team: 'net' } : undefined));
   for (const p of ['p1', 'p2']) if (r.chance(0.8)) add(policy(p, rules(r)));
   const gws = r.int(9);
@@ -175,8 +186,13 @@ function mutate(r: Rng, prev: State): State {
         break;
       }
       case 5: {
-        const ns = namespace(r.pick([...APP_NS, 'egw', 'egw2']), annotations(r), r.chance(0.5) ? { team: 'net' } : undefined);
+        const name = r.pick([...APP_NS, 'egw', 'egw2']);
+        const ns = namespace(name, annotations(r), name.startsWith('egw') ? gwNsLabels(r) : r.chance(0.5) ? { team: 'net' } : undefined);
         s.resources.set(keyOf(ns), ns);
+        if (r.chance(0.3)) {
+          const owner = egressGateway(r.pick(GW_NS));
+          s.resources.set(keyOf(owner), owner);
+        }
         break;
       }
       case 6: {
@@ -320,6 +336,7 @@ describe('the result depends only on the current inputs', () => {
     let returns = 0;
     let hops = 0;
     let closed = 0;
+    let refused = 0;
     for (const seed of SEEDS) {
       for (const s of sequence(seed, 10)) {
         for (const n of ['n1', 'n2']) {
@@ -329,9 +346,10 @@ describe('the result depends only on the current inputs', () => {
           returns += res.returnPath?.clients.length ?? 0;
           hops += res.nextHops.length;
           closed += res.clients.filter((c) => c.state !== 'routed').length;
+          refused += res.issues.filter((i) => i.code === 'GatewayRefused').length;
         }
       }
     }
-    expect(Math.min(clients, tables, returns, hops, closed)).toBeGreaterThan(20);
+    expect(Math.min(clients, tables, returns, hops, closed, refused)).toBeGreaterThan(20);
   });
 });

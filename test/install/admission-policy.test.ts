@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GATEWAY_PODS_ALLOWED_LABEL, kindInfo } from '../../src/api/index.js';
+import { crdFor } from '../../src/api/crd.js';
 import { admissionPolicyObjects, EGRESS_ALLOWED_LABEL } from '../../src/install/admission-policy.js';
 import { eventually, kubeAvailable, kubectl, kubectlOk } from '../support/kubectl.js';
 
@@ -7,18 +9,19 @@ const suffix = randomBytes(3).toString('hex');
 const closed = `vap-closed-${suffix}`;
 const open = `vap-open-${suffix}`;
 
-function pod(namespace: string, name: string, annotations: Record<string, string>): string {
+function pod(namespace: string, name: string, annotations: Record<string, string>, ownerReferences?: unknown[]): string {
   return JSON.stringify({
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: { name, namespace, annotations },
+    metadata: { name, namespace, annotations, ...(ownerReferences === undefined ? {} : { ownerReferences }) },
     spec: { containers: [{ name: 'c', image: 'registry.invalid/none:1' }] },
   });
 }
 
 describe.skipIf(!kubeAvailable)('the egress-annotation ValidatingAdmissionPolicy on a real kube-apiserver (needs scripts/with-kube)', () => {
   beforeAll(async () => {
-    kubectlOk(['apply', '--server-side', '--force-conflicts', '--field-manager', 'egw-install', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: admissionPolicyObjects() }));
+    kubectlOk(['apply', '--server-side', '--force-conflicts', '--field-manager', 'egw-install', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [crdFor(kindInfo('EgressGateway')!), ...admissionPolicyObjects()] }));
+    kubectlOk(['wait', '--for=condition=Established', '--timeout=60s', 'crd/egressgateways.operator.tigera.io']);
     kubectlOk(['create', 'namespace', closed]);
     kubectlOk(['create', 'namespace', open]);
     kubectlOk(['label', 'namespace', open, `${EGRESS_ALLOWED_LABEL}=true`]);
@@ -52,5 +55,21 @@ describe.skipIf(!kubeAvailable)('the egress-annotation ValidatingAdmissionPolicy
     kubectlOk(['create', '-f', '-'], pod(closed, 'plain', { 'example.com/other': 'x' }));
     kubectlOk(['create', '-f', '-'], pod(open, 'egress', { 'egress.projectcalico.org/selector': "egress-code == 'red'", 'cni.projectcalico.org/ipv4pools': '["a"]' }));
     kubectlOk(['annotate', 'namespace', open, "egress.projectcalico.org/selector=egress-code == 'red'"]);
+  });
+
+  it('keeps who may act as a gateway in opted-in namespaces: EgressGateways, pods owned by one, the gateway-pods label', async () => {
+    const egw = (ns: string) => JSON.stringify({ apiVersion: 'operator.tigera.io/v1', kind: 'EgressGateway', metadata: { name: 'gw', namespace: ns }, spec: { ipPools: [{ name: 'egress' }] } });
+    // The policy's new resource rule is loaded within a second or so.
+    expect(await eventually(() => kubectl(['create', '-f', '-'], egw(closed)).code !== 0)).toBe(true);
+    expect(kubectl(['create', '-f', '-'], egw(closed)).stderr).toContain(`EgressGateway gw in namespace ${closed}`);
+    kubectlOk(['create', '-f', '-'], egw(open));
+    const owner = [{ apiVersion: 'operator.tigera.io/v1', kind: 'EgressGateway', name: 'gw', uid: '00000000-0000-0000-0000-000000000001', controller: true }];
+    const r = kubectl(['create', '-f', '-'], pod(closed, 'owned', {}, owner));
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('names an EgressGateway as its owner');
+    const l = kubectl(['label', 'namespace', closed, `${GATEWAY_PODS_ALLOWED_LABEL}=true`]);
+    expect(l.code).not.toBe(0);
+    expect(l.stderr).toContain(GATEWAY_PODS_ALLOWED_LABEL);
+    kubectlOk(['label', 'namespace', open, `${GATEWAY_PODS_ALLOWED_LABEL}=true`]);
   });
 });

@@ -85,6 +85,28 @@ describe('pool choice', () => {
     expect(fromPod.pool).toBe('egress-red-west-1');
   });
 
+  it("a pod names only the pools its namespace's egw.io/allowed-ipv4pools allows (by name or CIDR); without the annotation, any", async () => {
+    await referenceWorld();
+    // Red may use the red pools (one named by CIDR); blue's annotation is malformed: nothing.
+    await seed(t.store, namespace('red', { 'egw.io/allowed-ipv4pools': JSON.stringify(['100.64.0.4/30', 'egress-red-west-2']) }));
+    await seed(t.store, namespace('blue', { 'egw.io/allowed-ipv4pools': 'egress-blue-west-1' }));
+    const ipam = new Ipam({ store: t.store, random: seeded() });
+    const ok = await ipam.allocate({ handle: 'h1', node: 'node-a', pod: pod('red', 'gw-a', { annotations: { 'cni.projectcalico.org/ipv4pools': RED }, aws: true }) as unknown as Pod });
+    expect(ok.pool).toBe('egress-red-west-1');
+    const refused = await error(ipam.allocate({ handle: 'h2', node: 'node-a', pod: pod('red', 'thief', { annotations: { 'cni.projectcalico.org/ipv4pools': JSON.stringify(['egress-blue-west-1']) }, aws: true }) as unknown as Pod }));
+    expect(refused.code).toBe('InvalidInput');
+    expect(refused.message).toContain('names IPPool egress-blue-west-1 in cni.projectcalico.org/ipv4pools, which namespace red does not allow');
+    expect(refused.message).toContain('egw.io/allowed-ipv4pools: ["100.64.0.4/30","egress-red-west-2"]');
+    const malformed = await error(ipam.allocate({ handle: 'h3', node: 'node-a', pod: pod('blue', 'p', { annotations: { 'cni.projectcalico.org/ipv4pools': JSON.stringify(['egress-blue-west-1']) }, aws: true }) as unknown as Pod }));
+    expect(malformed.message).toContain('nothing (the annotation is not a JSON array of strings)');
+    // Nothing was allocated for the refused pods.
+    expect((await t.store.list(IPAM_HANDLE_KIND)).items.map((h) => h.key.name)).toEqual(['h1']);
+    // No allow-list (Calico's manifests have none): any pool, as before.
+    await seed(t.store, namespace('open'));
+    const any = await ipam.allocate({ handle: 'h4', node: 'node-a', pod: pod('open', 'p', { annotations: { 'cni.projectcalico.org/ipv4pools': JSON.stringify(['egress-blue-west-1']) }, aws: true }) as unknown as Pod });
+    expect(any.pool).toBe('egress-blue-west-1');
+  });
+
   it('a requested pool that does not exist or is disabled is an error with Calico\'s words', async () => {
     await referenceWorld();
     await seed(t.store, pool('off', { cidr: '10.9.0.0/24', disabled: true }));

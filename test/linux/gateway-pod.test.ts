@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { GatewayPodState } from '../../src/linux/gateway-pod/gateway-pod.js';
-import { applyGatewayPod, gatewayNftSpec, isEmptyGatewayPlan, planGatewayPod, readGatewayPod } from '../../src/linux/gateway-pod/gateway-pod.js';
+import { applyGatewayPod, gatewayNft6Spec, gatewayNftSpec, isEmptyGatewayPlan, planGatewayPod, readGatewayPod } from '../../src/linux/gateway-pod/gateway-pod.js';
+import { renderNftTable } from '../../src/linux/nft/nft-table.js';
 import { FakeKernel } from './fixtures/fake-kernel.js';
 
 const s: GatewayPodState = { podIp: '100.64.0.5', vxlan: { vni: 4097, port: 4790 }, nodeIps: ['10.10.2.10', '10.10.1.10'], healthPort: 8080 };
@@ -11,6 +12,7 @@ describe('gateway-pod driver (fake kernel)', () => {
     expect(await applyGatewayPod(k, s)).toEqual({ changed: true, failures: [] });
     expect(k.log).toEqual([
       'nft: table ip egw {}',
+      'nft: table ip6 egw {}',
       'ip: link add egw.vxlan address 0e:67:64:40:00:05 mtu 1450 type vxlan id 4097 dstport 4790 local 100.64.0.5 nolearning',
       'ip: link set dev egw.vxlan up',
       'ip: addr replace 100.64.0.5/32 dev egw.vxlan scope link noprefixroute',
@@ -32,6 +34,16 @@ describe('gateway-pod driver (fake kernel)', () => {
     expect(gatewayNftSpec({ ...s, healthPort: 0 }).chains[0]!.rules).not.toContain('tcp dport 8080 accept');
   });
 
+  it('drops and counts every IPv6 packet to the pod or through it (the ip table filters IPv4 only)', () => {
+    const spec = gatewayNft6Spec();
+    expect(spec.family).toBe('ip6');
+    expect(spec.chains.map((c) => [c.name, c.hook, c.policy, c.rules])).toEqual([
+      ['input', 'input', 'drop', ['iif "lo" accept', 'counter drop']],
+      ['forward', 'forward', 'drop', ['counter drop']],
+    ]);
+    expect(renderNftTable(spec).split('\n')[0]).toBe('table ip6 egw {');
+  });
+
   it('a new node set changes set elements only; a new VNI recreates the device; removal takes everything of ours', async () => {
     const k = new FakeKernel();
     await applyGatewayPod(k, s);
@@ -46,6 +58,7 @@ describe('gateway-pod driver (fake kernel)', () => {
     await applyGatewayPod(k, undefined);
     expect(k.links.has('egw.vxlan')).toBe(false);
     expect(k.nft).toBeUndefined();
+    expect(k.nft6).toBeUndefined();
     expect((await applyGatewayPod(k, undefined)).changed).toBe(false);
   });
 });

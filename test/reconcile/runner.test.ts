@@ -309,6 +309,70 @@ describe('ReconcileRunner: resync, gate and prune', () => {
     await r.stop();
   });
 
+  it('the failure status of a key that is gone (neither desired nor present) is forgotten at the second resync: the map returns to zero', async () => {
+    const clock = new FakeClock();
+    const owner = new PruningOwner();
+    const keys = Array.from({ length: 50 }, (_, i) => `ns/pod-${i}`);
+    owner.desired = [...keys];
+    owner.actual = [];
+    for (const k of keys) owner.behaviour.set(k, terminal);
+    const r = runner(owner, clock);
+    r.start();
+    await settle();
+    expect(r.failing()).toHaveLength(50);
+    // Half the pods deleted: their statuses go; the others stay while they are still desired.
+    owner.desired = keys.slice(25);
+    r.resync();
+    await settle();
+    // Seen gone once: still reported (an event key may have failed since the listing).
+    expect(r.failing()).toHaveLength(50);
+    r.resync();
+    await settle();
+    expect(r.failing().map((f) => f.key)).toEqual([...keys.slice(25)].sort());
+    // A key still present in the actual state keeps its status (its pass removes it and decides).
+    owner.desired = [];
+    owner.actual = ['ns/pod-30'];
+    owner.behaviour.set('ns/pod-30', terminal);
+    for (let i = 0; i < 2; i++) {
+      r.resync();
+      await settle();
+    }
+    expect(r.failing().map((f) => f.key)).toEqual(['ns/pod-30']);
+    owner.actual = [];
+    for (let i = 0; i < 2; i++) {
+      r.resync();
+      await settle();
+    }
+    expect(r.failing()).toEqual([]);
+    expect((r as unknown as { statuses: Map<string, unknown> }).statuses.size).toBe(0);
+    await r.stop();
+  });
+
+  it('without listActualKeys, statuses of keys no longer desired are forgotten too', async () => {
+    const clock = new FakeClock();
+    const owner = new FakeOwner();
+    owner.desired = ['a', 'b'];
+    owner.behaviour.set('a', terminal);
+    owner.behaviour.set('b', terminal);
+    const r = runner(owner, clock);
+    r.start();
+    await settle();
+    expect(r.failing()).toHaveLength(2);
+    owner.desired = ['b'];
+    for (let i = 0; i < 2; i++) {
+      r.resync();
+      await settle();
+    }
+    expect(r.failing().map((f) => f.key)).toEqual(['b']);
+    owner.desired = [];
+    for (let i = 0; i < 2; i++) {
+      r.resync();
+      await settle();
+    }
+    expect((r as unknown as { statuses: Map<string, unknown> }).statuses.size).toBe(0);
+    await r.stop();
+  });
+
   it('a resync re-runs a key that failed terminally', async () => {
     const clock = new FakeClock();
     const owner = new FakeOwner();

@@ -14,7 +14,7 @@ import { effectiveFelixSettings, parseIfacePattern } from '../../api/kinds/felix
 import type { EffectiveFelixSettings } from '../../api/kinds/felix-configuration.js';
 import type { IPPool } from '../../api/kinds/ip-pool.js';
 import { isAwsBacked } from '../../api/kinds/ip-pool.js';
-import type { Pod } from '../../api/kinds/kubernetes.js';
+import type { Namespace, Pod } from '../../api/kinds/kubernetes.js';
 import { parseDuration } from '../../api/checks.js';
 import { awsSecondaryAllocatable, awsSecondaryCapacity } from '../../aws/capacity.js';
 import type { Ec2 } from '../../aws/ec2-port.js';
@@ -44,7 +44,7 @@ import type { Condition } from './status.js';
 import { deriveFabricWorkloads, hostSecondarySubnets, listsElasticIps, subnetFacts } from './workloads.js';
 
 /** The kinds the component follows. */
-export const FABRIC_KINDS = ['Pod', 'Node', 'IPPool', 'FelixConfiguration', 'AWSSubnet'] as const;
+export const FABRIC_KINDS = ['Pod', 'Node', 'Namespace', 'IPPool', 'FelixConfiguration', 'AWSSubnet'] as const;
 
 /** Side effects of {@link AwsFabric}. */
 export interface AwsFabricDeps {
@@ -358,6 +358,11 @@ export class AwsFabric {
 
   // ----------------------------------------------------------------------------------- inputs
 
+  /** Each namespace's annotations (its Elastic-IP allow-list), by name. */
+  private namespaceAnnotations(): Map<string, Readonly<Record<string, string>> | undefined> {
+    return new Map(this.list<Namespace>('Namespace').map((n) => [n.metadata.name, n.metadata.annotations]));
+  }
+
   private list<T>(kind: string): T[] {
     return this.informer.list(kind).map((s) => s.value as unknown as T);
   }
@@ -371,7 +376,7 @@ export class AwsFabric {
     const pods = this.list<Pod>('Pod');
     const pools = this.list<IPPool>('IPPool').filter((p) => p.spec !== undefined);
     const subnets = this.list<AWSSubnet>('AWSSubnet');
-    const derived = deriveFabricWorkloads(this.options.nodeName, pods, pools);
+    const derived = deriveFabricWorkloads(this.options.nodeName, pods, pools, this.namespaceAnnotations());
     const fingerprint = stableJson({
       mode: settings.awsSecondaryIPSupport,
       srcDstCheck: settings.awsSrcDstCheck,
@@ -495,7 +500,7 @@ export class AwsFabric {
     const allPods = this.list<Pod>('Pod');
     const pods = allPods.filter((p) => p.spec?.nodeName === this.options.nodeName);
     const pools = this.list<IPPool>('IPPool').filter((p) => p.spec !== undefined);
-    const derived = deriveFabricWorkloads(this.options.nodeName, allPods, pools);
+    const derived = deriveFabricWorkloads(this.options.nodeName, allPods, pools, this.namespaceAnnotations());
     const report = await reconciler.reconcile({
       mode: settings.awsSecondaryIPSupport,
       workloads: derived.workloads,

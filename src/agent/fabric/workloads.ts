@@ -6,6 +6,7 @@
  * not host-networked) that lies in an AWS-backed IPPool (one with `awsSubnetID`). A terminating pod keeps
  * its address in the fabric until the pod is gone or finished (its connections drain meanwhile).
  */
+import { ALLOWED_ELASTIC_IPS, describeAllowList, elasticIpsNotAllowed, readAllowList } from '../../api/allow-list.js';
 import { CNI_AWS_ELASTIC_IPS, elasticIpStandby, parseStringArray } from '../../api/annotations.js';
 import { podFacts } from '../../calc/pod-facts.js';
 import { ipv4NetContains, isIpv4, parseIpv4Net, requireIpv4 } from '../../platform/ipv4.js';
@@ -56,7 +57,12 @@ function podElasticIps(pod: Pod): { ips: string[]; malformed: boolean } {
  * `pods` may hold every node's pods: those of other nodes only tell an Elastic IP standby
  * (`egw.io/elastic-ip-standby`) which holders of its Elastic IPs are live gateways.
  */
-export function deriveFabricWorkloads(node: string, pods: readonly Pod[], pools: readonly IPPool[]): DerivedWorkloads {
+export function deriveFabricWorkloads(
+  node: string,
+  pods: readonly Pod[],
+  pools: readonly IPPool[],
+  namespaceAnnotations: ReadonlyMap<string, Readonly<Record<string, string>> | undefined> = new Map(),
+): DerivedWorkloads {
   const awsPools = pools
     .filter((p) => isAwsBacked(p))
     .flatMap((p) => {
@@ -77,7 +83,18 @@ export function deriveFabricWorkloads(node: string, pods: readonly Pod[], pools:
     if (eips.malformed) {
       problems.push({ pod: key, reason: 'InvalidElasticIPs', message: `${CNI_AWS_ELASTIC_IPS} must be a JSON array of IPv4 addresses, got ${JSON.stringify(pod.metadata.annotations?.[CNI_AWS_ELASTIC_IPS])}` });
     }
-    const elasticIps = eips.ips;
+    let elasticIps = eips.ips;
+    // The namespace's allow-list (docs/security.md, 7): a refused address is never claimed.
+    const allow = readAllowList(namespaceAnnotations.get(ns), ALLOWED_ELASTIC_IPS);
+    const refused = elasticIpsNotAllowed(elasticIps, allow);
+    if (refused.length > 0) {
+      problems.push({
+        pod: key,
+        reason: 'ElasticIPNotAllowed',
+        message: `${CNI_AWS_ELASTIC_IPS} names ${refused.join(', ')}, which namespace ${ns} does not allow (${ALLOWED_ELASTIC_IPS}: ${describeAllowList(allow)}); an administrator adds them there, or the pod stops naming them`,
+      });
+      elasticIps = elasticIps.filter((ip) => !refused.includes(ip));
+    }
     const standby = elasticIps.length > 0 && elasticIpStandby(pod.metadata.annotations) ? standbyFacts(pod, elasticIps, pods, awsPools.map((p) => p.pool.spec.cidr)) : undefined;
     for (const ip of podIpv4s(pod)) {
       const address = requireIpv4(ip);

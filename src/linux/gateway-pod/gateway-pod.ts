@@ -42,12 +42,16 @@ export interface GatewayPodObserved {
   ipForward: number | undefined;
   rpFilter: number | undefined;
   nft: ObservedNftTable | undefined;
+  /** The `ip6 egw` table (the IPv6 drop). */
+  nft6: ObservedNftTable | undefined;
 }
 
 /** The changes, in execution order. */
 export interface GatewayPodPlan {
   /** nft first: the filter is in place before the tunnel and forwarding open a path. */
   nft: NftPlan;
+  /** The IPv6 drop, applied with the IPv4 filter. */
+  nft6: NftPlan;
   link: BatchCommand[];
   sysctls: SysctlSetting[];
 }
@@ -95,9 +99,31 @@ export function gatewayNftSpec(state: GatewayPodState): NftTableSpec {
   };
 }
 
+/**
+ * The `ip6 egw` table of a gateway pod: the pod carries IPv4 egress only, and its `ip` table filters
+ * IPv4 only, so every IPv6 packet to the pod or through it is dropped and counted (loopback aside).
+ * Pure. Read the counts with `nft list table ip6 egw`.
+ */
+export function gatewayNft6Spec(): NftTableSpec {
+  return {
+    name: EGW_NFT_TABLE,
+    family: 'ip6',
+    sets: [],
+    chains: [
+      { name: 'input', type: 'filter', hook: 'input', priority: 0, policy: 'drop', rules: ['iif "lo" accept', 'counter drop'] },
+      { name: 'forward', type: 'filter', hook: 'forward', priority: 0, policy: 'drop', rules: ['counter drop'] },
+    ],
+  };
+}
+
 /** Plans the change from `observed` to `desired` (undefined: remove everything of ours). Pure. */
 export function planGatewayPod(desired: GatewayPodState | undefined, observed: GatewayPodObserved): GatewayPodPlan {
-  const plan: GatewayPodPlan = { nft: planNftTable(desired === undefined ? undefined : gatewayNftSpec(desired), observed.nft, EGW_NFT_TABLE), link: [], sysctls: [] };
+  const plan: GatewayPodPlan = {
+    nft: planNftTable(desired === undefined ? undefined : gatewayNftSpec(desired), observed.nft, EGW_NFT_TABLE),
+    nft6: planNftTable(desired === undefined ? undefined : gatewayNft6Spec(), observed.nft6, EGW_NFT_TABLE, 'ip6'),
+    link: [],
+    sysctls: [],
+  };
   if (desired === undefined) {
     if (observed.link !== undefined) plan.link.push({ line: `link del ${DEV}`, object: 'vxlan', okIfMissing: true });
     return plan;
@@ -130,20 +156,21 @@ export function planGatewayPod(desired: GatewayPodState | undefined, observed: G
 
 /** True when the plan changes nothing. */
 export function isEmptyGatewayPlan(plan: GatewayPodPlan): boolean {
-  return plan.nft.kind === 'none' && plan.link.length === 0 && plan.sysctls.length === 0;
+  return plan.nft.kind === 'none' && plan.nft6.kind === 'none' && plan.link.length === 0 && plan.sysctls.length === 0;
 }
 
 /** Reads the gateway pod's namespace (the one `shell` runs in). Read-only. */
 export async function readGatewayPod(shell: Shell): Promise<GatewayPodObserved> {
   const linkRun = await shell.run(['ip', '-json', '-details', 'link', 'show', 'dev', DEV], { allowFailure: true });
   const link = linkRun.exitCode === 0 ? parseLinks(linkRun.stdout).find((x) => x.name === DEV) : undefined;
-  const [addrText, ipForward, rpFilter, nft] = await Promise.all([
+  const [addrText, ipForward, rpFilter, nft, nft6] = await Promise.all([
     link === undefined ? Promise.resolve('[]') : shell.run(['ip', '-json', '-4', 'addr', 'show', 'dev', DEV]).then((r) => r.stdout),
     readSysctl(shell, 'net.ipv4.ip_forward'),
     link === undefined ? Promise.resolve(undefined) : readSysctl(shell, ifaceSysctlKey(DEV, 'rp_filter')),
     readNftTable(shell, EGW_NFT_TABLE),
+    readNftTable(shell, EGW_NFT_TABLE, 'ip6'),
   ]);
-  return { link, addresses: parseAddresses(addrText), ipForward, rpFilter, nft };
+  return { link, addresses: parseAddresses(addrText), ipForward, rpFilter, nft, nft6 };
 }
 
 /** The outcome of {@link applyGatewayPod}. */
@@ -166,9 +193,11 @@ export async function applyGatewayPod(shell: Shell, desired: GatewayPodState | u
     // Removal in reverse: the tunnel closes before the filter goes.
     failures.push(...(await runBatch(shell, 'ip', plan.link)));
     await applyNftPlan(shell, plan.nft);
+    await applyNftPlan(shell, plan.nft6);
     return { changed: true, failures };
   }
   await applyNftPlan(shell, plan.nft);
+  await applyNftPlan(shell, plan.nft6);
   failures.push(...(await runBatch(shell, 'ip', plan.link)));
   await writeSysctls(shell, plan.sysctls);
   return { changed: true, failures };

@@ -37,9 +37,14 @@ export interface NftChain {
   rules: readonly string[];
 }
 
+/** The address family of a table: `ip` (IPv4, the default) or `ip6` (the gateway pod's IPv6 drop). */
+export type NftFamily = 'ip' | 'ip6';
+
 /** The desired content of the table. */
 export interface NftTableSpec {
   name: string;
+  /** Default `ip`. Sets are IPv4 sets: an `ip6` table has none. */
+  family?: NftFamily;
   sets: readonly NftSet[];
   chains: readonly NftChain[];
 }
@@ -65,6 +70,7 @@ function validate(spec: NftTableSpec): void {
   for (const n of [spec.name, ...spec.sets.map((s) => s.name), ...spec.chains.map((c) => c.name)]) {
     if (!NAME.test(n)) throw new EgwError('InvalidInput', `"${n}" is not a valid nftables name`, { hint: 'use letters, digits and _' });
   }
+  if (spec.family === 'ip6' && spec.sets.length > 0) throw new EgwError('Internal', `nft table ip6 ${spec.name}: IPv4 sets in an ip6 table`);
   for (const c of spec.chains) {
     for (const r of c.rules) {
       if (/[\n;#]|comment/.test(r)) throw new EgwError('Internal', `nft rule must be a single statement without comment: ${r}`);
@@ -79,7 +85,7 @@ function renderElements(elements: readonly string[]): string {
 /** Renders the whole table as an nft script body (`table ip NAME { … }`). Pure. */
 export function renderNftTable(spec: NftTableSpec): string {
   validate(spec);
-  const lines = [`table ip ${spec.name} {`];
+  const lines = [`table ${spec.family ?? 'ip'} ${spec.name} {`];
   for (const s of spec.sets) {
     const elements = canonicalElements(s);
     lines.push(`  set ${s.name} {`, '    type ipv4_addr', ...(s.interval ? ['    flags interval'] : []));
@@ -97,7 +103,8 @@ export function renderNftTable(spec: NftTableSpec): string {
 
 /** The script that replaces the table atomically, whether or not it exists. */
 export function renderNftReplace(spec: NftTableSpec): string {
-  return `table ip ${spec.name} {}\ndelete table ip ${spec.name}\n${renderNftTable(spec)}\n`;
+  const f = spec.family ?? 'ip';
+  return `table ${f} ${spec.name} {}\ndelete table ${f} ${spec.name}\n${renderNftTable(spec)}\n`;
 }
 
 function elementText(e: unknown, interval: boolean): string | undefined {
@@ -192,8 +199,8 @@ function sameStructure(spec: NftTableSpec, seen: ObservedNftTable): boolean {
  * Plans the minimal change. Pure. `desired` undefined means the table must not exist.
  * The element script adds before it deletes, inside one transaction.
  */
-export function planNftTable(desired: NftTableSpec | undefined, observed: ObservedNftTable | undefined, name: string): NftPlan {
-  if (desired === undefined) return observed === undefined ? { kind: 'none' } : { kind: 'delete', script: `delete table ip ${name}\n` };
+export function planNftTable(desired: NftTableSpec | undefined, observed: ObservedNftTable | undefined, name: string, family: NftFamily = 'ip'): NftPlan {
+  if (desired === undefined) return observed === undefined ? { kind: 'none' } : { kind: 'delete', script: `delete table ${family} ${name}\n` };
   if (observed === undefined || !sameStructure(desired, observed)) return { kind: 'replace', script: renderNftReplace(desired) };
   const lines: string[] = [];
   for (const s of desired.sets) {
@@ -208,11 +215,11 @@ export function planNftTable(desired: NftTableSpec | undefined, observed: Observ
 }
 
 /** Reads the table; undefined when it does not exist. */
-export async function readNftTable(shell: Shell, name: string): Promise<ObservedNftTable | undefined> {
-  const r = await shell.run(['nft', '-j', 'list', 'table', 'ip', name], { allowFailure: true });
+export async function readNftTable(shell: Shell, name: string, family: NftFamily = 'ip'): Promise<ObservedNftTable | undefined> {
+  const r = await shell.run(['nft', '-j', 'list', 'table', family, name], { allowFailure: true });
   if (r.exitCode !== 0) {
     if (/No such file or directory/.test(r.stderr)) return undefined;
-    throw new EgwError('CommandFailed', `nft list table ip ${name} failed: ${r.stderr.trim()}`, { hint: 'is nftables installed and the nf_tables module available?' });
+    throw new EgwError('CommandFailed', `nft list table ${family} ${name} failed: ${r.stderr.trim()}`, { hint: 'is nftables installed and the nf_tables module available?' });
   }
   return parseNftTable(r.stdout);
 }

@@ -34,6 +34,19 @@ describe('fabric workloads from pods and pools (pure)', () => {
     ]);
   });
 
+  it("claims only the Elastic IPs its namespace's egw.io/allowed-elastic-ips allows; the rest is a problem on the pod; without the annotation, any", () => {
+    const eips = { 'cni.projectcalico.org/awsElasticIPs': '["203.0.113.7", "203.0.113.8"]' };
+    const nsAnnotations = new Map([['default', { 'egw.io/allowed-elastic-ips': '["203.0.113.8"]' }]]);
+    const { workloads, problems } = deriveFabricWorkloads('node-a1', [pod('red-1', 'node-a1', '100.64.0.5', eips)], pools, nsAnnotations);
+    expect(workloads.map((w) => [w.ip, w.elasticIps])).toEqual([['100.64.0.5', ['203.0.113.8']]]);
+    expect(problems).toEqual([expect.objectContaining({ pod: 'default/red-1', reason: 'ElasticIPNotAllowed', message: expect.stringContaining('names 203.0.113.7, which namespace default does not allow') as unknown })]);
+    const malformed = deriveFabricWorkloads('node-a1', [pod('red-1', 'node-a1', '100.64.0.5', eips)], pools, new Map([['default', { 'egw.io/allowed-elastic-ips': 'all' }]]));
+    expect(malformed.workloads[0]?.elasticIps).toEqual([]);
+    const open = deriveFabricWorkloads('node-a1', [pod('red-1', 'node-a1', '100.64.0.5', eips)], pools, new Map([['default', {}]]));
+    expect(open.workloads[0]?.elasticIps).toEqual(['203.0.113.7', '203.0.113.8']);
+    expect(open.problems).toEqual([]);
+  });
+
   it('reports a malformed Elastic-IP annotation on the pod and still places its address', () => {
     const { workloads, problems } = deriveFabricWorkloads('node-a1', [pod('red-1', 'node-a1', '100.64.0.5', { 'cni.projectcalico.org/awsElasticIPs': '203.0.113.7' })], pools);
     expect(workloads.map((w) => [w.ip, w.elasticIps])).toEqual([['100.64.0.5', []]]);

@@ -51,7 +51,15 @@ export interface MiniPod {
   env?: Record<string, string>;
   /** Write its Pod record at create (default true); false: the test adds it later with `addPod`. */
   record?: boolean;
+  /**
+   * A gateway's record names the EgressGateway {@link MINI_GATEWAY_OWNER} of its namespace as controller,
+   * as the operator writes them (only such pods act as gateways; docs/security.md, 7). false: no owner.
+   */
+  owned?: boolean;
 }
+
+/** The EgressGateway the mini cluster stores in every namespace with gateway pods, and names as their owner. */
+export const MINI_GATEWAY_OWNER = 'mini-gateways';
 
 /** An external server: an echo server alone on `ip`/24 behind the router. */
 export interface MiniServer {
@@ -246,6 +254,9 @@ export class MiniCluster {
         ...(p.labels === undefined ? {} : { labels: p.labels }),
         ...(p.annotations === undefined ? {} : { annotations: p.annotations }),
         ...(options.deleting === true ? { deletionTimestamp: new Date().toISOString() } : {}),
+        ...(p.gateway === true && p.owned !== false
+          ? { ownerReferences: [{ apiVersion: 'operator.tigera.io/v1', kind: 'EgressGateway', name: MINI_GATEWAY_OWNER, controller: true, blockOwnerDeletion: true }] }
+          : {}),
       },
       spec: {
         nodeName: p.node,
@@ -309,8 +320,15 @@ export class MiniCluster {
     const extraNs: Namespace[] = [...new Set(this.spec.pods.map((p) => p.namespace))]
       .filter((ns) => !namespaces.has(ns))
       .map((ns) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }));
+    // The owner of the gateway pods (the operator is not running: the records are written as it would).
+    const owners: AnyResource[] = [...new Set(this.spec.pods.filter((p) => p.gateway === true).map((p) => p.namespace))].map((ns) => ({
+      apiVersion: 'operator.tigera.io/v1',
+      kind: 'EgressGateway',
+      metadata: { name: MINI_GATEWAY_OWNER, namespace: ns },
+      spec: { ipPools: [{ name: 'egress' }] },
+    }));
     await this.setFelix(this.spec.felix ?? {});
-    for (const r of [...pools, ...nodes, ...extraNs, ...given]) await this.apply(r);
+    for (const r of [...pools, ...nodes, ...extraNs, ...owners, ...given]) await this.apply(r);
     for (const p of this.spec.pods) if (p.record !== false) await this.apply(this.podRecord(p.name));
   }
 

@@ -25,6 +25,8 @@ export const RUN_TAGS = [
   'drn', // dataplane-drain
   'drs', // dataplane-restart
   'dvx', // dataplane-vxlan-filter
+  'dgt', // dataplane-gateway-trust
+  'g6d', // gateway-ipv6-drop
   'fab', // lab-fabric
   'klr', // lab-kubelet-runtime
   'lk', // lab-kubernetes
