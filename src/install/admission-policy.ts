@@ -78,7 +78,6 @@ export function admissionPolicyObjects(namespace: string = DEFAULT_NAMESPACE): K
         matchConstraints: {
           resourceRules: [
             { apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['pods', 'namespaces'] },
-            { apiGroups: ['operator.tigera.io'], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['egressgateways'] },
           ],
         },
         variables: [
@@ -107,13 +106,6 @@ export function admissionPolicyObjects(namespace: string = DEFAULT_NAMESPACE): K
             messageExpression:
               `'namespace ' + object.metadata.name + ' carries ${GATEWAY_PODS_ALLOWED_LABEL} (its pods may act as egress gateways) but is not labelled ` +
               `${EGRESS_ALLOWED_LABEL}=true: ${fix}'`,
-            reason: 'Forbidden',
-          },
-          {
-            expression: `request.kind.kind != 'EgressGateway' || (${allowed(nsLabels)})`,
-            messageExpression:
-              `'EgressGateway ' + object.metadata.name + ' in namespace ' + request.namespace + ' makes egress gateways, ` +
-              `but the namespace is not labelled ${EGRESS_ALLOWED_LABEL}=true: ${fix}'`,
             reason: 'Forbidden',
           },
           {
