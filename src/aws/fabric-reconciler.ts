@@ -985,15 +985,7 @@ class Pass {
           associationId = (await this.ec2.associateAddress({ allocationId: a.allocationId, networkInterfaceId: eni.id, privateIp: w.ip })).associationId;
         });
         if (out.ok) {
-          // EC2 replaces an Elastic IP the private address had.
-          for (const other of this.addresses) {
-            if (other.privateIp === w.ip && other !== a) Object.assign(other, { associationId: undefined, networkInterfaceId: undefined, privateIp: undefined });
-          }
-          Object.assign(a, { associationId, networkInterfaceId: eni.id, privateIp: w.ip });
-          const slot = eni.privateIps.find((p) => p.ip === w.ip);
-          if (slot !== undefined) slot.association = { publicIp, allocationId: a.allocationId, associationId };
-          this.r.ownAssociations.set(a.allocationId, { associationId, networkInterfaceId: eni.id, privateIp: w.ip, at: this.now });
-          this.rememberOwn(eni);
+          this.associated(a, eni, w.ip, associationId);
           done = true;
           break;
         }
@@ -1050,17 +1042,23 @@ class Pass {
         return true;
       }
       this.log?.info({ publicIp, from: holder, to: w.ip, pod: w.pod }, 'elastic ip standby: took over from a holder that is no longer a live gateway');
-      for (const other of this.addresses) {
-        if (other.privateIp === w.ip && other !== a) Object.assign(other, { associationId: undefined, networkInterfaceId: undefined, privateIp: undefined });
-      }
-      Object.assign(a, { associationId, networkInterfaceId: eni.id, privateIp: w.ip });
-      const slot = eni.privateIps.find((p) => p.ip === w.ip);
-      if (slot !== undefined) slot.association = { publicIp, allocationId: a.allocationId, associationId };
-      this.r.ownAssociations.set(a.allocationId, { associationId, networkInterfaceId: eni.id, privateIp: w.ip, at: this.now });
-      this.rememberOwn(eni);
+      this.associated(a, eni, w.ip, associationId);
       return true;
     }
     return false;
+  }
+
+  /** Records a successful AssociateAddress of `a` with `ip` on `eni` in this pass's view and the memory of our own associations. */
+  private associated(a: Ec2Address, eni: Ec2NetworkInterface, ip: string, associationId: string): void {
+    // EC2 replaces an Elastic IP the private address had.
+    for (const other of this.addresses) {
+      if (other.privateIp === ip && other !== a) Object.assign(other, { associationId: undefined, networkInterfaceId: undefined, privateIp: undefined });
+    }
+    Object.assign(a, { associationId, networkInterfaceId: eni.id, privateIp: ip });
+    const slot = eni.privateIps.find((p) => p.ip === ip);
+    if (slot !== undefined) slot.association = { publicIp: a.publicIp, allocationId: a.allocationId, associationId };
+    this.r.ownAssociations.set(a.allocationId, { associationId, networkInterfaceId: eni.id, privateIp: ip, at: this.now });
+    this.rememberOwn(eni);
   }
 
   /** The ENI of ours of the current mode (attached here, or detached) that holds workload address `ip`. */

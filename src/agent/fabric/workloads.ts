@@ -72,6 +72,9 @@ export function deriveFabricWorkloads(
     .sort((a, b) => b.cidr.prefix - a.cidr.prefix || (a.pool.metadata.name < b.pool.metadata.name ? -1 : 1));
   const workloads: FabricWorkload[] = [];
   const problems: WorkloadProblem[] = [];
+  // Only an Elastic IP standby needs the other nodes' gateways: indexed once, on first use.
+  let live: Map<string, Set<string>> | undefined;
+  const poolCidrs = [...new Set(awsPools.map((p) => p.pool.spec.cidr))].sort();
   for (const pod of [...pods].sort((a, b) => (podKey(a) < podKey(b) ? -1 : 1))) {
     if (pod.spec.nodeName !== node || pod.spec.hostNetwork === true) continue;
     const phase = pod.status?.phase;
@@ -95,7 +98,13 @@ export function deriveFabricWorkloads(
       });
       elasticIps = elasticIps.filter((ip) => !refused.includes(ip));
     }
-    const standby = elasticIps.length > 0 && elasticIpStandby(pod.metadata.annotations) ? standbyFacts(pod, elasticIps, pods, awsPools.map((p) => p.pool.spec.cidr)) : undefined;
+    let standby: FabricWorkload['standby'];
+    if (elasticIps.length > 0 && elasticIpStandby(pod.metadata.annotations)) {
+      live ??= liveGatewaysByElasticIp(pods);
+      const own = podIpv4s(pod);
+      const holders = new Set(elasticIps.flatMap((e) => [...(live?.get(e) ?? [])]).filter((ip) => !own.includes(ip)));
+      standby = { liveHolders: [...holders].sort(), poolCidrs };
+    }
     for (const ip of podIpv4s(pod)) {
       const address = requireIpv4(ip);
       const match = awsPools.find((p) => ipv4NetContains(p.cidr, address));
@@ -117,18 +126,22 @@ export function deriveFabricWorkloads(
 }
 
 /**
- * What an Elastic IP standby needs to know: the addresses of the live gateways (datastore-ready: Running,
- * Ready, not terminating; for a standby pod also holding its Elastic IP) that list one of its Elastic IPs,
- * and the AWS-backed pools' CIDRs (a takeover is only from an egw gateway's address). Sorted.
+ * The addresses of live gateways (datastore-ready: Running, Ready, not terminating; for a standby pod also
+ * holding its Elastic IP) by the Elastic IPs they list: the holders an Elastic IP standby must never take
+ * an address from.
  */
-function standbyFacts(self: Pod, elasticIps: readonly string[], pods: readonly Pod[], poolCidrs: readonly string[]): { liveHolders: string[]; poolCidrs: string[] } {
-  const live = new Set<string>();
+function liveGatewaysByElasticIp(pods: readonly Pod[]): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
   for (const p of pods) {
-    if (p === self || !podElasticIps(p).ips.some((ip) => elasticIps.includes(ip))) continue;
-    const facts = podFacts(p);
-    if (facts.ready) for (const ip of podIpv4s(p)) live.add(ip);
+    const eips = podElasticIps(p).ips;
+    if (eips.length === 0 || !podFacts(p).ready) continue;
+    for (const e of eips) {
+      const set = out.get(e) ?? new Set<string>();
+      for (const ip of podIpv4s(p)) set.add(ip);
+      out.set(e, set);
+    }
   }
-  return { liveHolders: [...live].sort(), poolCidrs: [...new Set(poolCidrs)].sort() };
+  return out;
 }
 
 /** True when a pod of another node matters to this node's fabric (a possible holder of a standby's Elastic IP). */
